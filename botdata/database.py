@@ -1,0 +1,126 @@
+"""``botdata.connect()`` and the handle it returns."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+from aerich import Command
+from tortoise import Tortoise
+from tortoise.context import TortoiseContext, get_current_context
+from tortoise.exceptions import DBConnectionError, OperationalError
+
+from botdata.config import Settings, load_settings
+from botdata.errors import (
+    AlreadyConnectedError,
+    DatabaseUnavailableError,
+    SchemaNotReadyError,
+)
+from botdata.schema import APP, MIGRATIONS_LOCATION, dialect_of, redact_url, tortoise_config
+
+log = logging.getLogger(__name__)
+
+
+class Database:
+    """An open botdata connection: the Tortoise context and (from the managers on) the cache.
+
+    Made by :func:`connect`; close it with :meth:`close` or use it as ``async with``.
+    """
+
+    def __init__(self, settings: Settings, context: TortoiseContext) -> None:
+        self.settings = settings
+        self._context = context
+        #: ``"sqlite"`` or ``"postgres"``.
+        self.dialect = dialect_of(settings.DATABASE_URL)
+        self.closed = False
+
+    async def close(self) -> None:
+        """Close the database connections. Calling it twice is harmless."""
+        if self.closed:
+            return
+        self.closed = True
+        await self._context.close_connections()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<botdata.Database {redact_url(self.settings.DATABASE_URL)}>"
+
+
+async def connect(
+    *, database_url: str | None = None, redis_url: str | None = None, **settings: Any
+) -> Database:
+    """Open botdata: connect to the database and make sure its schema is current.
+
+    Settings come from the environment (see :mod:`botdata.config`); ``database_url``,
+    ``redis_url`` and any other setting given by name override them. On SQLite (the embedded
+    default) pending migrations are applied, so a fresh file gets its schema with no manual step;
+    on PostgreSQL an unmigrated database is refused.
+
+    Returns the :class:`Database` handle. Raises :class:`~botdata.errors.ConfigurationError`
+    for a bad setting, :class:`~botdata.errors.DatabaseUnavailableError` when the database cannot
+    be reached, :class:`~botdata.errors.SchemaNotReadyError` when PostgreSQL needs
+    ``aerich upgrade``, :class:`~botdata.errors.AlreadyConnectedError` when this process already
+    has an open handle.
+    """
+    if database_url is not None:
+        settings["DATABASE_URL"] = database_url
+    if redis_url is not None:
+        settings["REDIS_URL"] = redis_url
+    resolved = load_settings(**settings)
+    if get_current_context() is not None:
+        raise AlreadyConnectedError("botdata is already connected in this process; close it first")
+    config = tortoise_config(resolved)
+    shown = redact_url(resolved.DATABASE_URL)
+    try:
+        # The global fallback lets every task of the process (discord.py's included) use it.
+        context = await Tortoise.init(config=config, _enable_global_fallback=True)
+    except (OSError, DBConnectionError) as exc:
+        raise DatabaseUnavailableError(f"cannot reach the database at {shown}: {exc}") from exc
+    try:
+        await _check_connection(context, shown)
+        await _prepare_schema(config, dialect_of(resolved.DATABASE_URL))
+    except BaseException:
+        await context.close_connections()
+        raise
+    return Database(resolved, context)
+
+
+async def _check_connection(context: TortoiseContext, shown: str) -> None:
+    try:
+        await context.db().execute_query("SELECT 1")
+    except Exception as exc:  # asyncpg and aiosqlite raise many kinds; all mean "unreachable"
+        raise DatabaseUnavailableError(f"cannot reach the database at {shown}: {exc}") from exc
+
+
+async def _prepare_schema(config: dict[str, Any], dialect: str) -> None:
+    command = Command(tortoise_config=config, app=APP, location=MIGRATIONS_LOCATION)
+    await command.init()
+    if dialect == "sqlite":
+        applied = await command.upgrade(run_in_transaction=True)
+        for version in applied:
+            log.info("botdata: applied migration %s", version)
+        return
+    try:
+        pending = await command.heads()
+    except OperationalError:  # no aerich table at all
+        pending = ["every migration"]
+    if pending:
+        raise SchemaNotReadyError(
+            "the database schema is not current (missing: "
+            + ", ".join(pending)
+            + "); run `aerich upgrade` at the botdata checkout first"
+        )
+
+
+__all__ = ["Database", "connect"]
