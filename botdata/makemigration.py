@@ -62,7 +62,8 @@ def _sql_dict(sql: dict[str, str]) -> str:
 
 def _load(path: Path) -> object:
     spec = importlib.util.spec_from_file_location(f"_migration_{uuid.uuid4().hex}", path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -86,9 +87,7 @@ async def _generate(dialect: str, name: str, location: Path, admin_url: str) -> 
         await admin.execute(f'CREATE DATABASE "{scratch}"')
         await admin.close()
         url = admin_url.rsplit("/", 1)[0] + "/" + scratch
-    command = Command(
-        tortoise_config(load_settings(DATABASE_URL=url)), app=APP, location=str(work)
-    )
+    command = Command(tortoise_config(load_settings(DATABASE_URL=url)), app=APP, location=str(work))
     try:
         before = set((work / APP).glob("*.py"))
         if before:
@@ -118,7 +117,7 @@ async def _generate(dialect: str, name: str, location: Path, admin_url: str) -> 
 
 
 async def drift(location: Path) -> list[str]:
-    """Names of the models whose description differs from the latest migration's ``MODELS_STATE``."""
+    """Names of the models whose description differs from the latest ``MODELS_STATE``."""
     from aerich.utils import decompress_dict, get_models_describe
     from tortoise import Tortoise
 
@@ -136,16 +135,39 @@ async def drift(location: Path) -> list[str]:
         current = json.loads(json.dumps(get_models_describe(APP)))  # tuples become lists
     finally:
         await context.close_connections()
+    recorded, current = _without_docstrings(recorded), _without_docstrings(current)
     names = set(recorded) | set(current)
     return sorted(name for name in names if recorded.get(name) != current.get(name))
+
+
+def _without_docstrings(value: object) -> object:
+    # Docstrings are recorded in MODELS_STATE but never reach the schema: editing one is no drift.
+    if isinstance(value, dict):
+        return {k: _without_docstrings(v) for k, v in value.items() if k != "docstring"}
+    if isinstance(value, list):
+        return [_without_docstrings(v) for v in value]
+    return value
 
 
 def _run_child(dialect: str, name: str, location: Path, admin_url: str) -> dict[str, str]:
     # One process per dialect: Tortoise caches insert SQL per connection name, not per dialect.
     done = subprocess.run(
-        [sys.executable, "-m", "botdata.makemigration", "--child", dialect, "--name", name,
-         "--location", str(location), "--postgres", admin_url],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "botdata.makemigration",
+            "--child",
+            dialect,
+            "--name",
+            name,
+            "--location",
+            str(location),
+            "--postgres",
+            admin_url,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
@@ -154,7 +176,7 @@ def _run_child(dialect: str, name: str, location: Path, admin_url: str) -> dict[
 
 
 def make(name: str, location: Path, admin_url: str) -> Path | None:
-    """Generate the migration for the current models; return its path, or None if nothing changed."""
+    """Write the migration for the current models; its path, or None if nothing changed."""
     results = {dialect: _run_child(dialect, name, location, admin_url) for dialect in DIALECTS}
     if not any(results.values()):
         return None
@@ -176,14 +198,23 @@ def make(name: str, location: Path, admin_url: str) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m botdata.makemigration", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m botdata.makemigration",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--name", default="update", help="what the migration does, snake_case")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 when the models differ from the migrations")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 when the models differ from the migrations",
+    )
     parser.add_argument("--location", type=Path, default=Path(MIGRATIONS_LOCATION))
-    parser.add_argument("--postgres", default=os.environ.get("BOTDATA_ADMIN_URL", DEFAULT_ADMIN_URL),
-                        help="a PostgreSQL URL allowed to create databases")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("BOTDATA_ADMIN_URL", DEFAULT_ADMIN_URL),
+        help="a PostgreSQL URL allowed to create databases",
+    )
     parser.add_argument("--child", choices=DIALECTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -194,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         changed = asyncio.run(drift(args.location))
         if changed:
-            print("These models changed without a migration: " + ", ".join(changed) + "\n"
-                  "Run: python -m botdata.makemigration --name <what_changed>")
+            print(
+                "These models changed without a migration: " + ", ".join(changed) + "\n"
+                "Run: python -m botdata.makemigration --name <what_changed>"
+            )
             return 1
         print("Migrations match the models.")
         return 0

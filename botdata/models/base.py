@@ -17,7 +17,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 from tortoise.validators import Validator
 
-#: Smallest id Discord hands out (the first snowflake after the 2015 epoch); anything below is not an id.
+#: Smallest id Discord hands out (the first after the 2015 epoch); anything below is not an id.
 MIN_SNOWFLAKE = 1 << 22
 #: Snowflakes are unsigned 64-bit values that Discord keeps within the signed range.
 MAX_SNOWFLAKE = (1 << 63) - 1
@@ -54,7 +54,7 @@ class _CheckedSQLType:
 
 
 class CheckedIntField(fields.IntField):
-    """An ``IntField`` whose ``check`` expression (``{col}`` is the column) the database enforces."""
+    """An ``IntField`` with a database-enforced ``check`` (``{col}`` is the column)."""
 
     def __init__(self, *, check: str, **kwargs: Any) -> None:
         self.check = check
@@ -65,7 +65,7 @@ class CheckedIntField(fields.IntField):
 
 
 class CheckedBigIntField(fields.BigIntField):
-    """A ``BigIntField`` whose ``check`` expression (``{col}`` is the column) the database enforces."""
+    """A ``BigIntField`` with a database-enforced ``check`` (``{col}`` is the column)."""
 
     def __init__(self, *, check: str, **kwargs: Any) -> None:
         self.check = check
@@ -78,18 +78,24 @@ class CheckedBigIntField(fields.BigIntField):
 class TextField(fields.CharField):
     """A bounded string: ``VARCHAR(n)`` plus ``CHECK (length(col) <= n)`` so SQLite enforces it too.
 
-    ``min_length`` adds a lower bound (e.g. names that may not be empty).
+    ``min_length`` adds a lower bound (e.g. names that may not be empty); ``also`` is one more
+    check expression (``{col}`` is the column).
     """
 
-    def __init__(self, max_length: int, *, min_length: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self, max_length: int, *, min_length: int = 0, also: str | None = None, **kwargs: Any
+    ) -> None:
         self.min_length = min_length
+        self.also = also
         super().__init__(max_length, **kwargs)
 
     @property
     def check(self) -> str:
         if self.min_length:
-            return f"length({{col}}) BETWEEN {self.min_length} AND {self.max_length}"
-        return f"length({{col}}) <= {self.max_length}"
+            check = f"length({{col}}) BETWEEN {self.min_length} AND {self.max_length}"
+        else:
+            check = f"length({{col}}) <= {self.max_length}"
+        return f"{check} AND {self.also}" if self.also else check
 
     _db_postgres = _CheckedSQLType
     _db_sqlite = _CheckedSQLType
@@ -135,8 +141,9 @@ class SoftDeleteManager(Manager):
 class SoftDeleteModel(Model):
     """Rows are marked deleted instead of removed.
 
-    ``Model.filter()``/``all()``/``get()`` see only live rows; ``Model.all_objects`` sees every row,
-    deleted ones included.
+    A subclass sets ``manager = SoftDeleteManager()`` in its ``Meta`` (Tortoise does not inherit
+    ``Meta``); then ``Model.filter()``/``all()``/``get()`` see only live rows and
+    ``Model.all_objects`` sees every row, deleted ones included.
     """
 
     is_deleted = fields.BooleanField(default=False, db_default=False)
@@ -147,4 +154,3 @@ class SoftDeleteModel(Model):
 
     class Meta:
         abstract = True
-        manager = SoftDeleteManager()

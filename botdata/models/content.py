@@ -16,7 +16,7 @@ from botdata.models.base import (
 
 
 class Snippet(TimestampMixin, AuditMixin, Model):
-    """A named piece of text members can call up. Its name and aliases are :class:`SnippetName` rows."""
+    """A named piece of text members can call up; its name and aliases are SnippetName rows."""
 
     id = fields.BigIntField(primary_key=True)
     guild = fields.ForeignKeyField(
@@ -46,7 +46,7 @@ class SnippetName(Model):
         "models.Snippet", related_name="names", on_delete=fields.CASCADE
     )
     name = TextField(100, min_length=1)
-    key = TextField(100, min_length=1)
+    key = TextField(100, min_length=1, also='{col} = lower("name")')
     is_alias = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
 

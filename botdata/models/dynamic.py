@@ -12,7 +12,9 @@ class GuildSetting(TimestampMixin, AuditMixin, Model):
     """One setting of one module in one guild."""
 
     id = fields.BigIntField(primary_key=True)
-    guild = fields.ForeignKeyField("models.Guild", related_name="settings", on_delete=fields.CASCADE)
+    guild = fields.ForeignKeyField(
+        "models.Guild", related_name="settings", on_delete=fields.CASCADE
+    )
     module = TextField(100, min_length=1)
     key = TextField(100, min_length=1)
     value = fields.JSONField()

@@ -12,6 +12,7 @@ from botdata.models.base import (
     AuditMixin,
     CheckedIntField,
     SnowflakeField,
+    SoftDeleteManager,
     SoftDeleteModel,
     TextField,
     TimestampMixin,
@@ -65,7 +66,9 @@ class Case(TimestampMixin, AuditMixin, Model):
     id = fields.BigIntField(primary_key=True)
     guild = fields.ForeignKeyField("models.Guild", related_name="cases", on_delete=fields.CASCADE)
     number = CheckedIntField(check="{col} >= 1")
-    type = fields.CharEnumField(CaseType, max_length=20, null=True, description="Built-in case type")
+    type = fields.CharEnumField(
+        CaseType, max_length=20, null=True, description="Built-in case type"
+    )
     custom_type = fields.ForeignKeyField(
         "models.CustomCaseType",
         related_name="cases",
@@ -127,5 +130,6 @@ class Note(TimestampMixin, AuditMixin, SoftDeleteModel):
 
     class Meta:
         table = "notes"
+        manager = SoftDeleteManager()
         unique_together = (("guild", "number"),)
         indexes = (Index(fields=("guild_id", "user_id")),)

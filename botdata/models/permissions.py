@@ -1,4 +1,4 @@
-"""Access rules: allow, deny or ignore commands and modules per member, role, channel or category."""
+"""Access rules: allow, deny or ignore commands and modules per member, role, channel, category."""
 
 from __future__ import annotations
 

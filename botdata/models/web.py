@@ -27,7 +27,9 @@ class WebSession(TimestampMixin, Model):
     """A login session. Only the SHA-256 of the token is stored, never the token."""
 
     id = fields.BigIntField(primary_key=True)
-    user = fields.ForeignKeyField("models.WebUser", related_name="sessions", on_delete=fields.CASCADE)
+    user = fields.ForeignKeyField(
+        "models.WebUser", related_name="sessions", on_delete=fields.CASCADE
+    )
     token_hash = TextField(64, min_length=64, unique=True)
     expires_at = fields.DatetimeField()
     ip_address = TextField(45, null=True)

@@ -1,0 +1,156 @@
+"""Test fixtures: every test runs on both backends, each on a clean database.
+
+Backends (the session-scoped ``backend`` parameter):
+- ``sqlite``: the embedded default, a fresh SQLite file and the in-process cache;
+- ``postgres``: a new PostgreSQL database (built with ``aerich upgrade``) and Redis.
+
+The second is skipped, and the run says so, when PostgreSQL or Redis does not answer; with
+``CI=true`` that is a failure instead. ``--backend sqlite|postgres`` runs one of them.
+PostgreSQL is reached at ``$BOTDATA_TEST_POSTGRES`` (an account that may create databases,
+default ``postgres://postgres@127.0.0.1:5432/postgres``), Redis at ``$BOTDATA_TEST_REDIS``
+(default ``redis://127.0.0.1:6379/0``). Test databases and keys are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from tortoise.backends.base import executor
+
+import botdata
+from tests.support import (
+    ADMIN_URL,
+    REDIS_URL,
+    create_postgres_database,
+    drop_postgres_database,
+    migrate,
+    services_problem,
+    table_names,
+)
+
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--backend", choices=BACKENDS, help="run the tests on one backend only")
+
+
+def _parametrizes_backend(metafunc: pytest.Metafunc) -> bool:
+    """Whether the test chose its backends itself (``@pytest.mark.parametrize("backend", ...)``)."""
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if isinstance(names, str):
+            names = [name.strip() for name in names.split(",")]
+        if "backend" in names:
+            return True
+    return False
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames and not _parametrizes_backend(metafunc):
+        chosen = metafunc.config.getoption("--backend")
+        params = [chosen] if chosen else list(BACKENDS)
+        metafunc.parametrize("backend", params, scope="session", indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``--backend``, deselect tests that chose another backend themselves."""
+    chosen = config.getoption("--backend")
+    if not chosen:
+        return
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        other = callspec is not None and callspec.params.get("backend", chosen) != chosen
+        (drop if other else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+_skipped: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "postgres":
+        problem = services_problem()
+        if problem:
+            message = f"PostgreSQL + Redis backend not run: {problem}"
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(message + " (CI=true: services are required)", pytrace=False)
+            if message not in _skipped:
+                _skipped.append(message)
+            pytest.skip(message)
+    return name
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for message in _skipped:
+        terminalreporter.write_line(f"NOTE: {message}", yellow=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated, empty database of the backend; dropped at the end of the session."""
+    # Tortoise caches insert SQL per connection name, not per dialect: start each backend clean.
+    executor.EXECUTOR_CACHE.clear()
+    if backend == "sqlite":
+        path: Path = tmp_path_factory.mktemp("sqlite") / "botdata.sqlite3"
+        yield f"sqlite://{path}"
+        return
+    name = f"botdata_test_{uuid.uuid4().hex[:12]}"
+    url = create_postgres_database(name)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        drop_postgres_database(name)
+
+
+@pytest.fixture(scope="session")
+async def session_db(backend: str, database_url: str) -> AsyncIterator[botdata.Database]:
+    redis_url = REDIS_URL if backend == "postgres" else None
+    db = await botdata.connect(
+        database_url=database_url,
+        redis_url=redis_url,
+        CACHE_PREFIX=f"botdata-test-{uuid.uuid4().hex[:8]}",
+    )
+    yield db
+    await db.cache.clear()
+    await db.close()
+    executor.EXECUTOR_CACHE.clear()
+
+
+@pytest.fixture
+async def db(session_db: botdata.Database) -> AsyncIterator[botdata.Database]:
+    """The open handle, on an empty database and an empty cache."""
+    yield session_db
+    await truncate(session_db)
+    await session_db.cache.clear()
+
+
+async def truncate(db: botdata.Database) -> None:
+    """Delete every row of botdata's tables (the migration record stays)."""
+    from tortoise import Tortoise
+
+    conn = Tortoise.get_connection("default")
+    tables = table_names()
+    if db.dialect == "postgres":
+        await conn.execute_script(
+            "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+        )
+    else:
+        await conn.execute_script(
+            "PRAGMA foreign_keys = OFF;"
+            + "".join(f'DELETE FROM "{t}";' for t in tables)
+            + "DELETE FROM sqlite_sequence; PRAGMA foreign_keys = ON;"
+        )
+
+
+__all__ = ["ADMIN_URL", "REDIS_URL"]
