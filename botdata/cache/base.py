@@ -1,0 +1,217 @@
+"""The cache interface the managers use. Two backends implement it: Redis and in-process.
+
+Keys are built with :meth:`Cache.key`, which adds the configured prefix and, for guild data, a
+Redis Cluster hash tag (``{g:<guild_id>}``) so one guild's keys share a slot. Pub/sub channel
+names are prefixed by the cache itself.
+
+Every operation is best-effort: a backend that cannot answer (Redis down, refusing or slow)
+behaves as an empty cache within a short timeout, and the managers fall back to the database.
+Cooldowns (:meth:`Cache.set_if_absent`) and rate limits keep working per process meanwhile.
+
+Values are stored as JSON (see :mod:`botdata.cache.codec`): what :meth:`Cache.get_json`
+returns is a fresh copy. The hot layer (:meth:`Cache.hot_get`, ``get_or_load(hot=True)``)
+returns shared Python objects: treat them as read-only (the schemas are frozen).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from botdata.cache import codec
+from botdata.cache.hot import MISSING, HotLayer
+
+if TYPE_CHECKING:
+    from botdata.config import Settings
+
+#: Loader called on a cache miss; its result is cached.
+Loader = Callable[[], Awaitable[Any]]
+#: Called with each message published on a subscribed channel.
+Handler = Callable[[str], Awaitable[None]]
+
+
+class Cache(ABC):
+    """What botdata needs from a cache. Values are JSON-serialisable unless noted."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.prefix = settings.CACHE_PREFIX
+        self._hot = HotLayer(settings.CACHE_MAX_ENTRIES, settings.HOT_CACHE_TTL)
+
+    def key(self, *parts: object, guild_id: int | None = None) -> str:
+        """``prefix[:{g:<guild_id>}]:part:part...``: the one way keys are built."""
+        tag = f":{{g:{guild_id}}}" if guild_id is not None else ""
+        return f"{self.prefix}{tag}:" + ":".join(str(p) for p in parts)
+
+    def _channel(self, name: str) -> str:
+        """The backend's name of pub/sub channel ``name`` (prefixed like the keys)."""
+        return f"{self.prefix}:channel:{name}"
+
+    # JSON values -------------------------------------------------------------------------
+    async def get_json(self, key: str) -> Any | None:
+        """The value stored at ``key``, or None (missing, expired or backend unavailable)."""
+        raw = await self._get_raw(key)
+        return None if raw is None else codec.load(raw)
+
+    async def set_json(self, key: str, value: Any, ttl: float | None = None) -> None:
+        """Store ``value`` at ``key`` for ``ttl`` seconds (forever if None).
+
+        Raises :class:`pydantic_core.PydanticSerializationError` when ``value`` is not JSON
+        (pydantic models and datetimes are accepted and come back as dicts and strings).
+        """
+        await self._set_raw(key, codec.dump(value), ttl)
+
+    @abstractmethod
+    async def delete(self, *keys: str) -> None:
+        """Remove ``keys`` (missing ones are ignored). Does not touch the hot layer."""
+
+    @abstractmethod
+    async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:
+        """Store ``value`` for ``ttl`` seconds only if ``key`` is absent (cooldowns, locks).
+
+        Returns True if stored, False if the key already exists. While Redis is unreachable
+        this holds per process.
+        """
+
+    @abstractmethod
+    async def check_rate_limit(self, key: str, limit: int, window: float) -> bool:
+        """Count one call against ``key``; True when the caller is over ``limit`` per ``window``.
+
+        Fixed window: the first call starts a ``window``-second window in which the first
+        ``limit`` calls get False and every later one True. Atomic in one round trip, exact
+        with many concurrent callers and processes (per process while Redis is unreachable).
+        """
+
+    # Sorted sets (leaderboards) --------------------------------------------------------------
+    @abstractmethod
+    async def zadd(
+        self,
+        key: str,
+        scores: Mapping[str, float],
+        ttl: float | None = None,
+        *,
+        higher_only: bool = False,
+    ) -> None:
+        """Set the score of each member; with ``ttl`` the whole set expires after it.
+
+        ``higher_only``: an existing member's score is only ever raised (Redis ``ZADD GT``),
+        so writes of growing totals that arrive out of order keep the highest.
+        """
+
+    @abstractmethod
+    async def zincrby(self, key: str, member: str, amount: float) -> float | None:
+        """Add ``amount`` to ``member``'s score (from 0); the new score (None if unavailable)."""
+
+    @abstractmethod
+    async def zrevrank(self, key: str, member: str) -> int | None:
+        """0-based rank of ``member`` by descending score, or None (absent or unavailable).
+
+        Equal scores rank in reverse member order, as in Redis.
+        """
+
+    @abstractmethod
+    async def zrevrange(self, key: str, start: int, stop: int) -> list[tuple[str, float]]:
+        """Members ``start..stop`` (inclusive, negative counts from the end) by descending
+        score, with their scores; empty when the set is missing or unavailable."""
+
+    @abstractmethod
+    async def zrem(self, key: str, *members: str) -> None:
+        """Remove members from the sorted set (missing ones are ignored)."""
+
+    # Pub/sub -----------------------------------------------------------------------------
+    @abstractmethod
+    async def publish(self, channel: str, message: str) -> None:
+        """Send ``message`` to every subscriber of ``channel`` (in every process sharing the
+        backend). Lost when the backend is unavailable."""
+
+    @abstractmethod
+    async def subscribe(self, channel: str, handler: Handler) -> None:
+        """Call ``await handler(message)`` for each message published on ``channel``.
+
+        Returns once the subscription is active (or, with Redis unreachable, once it is
+        registered: it becomes active when Redis is back). A handler's exceptions are logged.
+        """
+
+    # Hot in-process layer --------------------------------------------------------------------
+    def hot_get(self, key: str) -> Any | None:
+        """Synchronous lookup in the in-process hot layer; None on a miss.
+
+        Only ``get_or_load(..., hot=True)`` fills that layer. The value is shared: read-only.
+        """
+        value = self._hot.get(key)
+        return None if value is MISSING else value
+
+    async def get_or_load(
+        self,
+        key: str,
+        loader: Loader,
+        ttl: float,
+        *,
+        hot: bool = False,
+        model: type[BaseModel] | None = None,
+    ) -> Any:
+        """Return the cached value of ``key``, or ``await loader()`` and cache it for ``ttl``.
+
+        ``model``: the loader returns that pydantic model (or a list of them, or None); it is
+        stored as JSON and rebuilt on a hit. Otherwise the value must be JSON-serialisable
+        (None is cached too). With ``hot=True`` the value is also kept, as the Python object,
+        in the in-process hot layer (at most ``HOT_CACHE_TTL`` seconds), so a hit costs a
+        dict lookup. With the backend unavailable this is ``await loader()``.
+
+        A value loaded while :meth:`invalidate` runs (here, or announced by another process)
+        is returned but not cached. Raises what ``loader`` raises.
+        """
+        if hot:
+            value = self._hot.get(key)
+            if value is not MISSING:
+                return value
+        epoch = self._hot.epoch
+        raw = await self._get_raw(key)
+        if raw is not None:
+            value = codec.load(raw, model)
+        else:
+            value = await loader()
+            if self._hot.epoch != epoch:
+                return value
+            await self._set_raw(key, codec.dump(value), ttl)
+            if self._hot.epoch != epoch:
+                # An invalidation ran while the value was being written: its delete may have
+                # reached the backend first, so remove (and announce) what may now be stale.
+                await self._forget([key])
+                return value
+        if hot:
+            self._hot.put(key, value, ttl, epoch)
+        return value
+
+    async def invalidate(self, *keys: str) -> None:
+        """Drop ``keys`` here, in the shared backend and in every other process's hot layer.
+
+        Call it after the database change is committed. Other processes drop the keys from
+        their hot layer when the announcement reaches them (well under a second).
+        """
+        self._hot.drop(keys)
+        await self._forget(keys)
+
+    # Lifecycle ---------------------------------------------------------------------------
+    @abstractmethod
+    async def clear(self) -> None:
+        """Remove every key under this cache's prefix and empty every hot layer."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop background tasks and close connections. Calling it twice is harmless."""
+
+    # Backend primitives ----------------------------------------------------------------------
+    @abstractmethod
+    async def _get_raw(self, key: str) -> bytes | None:
+        """The JSON stored at ``key``, or None (missing, expired or backend unavailable)."""
+
+    @abstractmethod
+    async def _set_raw(self, key: str, raw: bytes, ttl: float | None) -> None:
+        """Store JSON ``raw`` at ``key`` for ``ttl`` seconds (forever if None)."""
+
+    @abstractmethod
+    async def _forget(self, keys: Collection[str]) -> None:
+        """Delete ``keys`` from the shared store and tell the other processes to drop them."""

@@ -1,0 +1,29 @@
+"""How values are stored: JSON bytes, with pydantic models rebuilt on the way out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic_core
+from pydantic import BaseModel
+
+
+def dump(value: Any) -> bytes:
+    """``value`` as JSON: plain JSON types, pydantic models (or lists of them), datetimes.
+
+    Raises :class:`pydantic_core.PydanticSerializationError` for anything else.
+    """
+    return pydantic_core.to_json(value)
+
+
+def load(raw: bytes | str, model: type[BaseModel] | None = None) -> Any:
+    """Decode JSON from :func:`dump`; with ``model``, objects become instances of it.
+
+    A JSON list with ``model`` becomes a list of instances; null stays None.
+    """
+    data = pydantic_core.from_json(raw)
+    if model is None or data is None:
+        return data
+    if isinstance(data, list):
+        return [model.model_validate(item) for item in data]
+    return model.model_validate(data)

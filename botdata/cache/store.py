@@ -1,0 +1,103 @@
+"""A bounded in-process key/value store with TTLs: the data of the in-process cache.
+
+Synchronous (one event loop makes every operation atomic). Also the fallback the Redis cache
+uses for cooldowns and rate limits while Redis is unreachable.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from time import monotonic
+from typing import Any
+
+from botdata.errors import ValidationError
+
+
+def check_ttl(ttl: float | None, name: str = "ttl") -> None:
+    """Raise :class:`~botdata.errors.ValidationError` unless ``ttl`` is None or > 0."""
+    if ttl is not None and not ttl > 0:
+        raise ValidationError(f"{name} must be > 0 seconds, got {ttl!r}")
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: Any
+    #: ``time.monotonic()`` deadline, None for no expiry.
+    expires_at: float | None
+
+
+class MemoryStore:
+    """Keys to values (bytes, str, counters, sorted sets), at most ``max_entries`` of them.
+
+    Expired entries disappear when touched; beyond the bound the least recently used go.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: str) -> bool:
+        return self._live(key) is not None
+
+    def get(self, key: str) -> Any | None:
+        """The value at ``key``, or None."""
+        entry = self._live(key)
+        return None if entry is None else entry.value
+
+    def set(self, key: str, value: Any, ttl: float | None) -> None:
+        """Store ``value`` at ``key`` for ``ttl`` seconds (forever if None)."""
+        self._entries[key] = _Entry(value, None if ttl is None else monotonic() + ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def expire(self, key: str, ttl: float) -> None:
+        """Make ``key`` (if present) expire ``ttl`` seconds from now."""
+        entry = self._live(key)
+        if entry is not None:
+            entry.expires_at = monotonic() + ttl
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove ``keys`` (missing ones are ignored)."""
+        for key in keys:
+            self._entries.pop(key, None)
+
+    def set_if_absent(self, key: str, value: Any, ttl: float) -> bool:
+        """Store ``value`` for ``ttl`` seconds unless ``key`` exists; True if stored."""
+        if self._live(key) is not None:
+            return False
+        self.set(key, value, ttl)
+        return True
+
+    def hit(self, key: str, limit: int, window: float) -> bool:
+        """Count a call in ``key``'s fixed window; True when it is over ``limit``."""
+        entry = self._live(key)
+        if entry is None:
+            self.set(key, 1, window)
+            return limit < 1
+        entry.value += 1
+        return entry.value > limit
+
+    def sorted_set(self, key: str) -> dict[str, float] | None:
+        """The members and scores of the sorted set at ``key`` (mutable), or None."""
+        entry = self._live(key)
+        return None if entry is None else entry.value
+
+    def clear(self) -> None:
+        """Remove everything."""
+        self._entries.clear()
+
+    def _live(self, key: str) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at is not None and entry.expires_at <= monotonic():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry

@@ -1,0 +1,592 @@
+"""The cache layer, on both backends (``db.cache``: in-process with SQLite, Redis with
+PostgreSQL), plus what is specific to one backend: the in-process size bound, and Redis shared
+by several caches and OS processes (those build their caches from ``support.REDIS_URL``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+import botdata
+from botdata.cache import Cache, MemoryCache, RedisCache, create_cache
+from botdata.config import load_settings
+from botdata.errors import ValidationError
+from botdata.schemas import Schema
+from tests.support import REDIS_URL, run_processes
+
+
+class Item(Schema):
+    id: int
+    name: str
+
+
+def counting_loader(value: Any) -> tuple[Callable[[], Awaitable[Any]], list[int]]:
+    """A loader returning ``value`` and the list its calls are counted in."""
+    calls: list[int] = []
+
+    async def load() -> Any:
+        calls.append(1)
+        return value
+
+    return load, calls
+
+
+async def eventually(check: Callable[[], bool], within: float = 1.0) -> bool:
+    """Whether ``check()`` becomes true within ``within`` seconds (polled)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+# Keys ------------------------------------------------------------------------------------
+async def test_keys_carry_prefix_and_guild_hash_tag(db: botdata.Database) -> None:
+    cache = db.cache
+    assert cache.key("config", guild_id=42) == f"{cache.prefix}:{{g:42}}:config"
+    assert cache.key("sessions", "abc") == f"{cache.prefix}:sessions:abc"
+    one, two = cache.key("config", guild_id=42), cache.key("xp", "board", guild_id=42)
+    assert key_slot(one.encode()) == key_slot(two.encode()) == key_slot(b"g:42")
+    # Another guild's keys are placed by their own tag.
+    assert key_slot(cache.key("config", guild_id=43).encode()) == key_slot(b"g:43")
+
+
+# JSON values -----------------------------------------------------------------------------
+async def test_json_set_get_delete(db: botdata.Database) -> None:
+    cache = db.cache
+    a, b = cache.key("a"), cache.key("b", guild_id=1)
+    assert await cache.get_json(a) is None
+    await cache.set_json(a, {"n": 1, "list": [1, "x", None], "nested": {"ok": True}})
+    await cache.set_json(b, [1, 2])
+    assert await cache.get_json(a) == {"n": 1, "list": [1, "x", None], "nested": {"ok": True}}
+    await cache.set_json(a, "replaced")
+    assert await cache.get_json(a) == "replaced"
+    await cache.delete(a, b, cache.key("never-set"))
+    assert await cache.get_json(a) is None
+    assert await cache.get_json(b) is None
+
+
+async def test_json_returns_copies_and_accepts_models(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("copy")
+    value = {"items": [1]}
+    await cache.set_json(key, value)
+    value["items"].append(2)
+    got = await cache.get_json(key)
+    assert got == {"items": [1]}
+    got["items"].append(3)
+    assert await cache.get_json(key) == {"items": [1]}
+    await cache.set_json(key, Item(id=1, name="x"))
+    assert await cache.get_json(key) == {"id": 1, "name": "x"}
+
+
+async def test_json_ttl_expires(db: botdata.Database) -> None:
+    cache = db.cache
+    short, forever = cache.key("short"), cache.key("forever")
+    await cache.set_json(short, 1, ttl=0.2)
+    await cache.set_json(forever, 2)
+    assert await cache.get_json(short) == 1
+    await asyncio.sleep(0.3)
+    assert await cache.get_json(short) is None
+    assert await cache.get_json(forever) == 2
+
+
+async def test_bad_ttls_are_refused(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("bad")
+    with pytest.raises(ValidationError):
+        await cache.set_json(key, 1, ttl=0)
+    with pytest.raises(ValidationError):
+        await cache.set_if_absent(key, "1", ttl=-1)
+    with pytest.raises(ValidationError):
+        await cache.check_rate_limit(key, 5, window=0)
+    with pytest.raises(ValidationError):
+        await cache.zadd(key, {"m": 1}, ttl=0)
+    assert await cache.get_json(key) is None
+    assert await cache.zrevrange(key, 0, -1) == []
+
+
+# Set if absent ---------------------------------------------------------------------------
+async def test_set_if_absent_until_ttl(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("cooldown", 7, guild_id=1)
+    assert await cache.set_if_absent(key, "1", ttl=0.2) is True
+    assert await cache.set_if_absent(key, "2", ttl=0.2) is False
+    await asyncio.sleep(0.3)
+    assert await cache.set_if_absent(key, "3", ttl=5) is True
+    await cache.delete(key)
+    assert await cache.set_if_absent(key, "4", ttl=5) is True
+
+
+async def test_set_if_absent_one_winner_among_concurrent_callers(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("lock")
+    results = await asyncio.gather(*(cache.set_if_absent(key, str(i), 5) for i in range(100)))
+    assert results.count(True) == 1
+
+
+# Rate limits -----------------------------------------------------------------------------
+async def test_rate_limit_fixed_window(db: botdata.Database) -> None:
+    cache = db.cache
+    key, other = cache.key("rate", 1), cache.key("rate", 2)
+    assert [await cache.check_rate_limit(key, 3, 0.3) for _ in range(5)] == [
+        False, False, False, True, True,
+    ]
+    assert await cache.check_rate_limit(other, 3, 0.3) is False
+    await asyncio.sleep(0.4)
+    assert await cache.check_rate_limit(key, 3, 0.3) is False
+
+
+async def test_rate_limit_exact_under_concurrency(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("rate", "burst")
+    over = await asyncio.gather(*(cache.check_rate_limit(key, 50, 30) for _ in range(200)))
+    assert over.count(False) == 50
+    assert over.count(True) == 150
+
+
+# Sorted sets -----------------------------------------------------------------------------
+async def test_sorted_set_operations(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("xp", guild_id=9)
+    assert await cache.zrevrange(key, 0, -1) == []
+    assert await cache.zrevrank(key, "1") is None
+    await cache.zadd(key, {"1": 10, "2": 30, "3": 20})
+    assert await cache.zincrby(key, "1", 25) == 35.0
+    assert await cache.zincrby(key, "4", 5) == 5.0  # a new member starts from 0
+    assert await cache.zrevrange(key, 0, -1) == [("1", 35.0), ("2", 30.0), ("3", 20.0), ("4", 5.0)]
+    assert await cache.zrevrange(key, 1, 2) == [("2", 30.0), ("3", 20.0)]
+    assert await cache.zrevrange(key, -2, -1) == [("3", 20.0), ("4", 5.0)]
+    assert await cache.zrevrange(key, 5, 10) == []
+    assert [await cache.zrevrank(key, m) for m in ("1", "2", "3", "4", "5")] == [0, 1, 2, 3, None]
+    await cache.zadd(key, {"3": 30})  # a tie with "2": reverse member order, as in Redis
+    assert await cache.zrevrange(key, 1, 2) == [("3", 30.0), ("2", 30.0)]
+    assert await cache.zrevrank(key, "2") == 2
+    await cache.zrem(key, "1", "missing")
+    assert await cache.zrevrange(key, 0, 0) == [("3", 30.0)]
+    assert await cache.zrevrank(key, "1") is None
+
+
+async def test_sorted_set_higher_only_keeps_the_highest(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("totals", guild_id=9)
+    await cache.zadd(key, {"a": 10, "b": 10})
+    await cache.zadd(key, {"a": 5, "b": 20, "c": 1}, higher_only=True)
+    assert await cache.zrevrange(key, 0, -1) == [("b", 20.0), ("a", 10.0), ("c", 1.0)]
+    await cache.zadd(key, {"a": 5})  # without it, any score is set
+    assert await cache.zrevrange(key, 0, -1) == [("b", 20.0), ("a", 5.0), ("c", 1.0)]
+
+
+async def test_sorted_set_ttl(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("board")
+    await cache.zadd(key, {"a": 1}, ttl=0.2)
+    assert await cache.zrevrange(key, 0, -1) == [("a", 1.0)]
+    await asyncio.sleep(0.3)
+    assert await cache.zrevrange(key, 0, -1) == []
+
+
+# Pub/sub ---------------------------------------------------------------------------------
+async def test_publish_reaches_subscribers_of_the_channel(db: botdata.Database) -> None:
+    cache = db.cache
+    channel = f"news-{uuid.uuid4().hex[:6]}"
+    first: list[str] = []
+    second: list[str] = []
+    elsewhere: list[str] = []
+
+    async def on_first(message: str) -> None:
+        first.append(message)
+
+    async def on_second(message: str) -> None:
+        second.append(message)
+
+    async def on_elsewhere(message: str) -> None:
+        elsewhere.append(message)
+
+    await cache.subscribe(channel, on_first)
+    await cache.subscribe(channel, on_second)
+    await cache.subscribe(channel + "-other", on_elsewhere)
+    await cache.publish(channel, "hello")
+    await cache.publish(channel, "again")
+    assert await eventually(lambda: len(first) == 2 and len(second) == 2)
+    assert first == second == ["hello", "again"]
+    assert elsewhere == []
+
+
+async def test_failing_handler_is_logged_and_others_still_run(
+    db: botdata.Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = db.cache
+    channel = f"broken-{uuid.uuid4().hex[:6]}"
+    received: list[str] = []
+
+    async def broken(message: str) -> None:
+        raise RuntimeError("handler bug")
+
+    async def fine(message: str) -> None:
+        received.append(message)
+
+    await cache.subscribe(channel, broken)
+    await cache.subscribe(channel, fine)
+    await cache.publish(channel, "x")
+    assert await eventually(lambda: received == ["x"])
+    assert await eventually(
+        lambda: any(r.exc_info and "handler bug" in str(r.exc_info[1]) for r in caplog.records)
+    )
+
+
+# get_or_load, the hot layer, invalidation --------------------------------------------------
+async def test_get_or_load_caches_the_loaded_value(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("loaded")
+    load, calls = counting_loader({"v": 1})
+    assert await cache.get_or_load(key, load, ttl=10) == {"v": 1}
+    assert await cache.get_or_load(key, load, ttl=10) == {"v": 1}
+    assert len(calls) == 1
+    assert await cache.get_json(key) == {"v": 1}
+    assert cache.hot_get(key) is None  # not asked to be hot
+
+
+async def test_get_or_load_caches_none(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("nothing")
+    load, calls = counting_loader(None)
+    assert await cache.get_or_load(key, load, ttl=10) is None
+    assert await cache.get_or_load(key, load, ttl=10) is None
+    assert len(calls) == 1
+
+
+async def test_get_or_load_rebuilds_models(db: botdata.Database) -> None:
+    cache = db.cache
+    one, many = cache.key("item"), cache.key("items")
+    load_one, _ = counting_loader(Item(id=1, name="a"))
+    load_many, _ = counting_loader([Item(id=1, name="a"), Item(id=2, name="b")])
+    await cache.get_or_load(one, load_one, ttl=10, model=Item)
+    await cache.get_or_load(many, load_many, ttl=10, model=Item)
+    never, calls = counting_loader(None)
+    assert await cache.get_or_load(one, never, ttl=10, model=Item) == Item(id=1, name="a")
+    rebuilt = await cache.get_or_load(many, never, ttl=10, model=Item)
+    assert rebuilt == [Item(id=1, name="a"), Item(id=2, name="b")]
+    assert all(isinstance(item, Item) for item in rebuilt)
+    assert calls == []
+
+
+async def test_get_or_load_ttl_expires(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("brief")
+    load, calls = counting_loader(5)
+    await cache.get_or_load(key, load, ttl=0.2, hot=True)
+    assert cache.hot_get(key) == 5
+    await asyncio.sleep(0.3)
+    assert cache.hot_get(key) is None  # the hot copy lives no longer than ttl
+    assert await cache.get_or_load(key, load, ttl=0.2, hot=True) == 5
+    assert len(calls) == 2
+
+
+async def test_hot_layer_serves_the_same_object(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("config", guild_id=5)
+    config = Item(id=5, name="prefix!")
+    load, calls = counting_loader(config)
+    assert cache.hot_get(key) is None
+    first = await cache.get_or_load(key, load, ttl=10, hot=True, model=Item)
+    assert cache.hot_get(key) is first
+    assert await cache.get_or_load(key, load, ttl=10, hot=True, model=Item) is first
+    assert len(calls) == 1
+    # The shared copy is there too: dropping the hot copy only costs a JSON read.
+    cache._hot.clear()
+    assert await cache.get_or_load(key, load, ttl=10, hot=True, model=Item) == config
+    assert len(calls) == 1
+
+
+async def test_loader_errors_propagate_and_cache_nothing(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("failing")
+
+    async def boom() -> Any:
+        raise LookupError("database said no")
+
+    with pytest.raises(LookupError):
+        await cache.get_or_load(key, boom, ttl=10, hot=True)
+    assert await cache.get_json(key) is None
+    assert cache.hot_get(key) is None
+
+
+async def test_invalidate_drops_hot_and_shared_copies(db: botdata.Database) -> None:
+    cache = db.cache
+    key, kept = cache.key("prefix", guild_id=3), cache.key("other", guild_id=3)
+    source = {"prefix": "!"}
+
+    async def load() -> dict[str, str]:
+        return dict(source)
+
+    await cache.get_or_load(key, load, ttl=60, hot=True)
+    await cache.get_or_load(kept, load, ttl=60, hot=True)
+    source["prefix"] = "?"
+    await cache.invalidate(key)
+    assert cache.hot_get(key) is None
+    assert await cache.get_json(key) is None
+    assert cache.hot_get(kept) == {"prefix": "!"}
+    assert await cache.get_or_load(key, load, ttl=60, hot=True) == {"prefix": "?"}
+    assert cache.hot_get(key) == {"prefix": "?"}
+
+
+async def test_value_loaded_during_invalidate_is_not_kept(db: botdata.Database) -> None:
+    """The self-invalidation race: a load that read the old value before an invalidation
+    finishes after it; its value must not be cached anywhere."""
+    cache = db.cache
+    key = cache.key("race", guild_id=4)
+    source = {"v": "old"}
+    calls: list[int] = []
+
+    async def slow_load() -> dict[str, str]:
+        calls.append(1)
+        value = dict(source)  # read "old" ...
+        source["v"] = "new"  # ... then another task commits "new" and invalidates
+        await cache.invalidate(key)
+        return value
+
+    assert await cache.get_or_load(key, slow_load, ttl=60, hot=True) == {"v": "old"}
+    assert cache.hot_get(key) is None
+    assert await cache.get_json(key) is None
+
+    async def load() -> dict[str, str]:
+        calls.append(1)
+        return dict(source)
+
+    assert await cache.get_or_load(key, load, ttl=60, hot=True) == {"v": "new"}
+    assert len(calls) == 2
+
+
+async def test_clear_removes_everything_under_the_prefix(db: botdata.Database) -> None:
+    cache = db.cache
+    plain, tagged, board = cache.key("a"), cache.key("b", guild_id=8), cache.key("z", guild_id=8)
+    await cache.set_json(plain, 1)
+    await cache.set_json(tagged, 2)
+    await cache.zadd(board, {"m": 1})
+    await cache.set_if_absent(cache.key("cool"), "1", 60)
+    load, _ = counting_loader(3)
+    hot = cache.key("hot", guild_id=8)
+    await cache.get_or_load(hot, load, ttl=60, hot=True)
+    await cache.clear()
+    assert await cache.get_json(plain) is None
+    assert await cache.get_json(tagged) is None
+    assert await cache.get_json(hot) is None
+    assert await cache.zrevrange(board, 0, -1) == []
+    assert cache.hot_get(hot) is None
+    assert await cache.set_if_absent(cache.key("cool"), "1", 60) is True
+
+
+# In-process backend ----------------------------------------------------------------------
+async def test_memory_cache_is_bounded_lru() -> None:
+    cache = MemoryCache(load_settings(CACHE_MAX_ENTRIES=3, REDIS_URL=None))
+    for name in ("a", "b", "c"):
+        await cache.set_json(cache.key(name), name)
+    assert await cache.get_json(cache.key("a")) == "a"  # "a" is now the most recent
+    await cache.set_json(cache.key("d"), "d")  # evicts "b", the least recently used
+    assert await cache.get_json(cache.key("b")) is None
+    assert [await cache.get_json(cache.key(n)) for n in ("a", "c", "d")] == ["a", "c", "d"]
+    for i in range(10):
+        await cache.zadd(cache.key("z", i), {"m": i})
+    assert len(cache._store) == 3
+
+
+async def test_memory_hot_layer_is_bounded() -> None:
+    cache = MemoryCache(load_settings(CACHE_MAX_ENTRIES=2, REDIS_URL=None))
+    for name in ("a", "b", "c"):
+        load, _ = counting_loader(name)
+        await cache.get_or_load(cache.key(name), load, ttl=60, hot=True)
+    assert len(cache._hot) == 2
+    assert cache.hot_get(cache.key("a")) is None
+    assert cache.hot_get(cache.key("c")) == "c"
+
+
+async def test_hot_layer_ttl_is_capped() -> None:
+    cache = MemoryCache(load_settings(HOT_CACHE_TTL=0.2, REDIS_URL=None))
+    key = cache.key("capped")
+    load, calls = counting_loader("v")
+    await cache.get_or_load(key, load, ttl=60, hot=True)
+    assert cache.hot_get(key) == "v"
+    await asyncio.sleep(0.3)
+    assert cache.hot_get(key) is None
+    assert await cache.get_or_load(key, load, ttl=60, hot=True) == "v"  # still in the store
+    assert len(calls) == 1
+
+
+async def test_no_redis_url_gives_the_in_process_cache() -> None:
+    cache = await create_cache(load_settings(REDIS_URL=None))
+    assert isinstance(cache, MemoryCache)
+    await cache.close()
+
+
+# Redis shared by several caches and processes ----------------------------------------------
+@pytest.fixture
+async def redis_caches() -> AsyncIterator[Callable[..., Awaitable[RedisCache]]]:
+    """Make Redis caches sharing one fresh prefix on ``support.REDIS_URL``; all cleaned up."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        message = f"Redis at {REDIS_URL} does not answer ({exc})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: services are required)", pytrace=False)
+        pytest.skip(message)
+    prefix = f"botdata-test-{uuid.uuid4().hex[:8]}"
+    made: list[Cache] = []
+
+    async def make(**settings: Any) -> RedisCache:
+        cache = await create_cache(
+            load_settings(REDIS_URL=REDIS_URL, CACHE_PREFIX=prefix, **settings)
+        )
+        assert isinstance(cache, RedisCache)
+        made.append(cache)
+        return cache
+
+    yield make
+    if made:
+        await made[0].clear()
+    for cache in made:
+        await cache.close()
+
+
+async def test_invalidation_reaches_other_caches_within_a_second(
+    redis_caches: Callable[..., Awaitable[RedisCache]],
+) -> None:
+    here, there = await redis_caches(), await redis_caches()
+    key = here.key("config", guild_id=11)
+    source = {"prefix": "!"}
+
+    async def load() -> dict[str, str]:
+        return dict(source)
+
+    await here.get_or_load(key, load, ttl=60, hot=True)
+    await there.get_or_load(key, load, ttl=60, hot=True)
+    assert there.hot_get(key) == {"prefix": "!"}
+    source["prefix"] = "?"
+    await here.invalidate(key)
+    assert await eventually(lambda: there.hot_get(key) is None, within=1.0)
+    assert await there.get_or_load(key, load, ttl=60, hot=True) == {"prefix": "?"}
+
+
+async def test_invalidation_from_another_process(
+    redis_caches: Callable[..., Awaitable[RedisCache]],
+) -> None:
+    cache = await redis_caches()
+    key = cache.key("perm", guild_id=12)
+    load, _ = counting_loader([1, 2])
+    await cache.get_or_load(key, load, ttl=60, hot=True)
+    assert cache.hot_get(key) == [1, 2]
+    code = f"""
+        import asyncio
+        from botdata.cache import create_cache
+        from botdata.config import load_settings
+
+        async def main():
+            cache = await create_cache(load_settings(REDIS_URL={REDIS_URL!r},
+                                                     CACHE_PREFIX={cache.prefix!r}))
+            await cache.invalidate({key!r})
+            await cache.close()
+
+        asyncio.run(main())
+    """
+    await asyncio.to_thread(run_processes, code, 1)
+    assert await eventually(lambda: cache.hot_get(key) is None, within=1.0)
+    assert await cache.get_json(key) is None
+
+
+async def test_rate_limit_exact_across_processes(
+    redis_caches: Callable[..., Awaitable[RedisCache]],
+) -> None:
+    cache = await redis_caches()
+    key = cache.key("rate", "shared")
+    # A generous REDIS_TIMEOUT: on a busy machine a slow call would fall back to the
+    # per-process limiter, and this test is about Redis's count.
+    code = f"""
+        import asyncio
+        from botdata.cache import create_cache
+        from botdata.config import load_settings
+
+        async def main():
+            cache = await create_cache(load_settings(REDIS_URL={REDIS_URL!r}, REDIS_TIMEOUT=5,
+                                                     CACHE_PREFIX={cache.prefix!r}))
+            over = await asyncio.gather(
+                *(cache.check_rate_limit({key!r}, 60, 60) for _ in range(50)))
+            await cache.close()
+            print(over.count(False))
+
+        asyncio.run(main())
+    """
+    outputs = await asyncio.to_thread(run_processes, code, 4)
+    assert sum(int(out) for out in outputs) == 60
+    assert await cache.check_rate_limit(key, 60, 60) is True
+
+
+async def test_clear_leaves_other_prefixes_alone(
+    redis_caches: Callable[..., Awaitable[RedisCache]],
+) -> None:
+    mine = await redis_caches()
+    other = await create_cache(
+        load_settings(REDIS_URL=REDIS_URL, CACHE_PREFIX=mine.prefix + "-other")
+    )
+    try:
+        await mine.set_json(mine.key("x", guild_id=1), 1)
+        await other.set_json(other.key("x", guild_id=1), 2)
+        await mine.clear()
+        assert await mine.get_json(mine.key("x", guild_id=1)) is None
+        assert await other.get_json(other.key("x", guild_id=1)) == 2
+    finally:
+        await other.clear()
+        await other.close()
+
+
+async def test_clear_empties_the_hot_layer_of_other_caches(
+    redis_caches: Callable[..., Awaitable[RedisCache]],
+) -> None:
+    here, there = await redis_caches(), await redis_caches()
+    key = there.key("hot")
+    load, _ = counting_loader(1)
+    await there.get_or_load(key, load, ttl=60, hot=True)
+    await here.clear()
+    assert await eventually(lambda: there.hot_get(key) is None, within=1.0)
+
+
+async def test_bulk_write_is_not_taken_for_an_outage(
+    redis_caches: Callable[..., Awaitable[RedisCache]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 100,000-member ZADD takes Redis longer than a short REDIS_TIMEOUT: it is sent in
+    parts answered one by one, within a bound that grows with its size, so it is written and
+    no outage is declared."""
+    writer, reader = await redis_caches(REDIS_TIMEOUT=0.05), await redis_caches()
+    key = writer.key("big", guild_id=9)
+    caplog.set_level(logging.WARNING, logger="botdata.cache")
+    await writer.zadd(key, {str(10**17 + i): i for i in range(100_000)})
+    assert [r.getMessage() for r in caplog.records if r.name == "botdata.cache"] == []
+    assert await reader.zrevrank(key, str(10**17)) == 99_999
+    assert await reader.zrevrange(key, 0, 0) == [(str(10**17 + 99_999), 99_999.0)]
+
+
+async def test_close_leaves_no_task_behind(
+    redis_caches: Callable[..., Awaitable[RedisCache]],
+) -> None:
+    before = asyncio.all_tasks()
+    cache = await redis_caches()
+    received: list[str] = []
+
+    async def handler(message: str) -> None:
+        received.append(message)
+
+    await cache.subscribe("closing", handler)
+    await cache.publish("closing", "m")
+    assert await eventually(lambda: received == ["m"])
+    assert asyncio.all_tasks() - before  # the subscriber runs
+    await cache.close()
+    assert asyncio.all_tasks() - before == set()
+    await cache.close()  # twice is harmless

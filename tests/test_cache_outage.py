@@ -1,0 +1,328 @@
+"""The Redis cache when Redis is not there, hangs, stops mid-run or pauses.
+
+Every test runs its own "Redis": a refused port, a local TCP server that accepts and never
+answers, or a ``redis-server`` process started (and killed) here; the shared Redis is not
+touched. Each cache call must return well within a second (a hang guard, not a benchmark).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import redis
+
+from botdata.cache import RedisCache, create_cache
+from botdata.config import load_settings
+
+T = TypeVar("T")
+
+#: What "returns fast" means here; REDIS_TIMEOUT is 0.25 s.
+FAST = 1.0
+
+
+async def quick(call: Awaitable[T]) -> T:
+    """``await call``, failing the test if it takes FAST seconds or more."""
+    start = time.monotonic()
+    result = await asyncio.wait_for(call, timeout=10)
+    elapsed = time.monotonic() - start
+    assert elapsed < FAST, f"a cache call took {elapsed:.2f} s"
+    return result
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]], within: float) -> bool:
+    """Whether ``check()`` (awaited if need be) becomes true within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        done = check()
+        if inspect.isawaitable(done):
+            done = await done
+        if done:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+
+
+def outage_logs(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "botdata.cache" and r.levelno == level]
+
+
+async def redis_cache(url: str, prefix: str | None = None) -> RedisCache:
+    cache = await quick(
+        create_cache(
+            load_settings(REDIS_URL=url, CACHE_PREFIX=prefix or f"outage-{uuid.uuid4().hex[:8]}")
+        )
+    )
+    assert isinstance(cache, RedisCache)
+    return cache
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A ``redis-server`` process of our own on a fixed port, without persistence."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = self.client()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=3, socket_connect_timeout=3)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        message = "redis-server is not installed: the Redis restart tests need it"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: services are required)", pytrace=False)
+        pytest.skip(message)
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["refused", "blackholed"])
+async def dead_redis(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The URL of a Redis that refuses connections, or of a TCP server that accepts them and
+    never answers."""
+    if request.param == "refused":
+        yield f"redis://127.0.0.1:{free_port()}/0"
+        return
+    writers: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        while await reader.read(4096):
+            pass
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"redis://127.0.0.1:{port}/0"
+    server.close()
+    for writer in writers:
+        writer.close()
+    await server.wait_closed()
+
+
+async def exercise(cache: RedisCache, seconds: float) -> tuple[list[int], int]:
+    """Call every operation repeatedly for ``seconds``, each call checked with :func:`quick`.
+
+    Returns the loader calls of get_or_load and how many rounds ran.
+    """
+    loads: list[int] = []
+
+    async def loader() -> dict[str, int]:
+        loads.append(1)
+        return {"v": 1}
+
+    async def ignore(message: str) -> None:
+        pass
+
+    key = cache.key("config", guild_id=1)
+    deadline = time.monotonic() + seconds
+    rounds = 0
+    while time.monotonic() < deadline:
+        rounds += 1
+        await quick(cache.set_json(key, {"v": 2}, ttl=60))
+        assert await quick(cache.get_json(key)) is None
+        assert await quick(cache.get_or_load(key, loader, 60, hot=True)) == {"v": 1}
+        assert cache.hot_get(key) is None
+        await quick(cache.delete(key))
+        await quick(cache.invalidate(key))
+        await quick(cache.zadd(cache.key("board"), {"a": 1}))
+        assert await quick(cache.zincrby(cache.key("board"), "a", 1)) is None
+        assert await quick(cache.zrevrank(cache.key("board"), "a")) is None
+        assert await quick(cache.zrevrange(cache.key("board"), 0, -1)) == []
+        await quick(cache.zrem(cache.key("board"), "a"))
+        await quick(cache.publish("events", "lost"))
+        await quick(cache.subscribe(f"events-{rounds}", ignore))
+        await asyncio.sleep(0.02)
+    await quick(cache.clear())
+    return loads, rounds
+
+
+async def check_fallbacks(cache: RedisCache) -> None:
+    """Cooldowns and rate limits keep working in-process."""
+    cooldown, rate = cache.key("cooldown", 1), cache.key("rate", 1)
+    assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is True
+    assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is False
+    assert [await quick(cache.check_rate_limit(rate, 2, 60)) for _ in range(4)] == [
+        False, False, True, True,
+    ]
+    await asyncio.sleep(0.35)
+    assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is True
+
+
+async def test_unreachable_redis_degrades_quietly(
+    dead_redis: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="botdata.cache")
+    url = dead_redis
+    cache = await redis_cache(url)
+    try:
+        await check_fallbacks(cache)
+        # Longer than the retry interval: Redis is tried again, and still logged only once.
+        loads, rounds = await exercise(cache, seconds=1.6)
+        assert len(loads) == rounds  # nothing cached: the loader serves every read
+        # Redis is tried again about once a second, not on every call: most rounds cost nothing.
+        assert rounds >= 10
+        assert len(outage_logs(caplog, logging.WARNING)) == 1
+        assert url in outage_logs(caplog, logging.WARNING)[0].getMessage()
+        assert outage_logs(caplog, logging.INFO) == []
+    finally:
+        await quick(cache.close())
+
+
+async def test_redis_stopping_and_coming_back(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="botdata.cache")
+    prefix = f"outage-{uuid.uuid4().hex[:8]}"
+    here, there = await redis_cache(redis_server.url, prefix), await redis_cache(
+        redis_server.url, prefix
+    )
+    key = here.key("config", guild_id=5)
+    source = {"prefix": "!"}
+    loads: list[int] = []
+
+    async def load() -> dict[str, str]:
+        loads.append(1)
+        return dict(source)
+
+    events: list[str] = []
+
+    async def on_event(message: str) -> None:
+        events.append(message)
+
+    try:
+        await there.get_or_load(key, load, 60, hot=True)
+        assert there.hot_get(key) == {"prefix": "!"}
+        await here.subscribe("events", on_event)
+
+        redis_server.stop()
+        assert await eventually(lambda: there.hot_get(key) is None, 2.0)
+        source["prefix"] = "?"
+        await check_fallbacks(here)
+        loads.clear()
+        for _ in range(20):
+            assert await quick(there.get_or_load(key, load, 60, hot=True)) == {"prefix": "?"}
+            assert await quick(here.get_json(key)) is None
+        assert len(loads) == 20  # the database serves every read meanwhile
+        assert len(outage_logs(caplog, logging.WARNING)) == 2  # once per cache
+
+        redis_server.start()
+        client = redis_server.client()
+        after = here.key("after")
+
+        async def written_through() -> bool:
+            await here.set_json(after, 1)
+            return client.get(after) == b"1"
+
+        assert await eventually(written_through, 4.0)
+        assert await eventually(lambda: len(outage_logs(caplog, logging.INFO)) == 2, 4.0)
+        assert len(outage_logs(caplog, logging.WARNING)) == 2
+
+        # The hot layer works again, and cross-process invalidation with it.
+        async def hot_again() -> bool:
+            await there.get_or_load(key, load, 60, hot=True)
+            return there.hot_get(key) is not None
+
+        assert await eventually(hot_again, 4.0)
+        source["prefix"] = "$"
+        await quick(here.invalidate(key))
+        assert await eventually(lambda: there.hot_get(key) is None, 1.0)
+        assert await there.get_or_load(key, load, 60, hot=True) == {"prefix": "$"}
+        # The subscription made before the outage is back.
+        await there.publish("events", "after the outage")
+        assert await eventually(lambda: events == ["after the outage"], 1.0)
+        client.close()
+    finally:
+        await quick(here.close())
+        await quick(there.close())
+
+
+async def test_paused_redis_times_out_and_catches_up(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis that hangs (CLIENT PAUSE): calls time out; an invalidation made meanwhile is
+    applied, and announced, once Redis answers again."""
+    caplog.set_level(logging.INFO, logger="botdata.cache")
+    prefix = f"outage-{uuid.uuid4().hex[:8]}"
+    here, there = await redis_cache(redis_server.url, prefix), await redis_cache(
+        redis_server.url, prefix
+    )
+    key = here.key("config", guild_id=6)
+    client = redis_server.client()
+
+    async def load() -> str:
+        return "old"
+
+    try:
+        await there.get_or_load(key, load, 60, hot=True)
+        assert client.get(key) == b'"old"'
+        client.client_pause(1200, all=True)
+        await quick(here.invalidate(key))  # times out: remembered
+        assert await quick(here.get_json(key)) is None
+        assert len(outage_logs(caplog, logging.WARNING)) == 1
+
+        async def caught_up() -> bool:
+            await here.get_json(here.key("probe"))
+            return client.get(key) is None
+
+        assert await eventually(caught_up, 4.0)
+        assert await eventually(lambda: there.hot_get(key) is None, 1.0)
+        assert len(outage_logs(caplog, logging.INFO)) == 1
+    finally:
+        client.close()
+        await quick(here.close())
+        await quick(there.close())
+
