@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     )
 
     DATABASE_URL: str = DEFAULT_DATABASE_URL
-    #: Unset: the in-process cache. Set (``redis://...``): Redis.
+    # Unset: the in-process cache. Set (redis://...): Redis.
     REDIS_URL: str | None = None
     DATABASE_ECHO: bool = False
     DATABASE_POOL_MIN: int = Field(default=1, ge=1)
@@ -34,8 +34,29 @@ class Settings(BaseSettings):
     XP_LEADERBOARD_TTL: int = Field(default=3600, gt=0)
     WEB_SESSION_TTL: int = Field(default=86400, gt=0)
 
+    #: Command prefix of guilds that set none (and of DMs): 1-10 characters, no whitespace.
+    DEFAULT_PREFIX: str = Field(default="$", pattern=r"^\S{1,10}$")
+
     COMMAND_RATE_LIMIT: int = Field(default=10, gt=0)
     COMMAND_RATE_WINDOW: int = Field(default=60, gt=0)
+
+    #: Prefix of every cache key and pub/sub channel (several bots can share one Redis).
+    CACHE_PREFIX: str = Field(default="botdata", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    #: Entries kept by the in-process cache (and by the hot layer in front of Redis).
+    CACHE_MAX_ENTRIES: int = Field(default=100_000, gt=0)
+    #: Seconds a hot-layer entry lives at most (pub/sub invalidation usually drops it sooner).
+    HOT_CACHE_TTL: float = Field(default=60.0, gt=0)
+    #: Seconds to wait for Redis before treating it as down and using the database.
+    REDIS_TIMEOUT: float = Field(default=0.25, gt=0)
+
+    #: Pending reminders one member may have in one guild.
+    REMINDER_MAX_PER_USER: int = Field(default=25, gt=0)
+    #: Seconds a dispatcher holds the reminders it claimed before another may take them over.
+    REMINDER_CLAIM_LEASE: float = Field(default=60.0, gt=0)
+    #: Seconds before a failed delivery is retried; doubled per further failure, up to an hour.
+    REMINDER_RETRY_DELAY: float = Field(default=30.0, gt=0)
+    #: Seconds between a dispatcher's fallback checks (wake-ups normally come sooner).
+    REMINDER_RECHECK_INTERVAL: float = Field(default=30.0, gt=0)
 
     @field_validator("DATABASE_URL")
     @classmethod

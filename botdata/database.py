@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
 from aerich import Command
 from tortoise import Tortoise
-from tortoise.context import TortoiseContext, get_current_context
+from tortoise.context import TortoiseContext
 from tortoise.exceptions import DBConnectionError, OperationalError
 
+from botdata.cache import Cache, create_cache
 from botdata.config import Settings, load_settings
 from botdata.errors import (
     AlreadyConnectedError,
     DatabaseUnavailableError,
     SchemaNotReadyError,
 )
+from botdata.managers.afk import AFKManager
+from botdata.managers.case_types import CaseTypeManager
+from botdata.managers.cases import CaseManager
+from botdata.managers.guilds import GuildManager
+from botdata.managers.levels import LevelManager
+from botdata.managers.notes import NoteManager
+from botdata.managers.permissions import PermissionManager
+from botdata.managers.privacy import PrivacyManager
+from botdata.managers.ratelimits import RateLimitManager
+from botdata.managers.reminders import ReminderManager
+from botdata.managers.snippets import SnippetManager
+from botdata.managers.starboard import StarboardManager
+from botdata.managers.web import WebManager
 from botdata.schema import APP, MIGRATIONS_LOCATION, dialect_of, redact_url, tortoise_config
 
 log = logging.getLogger(__name__)
+
+# The handle this process has open: Tortoise's global context allows one at a time.
+_open: list[Database] = []
 
 
 class Database:
@@ -28,19 +46,41 @@ class Database:
     Made by :func:`connect`; close it with :meth:`close` or use it as ``async with``.
     """
 
-    def __init__(self, settings: Settings, context: TortoiseContext) -> None:
+    def __init__(self, settings: Settings, context: TortoiseContext, cache: Cache) -> None:
         self.settings = settings
         self._context = context
-        #: ``"sqlite"`` or ``"postgres"``.
+        self.cache = cache
+        # "sqlite" or "postgres"
         self.dialect = dialect_of(settings.DATABASE_URL)
         self.closed = False
+        # Awaited first by close() (managers' background tasks), before the connections go.
+        self.on_close: list[Callable[[], Awaitable[None]]] = []
+        # managers (one line each)
+        self.snippets = SnippetManager(self)
+        self.reminders = ReminderManager(self)
+        self.rate_limits = RateLimitManager(self)
+        self.starboard = StarboardManager(self)
+        self.web = WebManager(self)
+        self.privacy = PrivacyManager(self)
+        self.cases = CaseManager(self)
+        self.case_types = CaseTypeManager(self)
+        self.notes = NoteManager(self)
+        self.guilds = GuildManager(self)
+        self.afk = AFKManager(self)
+        self.levels = LevelManager(self)  # after guilds: registers its settings model
+        self.permissions = PermissionManager(self)
 
     async def close(self) -> None:
         """Close the database connections. Calling it twice is harmless."""
         if self.closed:
             return
         self.closed = True
-        await self._context.close_connections()
+        try:
+            for hook in self.on_close:
+                await hook()
+            await self.cache.close()
+        finally:
+            await self._context.close_connections()
 
     async def __aenter__(self) -> Database:
         return self
@@ -78,7 +118,7 @@ async def connect(
     if redis_url is not None:
         settings["REDIS_URL"] = redis_url
     resolved = load_settings(**settings)
-    if get_current_context() is not None:
+    if _open and not _open[-1].closed:
         raise AlreadyConnectedError("botdata is already connected in this process; close it first")
     config = tortoise_config(resolved)
     shown = redact_url(resolved.DATABASE_URL)
@@ -90,10 +130,13 @@ async def connect(
     try:
         await _check_connection(context, shown)
         await _prepare_schema(config, dialect_of(resolved.DATABASE_URL))
+        cache = await create_cache(resolved)
     except BaseException:
         await context.close_connections()
         raise
-    return Database(resolved, context)
+    db = Database(resolved, context, cache)
+    _open[:] = [db]
+    return db
 
 
 async def _check_connection(context: TortoiseContext, shown: str) -> None:

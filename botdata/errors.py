@@ -29,3 +29,283 @@ class ValidationError(BotdataError, ValueError):
 
 class InvalidSnowflakeError(ValidationError):
     """A value given as a Discord id is not a snowflake."""
+
+
+class NotFoundError(BotdataError, LookupError):
+    """The row asked for does not exist."""
+
+
+class InvalidFlagError(ValidationError):
+    """A yes/no option (such as ``allow_self_star``, ``active`` or ``keep_moderation_records``)
+    is not a bool."""
+
+
+# Starboard (botdata.managers.starboard) -------------------------------------------------------
+
+
+class StarboardNotConfiguredError(NotFoundError):
+    """The guild has no starboard (configure one first)."""
+
+
+class StarboardMessageNotFoundError(NotFoundError):
+    """The guild's starboard has no entry for that message (nobody starred it yet)."""
+
+
+class InvalidStarboardEmojiError(ValidationError):
+    """A starboard emoji is not a str of 1-64 characters without whitespace."""
+
+
+class InvalidStarThresholdError(ValidationError):
+    """A starboard threshold is not an int from 1 to 2147483647."""
+
+
+class StarboardCopyConflictError(BotdataError):
+    """That starboard message id is already recorded as the copy of another starred message."""
+
+
+# Web dashboard (botdata.managers.web) ---------------------------------------------------------
+
+
+class WebUserNotFoundError(NotFoundError):
+    """No dashboard user has that Discord id."""
+
+
+class WebUserInactiveError(BotdataError):
+    """The dashboard user is deactivated: no new session may be opened for them."""
+
+
+class InvalidUsernameError(ValidationError):
+    """A dashboard username is not a str of 1-100 characters with some non-blank text."""
+
+
+class InvalidAvatarError(ValidationError):
+    """A dashboard avatar (Discord avatar hash or URL) is not a str of 1-200 characters."""
+
+
+class InvalidEmailError(ValidationError):
+    """An email address is not a str of at most 255 characters shaped like ``local@domain.tld``."""
+
+
+class InvalidIPAddressError(ValidationError):
+    """An IP address is not a valid IPv4 or IPv6 address."""
+
+
+class InvalidSessionTokenError(ValidationError):
+    """A session token is not a str."""
+
+
+class InvalidTimestampError(ValidationError):
+    """A time is not a timezone-aware datetime."""
+
+
+# Moderation (botdata.managers.cases, case_types, notes) ---------------------------------------
+
+
+class CaseNotFoundError(NotFoundError):
+    """The guild has no case with that number."""
+
+
+class CaseTypeNotFoundError(NotFoundError):
+    """The guild has no custom case type of that name."""
+
+
+class NoteNotFoundError(NotFoundError):
+    """The guild has no note with that number, or it was deleted."""
+
+
+class InvalidCaseTypeNameError(ValidationError):
+    """A custom case type name is not a str of 1-50 characters from a-z, 0-9, ``_`` and ``-``
+    (upper case is folded to lower case)."""
+
+
+class BuiltinCaseTypeNameError(ValidationError):
+    """A custom case type name is the name of a built-in :class:`CaseType` (pass the enum
+    member for a built-in type; custom types may not take those names)."""
+
+
+class InvalidCaseTypeTextError(ValidationError):
+    """A custom case type's display name is not 1-100 characters or its description is longer
+    than 500."""
+
+
+class InvalidSeverityError(ValidationError):
+    """A custom case type's severity is not an int from 1 to 10."""
+
+
+class CaseTypeExistsError(BotdataError):
+    """The guild already has a custom case type of that name."""
+
+
+class CaseTypeInUseError(BotdataError):
+    """A custom case type cannot be deleted while cases (voided ones included) use it."""
+
+
+class ReasonTooLongError(ValidationError):
+    """A case reason (or void reason) is not a str of at most 2000 characters."""
+
+
+class DurationRequiredError(ValidationError):
+    """The case type needs a duration or expiry time (TEMPBAN, TIMEOUT, custom types with
+    ``requires_duration``) and none was given."""
+
+
+class DurationNotAllowedError(ValidationError):
+    """A duration or expiry time was given for a case type that does not expire."""
+
+
+class InvalidExpiryError(ValidationError):
+    """A duration is not a positive timedelta, an expiry time is not a timezone-aware time in
+    the future, both were given, or a claim's ``now``/``lease`` is not aware/positive."""
+
+
+class InvalidCaseMetadataError(ValidationError):
+    """Case metadata is not a JSON-serialisable dict with str keys."""
+
+
+class CaseAlreadyVoidedError(BotdataError):
+    """The case was voided before; a case is voided once."""
+
+
+class InvalidNoteContentError(ValidationError):
+    """A note's content is not a str of 1-2000 characters with some non-blank text."""
+
+
+class InvalidPageError(ValidationError):
+    """A page's ``limit`` is not an int from 1 to 100, or ``before`` is not a positive int."""
+
+
+class InvalidNumberError(ValidationError):
+    """A case or note number is not a positive int."""
+
+
+# Snippets and reminders (botdata.managers.snippets, reminders) --------------------------------
+
+
+class InvalidSnippetNameError(ValidationError):
+    """A snippet name or alias is not a str of 1-100 characters from ASCII letters, digits,
+    ``_`` and ``-``."""
+
+
+class InvalidSnippetContentError(ValidationError):
+    """A snippet's content is not a str of 1-4000 characters with some non-blank text."""
+
+
+class InvalidOffsetError(InvalidPageError):
+    """A page's ``offset`` is not an int >= 0."""
+
+
+class SnippetNotFoundError(NotFoundError):
+    """The guild has no snippet with that name or alias (ignoring case)."""
+
+
+class SnippetNameTakenError(BotdataError):
+    """The guild already has a snippet name or alias equal to it, ignoring case."""
+
+
+class NotAnAliasError(BotdataError):
+    """``remove_alias`` was given a snippet's own name, not one of its aliases."""
+
+
+class SnippetPermissionError(BotdataError):
+    """The actor may not change the snippet: not its author nor a moderator (locking: not a
+    moderator)."""
+
+
+class SnippetLockedError(SnippetPermissionError):
+    """The snippet is locked: only moderators may change it (and nobody may claim it)."""
+
+
+class SnippetAuthorPresentError(BotdataError):
+    """A snippet can be claimed only when its author is no longer in the guild."""
+
+
+class InvalidReminderContentError(ValidationError):
+    """A reminder's content is not a str of 1-2000 characters with some non-blank text."""
+
+
+class InvalidReminderTimeError(ValidationError):
+    """A reminder's due time is not a timezone-aware datetime in the future."""
+
+
+class ReminderLimitError(BotdataError):
+    """The member already has ``REMINDER_MAX_PER_USER`` pending reminders in the guild."""
+
+
+class ReminderNotFoundError(NotFoundError):
+    """The guild has no pending reminder with that id (never existed, sent or cancelled)."""
+
+
+class ReminderPermissionError(BotdataError):
+    """A member tried to cancel a reminder of someone else."""
+
+
+class DispatcherRunningError(BotdataError):
+    """``db.reminders.start()`` was called while this handle's dispatcher is running."""
+
+
+# Guilds and dynamic settings (botdata.managers.guilds) ----------------------------------------
+
+
+class UnknownConfigFieldError(ValidationError):
+    """``update_config`` was given a field name the guild configuration does not have."""
+
+
+class InvalidPrefixError(ValidationError):
+    """A command prefix is not 1-10 characters without whitespace."""
+
+
+class InvalidSettingNameError(ValidationError):
+    """A dynamic setting's module or key is not a string of 1-100 characters."""
+
+
+class SettingNotSerializableError(ValidationError):
+    """A dynamic setting's value cannot be stored as JSON (or is None: delete it instead)."""
+
+
+class InvalidSettingValueError(ValidationError):
+    """A dynamic setting's value does not match the pydantic model registered for its key."""
+
+
+# Permissions (botdata.managers.permissions) -----------------------------------------------------
+
+
+class InvalidPermissionLevelError(ValidationError):
+    """A permission level is not an int from 0 to 7."""
+
+
+class InvalidRuleAccessError(ValidationError):
+    """A permission rule's access is not whitelist, blacklist or ignore."""
+
+
+class InvalidRuleTargetError(ValidationError):
+    """A permission rule's target is not a member, role, channel or category (or its name is
+    longer than 100 characters)."""
+
+
+class InvalidRuleScopeError(ValidationError):
+    """A permission rule names not exactly one of command and module, or a name that is empty
+    or longer than 100 characters."""
+
+
+# AFK and levels (botdata.managers.afk, levels) ------------------------------------------------
+
+
+class InvalidAFKReasonError(ValidationError):
+    """An AFK reason is not a str of at most 500 characters."""
+
+
+class InvalidAFKNicknameError(ValidationError):
+    """An AFK nickname (the one to restore) is not a str of at most 100 characters."""
+
+
+class InvalidAFKExpiryError(ValidationError):
+    """An AFK ``until`` is not a timezone-aware time in the future, or was given together with
+    ``permanent=True`` (a permanent AFK never expires)."""
+
+
+class InvalidXPError(ValidationError):
+    """An XP total is not an int from 0 to 2**53 - 1."""
+
+
+class InvalidLevelError(ValidationError):
+    """A level is not an int from 0 to the highest level whose XP stays within 2**53 - 1."""

@@ -1,0 +1,1 @@
+"""Managers: the only code that touches models and the cache. Reached as ``db.<name>``."""

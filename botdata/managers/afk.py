@@ -1,0 +1,211 @@
+"""AFK members: ``db.afk``.
+
+A member is AFK in a guild while a row exists for them (at most one per guild and member).
+
+The per-message read path is :meth:`AFKManager.get_many`: a message mentioning ten members asks
+about all of them at once. Each guild's set of AFK member ids is cached in the in-process hot
+layer (loaded once, dropped in every process by ``cache.invalidate`` whenever a row is set or
+removed), so when none of the mentioned members is AFK, the common answer, the call costs no
+database query and no Redis round trip. Otherwise one query fetches the AFK rows among them.
+
+Rows whose ``until`` has passed count as not AFK; :meth:`AFKManager.claim_expired` removes them
+(``DELETE ... RETURNING``, so two processes never both receive one) and hands them back, so the
+bot can restore the nicknames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from tortoise.connection import get_connection
+from tortoise.transactions import in_transaction
+
+from botdata.errors import (
+    InvalidAFKExpiryError,
+    InvalidAFKNicknameError,
+    InvalidAFKReasonError,
+    InvalidFlagError,
+    InvalidPageError,
+    InvalidTimestampError,
+)
+from botdata.managers.base import Manager
+from botdata.managers.checks import snowflake
+from botdata.managers.member_sets import cached_member_ids
+from botdata.managers.numbering import ensure_guild, fetch
+from botdata.models import AFK
+from botdata.schemas import AFKSchema
+
+#: Cache key name of a guild's set of AFK member ids.
+AFK_MEMBERS_KEY = "afk_members"
+MAX_REASON = 500
+MAX_NICKNAME = 100
+#: Most rows one :meth:`AFKManager.claim_expired` call removes.
+MAX_CLAIM = 1000
+
+_COLUMNS = "guild_id, member_id, nickname, reason, since, until, enforced, permanent"
+
+_UPSERT = f"""
+INSERT INTO afk ({_COLUMNS}, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $5, $5)
+ON CONFLICT (guild_id, member_id) DO UPDATE SET
+    nickname = EXCLUDED.nickname,
+    reason = EXCLUDED.reason,
+    since = EXCLUDED.since,
+    until = EXCLUDED.until,
+    enforced = EXCLUDED.enforced,
+    permanent = EXCLUDED.permanent,
+    updated_at = EXCLUDED.updated_at
+RETURNING {_COLUMNS}
+"""
+
+_DELETE = f"DELETE FROM afk WHERE guild_id = $1 AND member_id = $2 RETURNING {_COLUMNS}"
+
+# Oldest expiries first; on PostgreSQL concurrent claimers skip each other's rows.
+_CLAIM = """
+DELETE FROM afk WHERE id IN (
+    SELECT id FROM afk WHERE until <= $1 AND NOT permanent ORDER BY until LIMIT $2{lock}
+) RETURNING {columns}
+"""
+
+
+class AFKManager(Manager):
+    """AFK statuses. Reached as ``db.afk``."""
+
+    async def set(
+        self,
+        guild_id: int,
+        member_id: int,
+        *,
+        nickname: str,
+        reason: str = "",
+        until: datetime | None = None,
+        enforced: bool = False,
+        permanent: bool = False,
+    ) -> AFKSchema:
+        """Mark the member AFK, replacing any AFK status they had (one atomic upsert).
+
+        ``nickname`` is the nickname to restore when the AFK ends; ``until`` (optional, in the
+        future) ends it automatically (see :meth:`claim_expired`); ``enforced``: set by a
+        moderator, talking does not clear it; ``permanent``: never expires. The guild row is
+        created when missing. Returns the AFK status.
+
+        Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id,
+        :class:`~botdata.errors.InvalidAFKNicknameError` /
+        :class:`~botdata.errors.InvalidAFKReasonError` for text that is not a str or too long
+        (100 / 500 characters), :class:`~botdata.errors.InvalidAFKExpiryError` for an
+        ``until`` that is not aware, not in the future, or given with ``permanent``,
+        :class:`~botdata.errors.InvalidFlagError` for a non-bool flag. Nothing is written then.
+        """
+        snowflake(guild_id, "guild_id")
+        snowflake(member_id, "member_id")
+        if not isinstance(nickname, str) or len(nickname) > MAX_NICKNAME:
+            raise InvalidAFKNicknameError(
+                f"nickname must be a str of at most {MAX_NICKNAME} characters, not {nickname!r}"
+            )
+        if not isinstance(reason, str) or len(reason) > MAX_REASON:
+            raise InvalidAFKReasonError(f"reason must be a str of at most {MAX_REASON} characters")
+        for name, flag in (("enforced", enforced), ("permanent", permanent)):
+            if not isinstance(flag, bool):
+                raise InvalidFlagError(f"{name} must be a bool, not {flag!r}")
+        now = datetime.now(timezone.utc)
+        if until is not None:
+            if not isinstance(until, datetime) or until.utcoffset() is None:
+                raise InvalidAFKExpiryError(
+                    f"until must be a timezone-aware datetime, not {until!r}"
+                )
+            if until <= now:
+                raise InvalidAFKExpiryError(f"until ({until.isoformat()}) is not in the future")
+            if permanent:
+                raise InvalidAFKExpiryError("a permanent AFK cannot have an until")
+            until = until.astimezone(timezone.utc)
+        values = [guild_id, member_id, nickname, reason, now, until, enforced, permanent]
+        async with in_transaction() as connection:
+            await ensure_guild(connection, self.db.dialect, guild_id)
+            rows = await fetch(connection, self.db.dialect, _UPSERT, values)
+        await self.cache.invalidate(self._key(guild_id))
+        return AFKSchema.model_validate(rows[0])
+
+    async def clear(self, guild_id: int, member_id: int) -> AFKSchema | None:
+        """End the member's AFK (enforced or not: the caller decides who may).
+
+        Returns the removed status (to restore the nickname), or None when the member was not
+        AFK. Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
+        """
+        snowflake(guild_id, "guild_id")
+        snowflake(member_id, "member_id")
+        rows = await fetch(
+            get_connection("default"), self.db.dialect, _DELETE, [guild_id, member_id]
+        )
+        if not rows:
+            return None
+        await self.cache.invalidate(self._key(guild_id))
+        return AFKSchema.model_validate(rows[0])
+
+    async def get(self, guild_id: int, member_id: int) -> AFKSchema | None:
+        """The member's AFK status, or None when they are not AFK (or their ``until`` passed).
+
+        Served by the cached set of AFK members: no query when the member is not AFK.
+        Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
+        """
+        return (await self.get_many(guild_id, (member_id,))).get(member_id)
+
+    async def get_many(self, guild_id: int, member_ids: Iterable[int]) -> dict[int, AFKSchema]:
+        """The AFK statuses of those of ``member_ids`` who are AFK, ``{member_id: status}``.
+
+        For a message's mentions: one lookup for all of them. When none is AFK (checked against
+        the guild's cached set of AFK members) it costs no database query and, once the set
+        is in this process's hot layer, no Redis round trip; otherwise one query. Rows whose
+        ``until`` passed are left out. Raises :class:`~botdata.errors.InvalidSnowflakeError`
+        for a bad id.
+        """
+        snowflake(guild_id, "guild_id")
+        wanted = {snowflake(member_id, "member_ids") for member_id in member_ids}
+        if not wanted:
+            return {}
+        afk = await cached_member_ids(
+            self.cache, self._key(guild_id), self.settings.GUILD_CONFIG_TTL,
+            lambda: AFK.filter(guild_id=guild_id).values_list("member_id", flat=True),
+        )
+        hits = wanted & afk
+        if not hits:
+            return {}
+        now = datetime.now(timezone.utc)
+        rows = await AFK.filter(guild_id=guild_id, member_id__in=hits)
+        return {
+            row.member_id: AFKSchema.model_validate(row)
+            for row in rows
+            if row.until is None or row.until > now
+        }
+
+    async def claim_expired(
+        self, now: datetime | None = None, *, limit: int = 100
+    ) -> list[AFKSchema]:
+        """Remove and return up to ``limit`` AFK statuses whose ``until`` is at or before
+        ``now`` (default: the current time), oldest first; permanent ones never expire.
+
+        Atomic (``DELETE ... RETURNING``): with several processes claiming at once each row is
+        returned to exactly one of them. Call it periodically and restore the nicknames.
+        Raises :class:`~botdata.errors.InvalidTimestampError` for a naive or non-datetime
+        ``now``, :class:`~botdata.errors.InvalidPageError` for a ``limit`` outside 1..1000.
+        """
+        if now is None:
+            now = datetime.now(timezone.utc)
+        elif not isinstance(now, datetime) or now.utcoffset() is None:
+            raise InvalidTimestampError(f"now must be a timezone-aware datetime, not {now!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIM:
+            raise InvalidPageError(f"limit must be an int from 1 to {MAX_CLAIM}, not {limit!r}")
+        lock = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgres" else ""
+        query = _CLAIM.format(lock=lock, columns=_COLUMNS)
+        rows: list[dict[str, Any]] = await fetch(
+            get_connection("default"), self.db.dialect, query, [now.astimezone(timezone.utc), limit]
+        )
+        claimed = sorted((AFKSchema.model_validate(row) for row in rows), key=lambda a: a.until)
+        guilds = {status.guild_id for status in claimed}
+        if guilds:
+            await self.cache.invalidate(*(self._key(guild_id) for guild_id in guilds))
+        return claimed
+
+    def _key(self, guild_id: int) -> str:
+        return self.cache.key(AFK_MEMBERS_KEY, guild_id=guild_id)

@@ -1,0 +1,100 @@
+"""What a case may hold: reasons, durations and metadata, checked before anything is written.
+
+Durations
+    TEMPBAN, TIMEOUT and custom types with ``requires_duration`` need one; JAIL takes one
+    optionally (a timed jail); every other type refuses one. A duration is a positive
+    ``timedelta`` (the case expires that long after it is made) or, instead, an explicit
+    timezone-aware ``expires_at`` in the future. Expiring cases are handed out by
+    ``db.cases.claim_due`` once their time has passed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from botdata.errors import (
+    DurationNotAllowedError,
+    DurationRequiredError,
+    InvalidCaseMetadataError,
+    InvalidExpiryError,
+    InvalidSnowflakeError,
+    ReasonTooLongError,
+)
+from botdata.managers.checks import aware, snowflake
+from botdata.models import CaseType
+from botdata.schemas import CustomCaseTypeSchema
+
+MAX_REASON = 2000
+#: Built-in types that always expire, and the one that may.
+NEEDS_DURATION = frozenset({CaseType.TEMPBAN, CaseType.TIMEOUT})
+MAY_HAVE_DURATION = frozenset({CaseType.JAIL})
+
+
+def check_reason(reason: object, name: str = "reason") -> str:
+    """Return ``reason`` when it is a str of at most 2000 characters.
+
+    Raises :class:`~botdata.errors.ReasonTooLongError` otherwise.
+    """
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        raise ReasonTooLongError(f"{name} must be a str of at most {MAX_REASON} characters")
+    return reason
+
+
+def expiry(
+    case_type: CaseType | None,
+    custom: CustomCaseTypeSchema | None,
+    duration: object,
+    expires_at: object,
+    now: datetime,
+) -> datetime | None:
+    """When a case of this type, made at ``now``, expires (UTC), or None if it does not.
+
+    Raises :class:`~botdata.errors.DurationRequiredError`,
+    :class:`~botdata.errors.DurationNotAllowedError` or
+    :class:`~botdata.errors.InvalidExpiryError` (see the module docstring).
+    """
+    name = custom.name if custom is not None else case_type.value  # type: ignore[union-attr]
+    required = case_type in NEEDS_DURATION or (custom is not None and custom.requires_duration)
+    if duration is None and expires_at is None:
+        if required:
+            raise DurationRequiredError(f"a {name} case needs a duration")
+        return None
+    if not required and case_type not in MAY_HAVE_DURATION:
+        raise DurationNotAllowedError(f"a {name} case cannot have a duration")
+    if duration is not None and expires_at is not None:
+        raise InvalidExpiryError("give a duration or expires_at, not both")
+    if duration is not None:
+        if not isinstance(duration, timedelta) or duration <= timedelta(0):
+            raise InvalidExpiryError(f"duration must be a positive timedelta, not {duration!r}")
+        return now + duration
+    when = aware(expires_at, "expires_at").astimezone(timezone.utc)
+    if when <= now:
+        raise InvalidExpiryError(f"expires_at {when.isoformat()} is not in the future")
+    return when
+
+
+def check_roles(user_roles: Iterable[int]) -> list[int]:
+    """``user_roles`` as a list of role ids. Raises
+    :class:`~botdata.errors.InvalidSnowflakeError` for a value that is not one."""
+    if isinstance(user_roles, (str, bytes)) or not isinstance(user_roles, Iterable):
+        raise InvalidSnowflakeError(f"user_roles must be role ids, not {user_roles!r}")
+    return [snowflake(role, "user_roles") for role in user_roles]
+
+
+def check_metadata(metadata: object) -> dict[str, Any] | None:
+    """Return ``metadata`` when it is None or a JSON-serialisable dict with str keys.
+
+    Raises :class:`~botdata.errors.InvalidCaseMetadataError` otherwise.
+    """
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise InvalidCaseMetadataError("metadata must be a dict with str keys")
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidCaseMetadataError(f"metadata is not JSON-serialisable: {exc}") from None
+    return metadata

@@ -1,0 +1,424 @@
+"""db.privacy: exhaustive export and erasure of one user's data (both backends).
+
+The rows are made with the models directly, so that every table can be filled whatever the
+other managers offer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from tortoise.queryset import QuerySet
+
+import botdata
+from botdata.errors import InvalidFlagError, InvalidSnowflakeError
+from botdata.managers.privacy import REFERENCES, SECRET_COLUMNS, Erase
+from botdata.models import (
+    AFK,
+    AccessType,
+    Case,
+    CaseEdit,
+    CaseType,
+    CustomCaseType,
+    Guild,
+    GuildConfig,
+    GuildPermission,
+    GuildSetting,
+    Levels,
+    Note,
+    PermissionType,
+    Reminder,
+    Snippet,
+    SnippetName,
+    Starboard,
+    StarboardMessage,
+    StarboardStar,
+    WebGuildPermission,
+    WebSession,
+    WebUser,
+    __models__,
+)
+from botdata.models.base import SnowflakeValidator
+
+USER = 1 << 44  # the data subject
+OTHER = (1 << 44) + 1  # another member
+MOD = (1 << 44) + 2  # a moderator
+GUILD = 1 << 40
+CHANNEL = 1 << 41
+
+#: Discord-id columns that can never hold a user id.
+NOT_USER_ID = re.compile(r"guild_id|.*(channel|role|log|message)_id")
+
+
+def user_id_columns() -> set[tuple[str, str]]:
+    """(table, column) of every Discord-id column of every model that may hold a user id."""
+    found = set()
+    for model in __models__:
+        table = model._meta.db_table
+        for name, column in model._meta.fields_db_projection.items():
+            field = model._meta.fields_map[name]
+            if not any(isinstance(v, SnowflakeValidator) for v in field.validators):
+                continue
+            if NOT_USER_ID.fullmatch(column) or (model is Guild and column == "id"):
+                continue
+            found.add((table, column))
+    return found
+
+
+@dataclass
+class Rows:
+    """What :func:`populate` made."""
+
+    case_about_user: Case
+    case_by_user: Case
+    case_unrelated: Case
+    note_about_user: Note
+    deleted_note_about_user: Note
+    note_by_user: Note
+    note_unrelated: Note
+    member_rule: GuildPermission
+    role_rule: GuildPermission
+    rule_by_user: GuildPermission
+    user_snippet: Snippet
+    other_snippet: Snippet
+    user_message: StarboardMessage
+    other_message: StarboardMessage
+    user_session: WebSession
+
+
+async def populate() -> Rows:
+    """Rows of every table concerning USER, and rows of OTHER and MOD around them."""
+    now = datetime.now(timezone.utc)
+    await Guild.create(id=GUILD)
+    await GuildConfig.create(guild_id=GUILD, created_by=USER, updated_by=OTHER, prefix="!")
+    await GuildSetting.create(
+        guild_id=GUILD, module="m", key="a", value={"x": 1}, created_by=OTHER, updated_by=USER
+    )
+    await GuildSetting.create(guild_id=GUILD, module="m", key="b", value=2, created_by=OTHER)
+    await CustomCaseType.create(guild_id=GUILD, name="spam", display_name="Spam", created_by=USER)
+
+    def case(number: int, user: int, moderator: int, **extra: Any) -> Any:
+        return Case.create(
+            guild_id=GUILD, number=number, type=CaseType.WARN, reason=f"reason {number}",
+            user_id=user, moderator_id=moderator, **extra,
+        )
+
+    case_about_user = await case(1, USER, MOD, created_by=MOD)
+    case_by_user = await case(2, OTHER, USER, voided_by=USER, updated_by=USER, active=False)
+    case_unrelated = await case(3, OTHER, MOD)
+    await CaseEdit.create(case=case_about_user, editor_id=MOD, old_reason="a", new_reason="b")
+    await CaseEdit.create(case=case_by_user, editor_id=USER, old_reason="c", new_reason="d")
+    await CaseEdit.create(case=case_unrelated, editor_id=MOD, old_reason="e", new_reason="f")
+
+    def note(number: int, user: int, moderator: int, **extra: Any) -> Any:
+        return Note.create(
+            guild_id=GUILD, number=number, user_id=user, moderator_id=moderator,
+            content=f"note {number}", **extra,
+        )
+
+    note_about_user = await note(1, USER, MOD)
+    deleted_note_about_user = await note(2, USER, MOD, is_deleted=True, deleted_by=MOD)
+    note_by_user = await note(3, OTHER, USER, is_deleted=True, deleted_by=USER)
+    note_unrelated = await note(4, OTHER, MOD)
+
+    def rule(kind: PermissionType, target: int, **extra: Any) -> Any:
+        return GuildPermission.create(
+            guild_id=GUILD, type=kind, access=AccessType.BLACKLIST, target_id=target,
+            command="ban", **extra,
+        )
+
+    member_rule = await rule(PermissionType.MEMBER, USER, target_name="alice", created_by=MOD)
+    # a role that happens to have the same number is not the user
+    role_rule = await rule(PermissionType.ROLE, USER, target_name="Helpers")
+    rule_by_user = await rule(PermissionType.MEMBER, OTHER, created_by=USER, updated_by=USER)
+
+    user_snippet = await Snippet.create(guild_id=GUILD, content="mine", author_id=USER)
+    await SnippetName.create(guild_id=GUILD, snippet=user_snippet, name="Mine", key="mine")
+    await SnippetName.create(
+        guild_id=GUILD, snippet=user_snippet, name="m", key="m", is_alias=True
+    )
+    other_snippet = await Snippet.create(
+        guild_id=GUILD, content="theirs", author_id=OTHER, updated_by=USER
+    )
+    await SnippetName.create(guild_id=GUILD, snippet=other_snippet, name="theirs", key="theirs")
+
+    for member in (USER, OTHER):
+        await Reminder.create(
+            guild_id=GUILD, user_id=member, channel_id=CHANNEL, content="hi", due_at=now
+        )
+        await AFK.create(guild_id=GUILD, member_id=member, nickname="nick", reason="away")
+        await Levels.create(guild_id=GUILD, member_id=member, xp=10, level=1)
+
+    await Starboard.create(guild_id=GUILD, channel_id=CHANNEL, threshold=1)
+    user_message = await StarboardMessage.create(
+        guild_id=GUILD, message_id=1 << 42, channel_id=CHANNEL, author_id=USER,
+        starboard_message_id=1 << 43, stars=1,
+    )
+    other_message = await StarboardMessage.create(
+        guild_id=GUILD, message_id=(1 << 42) + 1, channel_id=CHANNEL, author_id=OTHER, stars=2
+    )
+    await StarboardStar.create(message=user_message, user_id=OTHER)
+    await StarboardStar.create(message=other_message, user_id=USER)
+    await StarboardStar.create(message=other_message, user_id=MOD)
+
+    sessions = {}
+    for member in (USER, OTHER):
+        await WebUser.create(id=member, username=f"user{member}", email=f"{member}@example.org")
+        sessions[member] = await WebSession.create(
+            user_id=member, token_hash=f"{member:064x}", expires_at=now + timedelta(days=1),
+            ip_address="192.0.2.1",
+        )
+        await WebGuildPermission.create(user_id=member, guild_id=GUILD, level=3)
+
+    return Rows(
+        case_about_user, case_by_user, case_unrelated, note_about_user, deleted_note_about_user,
+        note_by_user, note_unrelated, member_rule, role_rule, rule_by_user, user_snippet,
+        other_snippet, user_message, other_message, sessions[USER],
+    )
+
+
+def ids(rows: list[dict[str, Any]], key: str = "id") -> set[Any]:
+    return {row[key] for row in rows}
+
+
+# Coverage ----------------------------------------------------------------------------------------
+
+
+def test_every_user_id_column_of_every_model_is_covered() -> None:
+    # A new model (or column) holding a user id must be added to privacy.REFERENCES.
+    covered = {(ref.table, ref.lookup) for ref in REFERENCES if ref.export}
+    missing = user_id_columns() - covered
+    assert not missing, f"user-id columns not covered by privacy.REFERENCES: {sorted(missing)}"
+    # and the classification finds what it should (the check above is not vacuous)
+    assert {("web_users", "id"), ("cases", "voided_by"), ("guild_permissions", "target_id")} <= (
+        user_id_columns()
+    )
+
+
+async def test_export_contains_every_table_concerning_the_user(db: botdata.Database) -> None:
+    rows = await populate()
+    export = await db.privacy.export_user(USER)
+    assert export["user_id"] == USER
+    datetime.fromisoformat(export["exported_at"])
+    json.dumps(export)  # JSON-serialisable as is
+    tables = export["tables"]
+
+    # every table with a user-id column has the user's rows
+    for table, _ in user_id_columns():
+        assert tables[table], f"nothing exported from {table}"
+    assert set(tables) == {ref.table for ref in REFERENCES if ref.export}
+
+    assert ids(tables["cases"]) == {rows.case_about_user.id, rows.case_by_user.id}
+    # the edits of their case, and the edit they made
+    assert ids(tables["case_edits"], "case_id") == {rows.case_about_user.id, rows.case_by_user.id}
+    # soft-deleted notes are exported too
+    assert ids(tables["notes"]) == {
+        rows.note_about_user.id,
+        rows.deleted_note_about_user.id,
+        rows.note_by_user.id,
+    }
+    assert ids(tables["guild_permissions"]) == {rows.member_rule.id, rows.rule_by_user.id}
+    assert ids(tables["snippets"]) == {rows.user_snippet.id, rows.other_snippet.id}
+    assert {row["name"] for row in tables["snippet_names"]} == {"Mine", "m"}
+    assert ids(tables["starboard_messages"]) == {rows.user_message.id}
+    # their own star, not the stars others gave them
+    assert [(row["message_id"], row["user_id"]) for row in tables["starboard_stars"]] == [
+        (rows.other_message.id, USER)
+    ]
+    assert ids(tables["guild_configs"], "guild_id") == {GUILD}
+    assert {row["key"] for row in tables["guild_settings"]} == {"a"}
+    assert [row["name"] for row in tables["custom_case_types"]] == ["spam"]
+    for table in ("reminders", "afk", "levels", "web_guild_permissions", "web_sessions"):
+        assert len(tables[table]) == 1
+    assert tables["web_users"][0]["email"] == f"{USER}@example.org"
+
+    # sessions: metadata, never the token hash
+    session = tables["web_sessions"][0]
+    assert session["ip_address"] == "192.0.2.1"
+    assert "token_hash" not in session
+    assert SECRET_COLUMNS["web_sessions"] == {"token_hash"}
+    assert rows.user_session.token_hash not in json.dumps(export)
+    # times are ISO strings
+    assert datetime.fromisoformat(session["expires_at"]) > datetime.now(timezone.utc)
+
+    # nothing of other users: each row names the user, or belongs to one of theirs
+    for table, exported in tables.items():
+        for row in exported:
+            if table == "snippet_names":
+                assert row["snippet_id"] == rows.user_snippet.id
+            elif table == "case_edits" and row["editor_id"] != USER:
+                assert row["case_id"] == rows.case_about_user.id
+            else:
+                assert USER in row.values(), (table, row)
+
+
+async def test_export_of_a_stranger_is_empty(db: botdata.Database) -> None:
+    await populate()
+    export = await db.privacy.export_user(1 << 50)
+    assert all(rows == [] for rows in export["tables"].values())
+    with pytest.raises(InvalidSnowflakeError):
+        await db.privacy.export_user(17)
+
+
+# Erasure -----------------------------------------------------------------------------------------
+
+
+async def test_erase_keeps_moderation_records_by_default(db: botdata.Database) -> None:
+    rows = await populate()
+    await db.cache.set_json(db.cache.key("anything", guild_id=GUILD), {"stale": USER})
+    other_before = await db.privacy.export_user(OTHER)
+
+    summary = await db.privacy.erase_user(USER)
+
+    # the user's own data is gone
+    for model, column in (
+        (Reminder, "user_id"),
+        (AFK, "member_id"),
+        (Levels, "member_id"),
+        (Snippet, "author_id"),
+        (StarboardMessage, "author_id"),
+        (StarboardStar, "user_id"),
+        (WebSession, "user_id"),
+        (WebGuildPermission, "user_id"),
+        (WebUser, "id"),
+    ):
+        assert await model.filter(**{column: USER}).count() == 0, model
+    assert await SnippetName.filter(snippet_id=rows.user_snippet.id).count() == 0
+    # the message they starred lost their star, not MOD's
+    assert (await StarboardMessage.get(id=rows.other_message.id)).stars == 1
+    assert await StarboardStar.filter(message_id=rows.other_message.id).count() == 1
+
+    # moderation records about them are kept whole
+    kept_case = await Case.get(id=rows.case_about_user.id)
+    assert (kept_case.user_id, kept_case.reason) == (USER, "reason 1")
+    assert await CaseEdit.filter(case_id=rows.case_about_user.id).count() == 1
+    assert await QuerySet(Note).filter(user_id=USER).count() == 2
+    member_rule = await GuildPermission.get(id=rows.member_rule.id)
+    assert (member_rule.target_id, member_rule.target_name) == (USER, None)  # name scrubbed
+    assert (await GuildPermission.get(id=rows.role_rule.id)).target_name == "Helpers"
+
+    # records where they moderated are kept; audit pointers to them are cleared
+    case_by_user = await Case.get(id=rows.case_by_user.id)
+    assert (case_by_user.moderator_id, case_by_user.voided_by, case_by_user.updated_by) == (
+        USER,
+        None,
+        None,
+    )
+    assert await CaseEdit.filter(editor_id=USER).count() == 1
+    note_by_user = await QuerySet(Note).get(id=rows.note_by_user.id)
+    assert (note_by_user.moderator_id, note_by_user.deleted_by) == (USER, None)
+    rule_by_user = await GuildPermission.get(id=rows.rule_by_user.id)
+    assert (rule_by_user.created_by, rule_by_user.updated_by) == (None, None)
+    config = await GuildConfig.get(guild_id=GUILD)
+    assert (config.created_by, config.updated_by, config.prefix) == (None, OTHER, "!")
+    setting = await GuildSetting.get(key="a")
+    assert (setting.created_by, setting.updated_by, setting.value) == (OTHER, None, {"x": 1})
+    assert (await CustomCaseType.get(name="spam")).created_by is None
+    other_snippet = await Snippet.get(id=rows.other_snippet.id)
+    assert (other_snippet.author_id, other_snippet.updated_by) == (OTHER, None)
+
+    # what remains about the user is exactly the kept moderation records
+    after = (await db.privacy.export_user(USER))["tables"]
+    assert {table for table, found in after.items() if found} == {
+        "cases",
+        "case_edits",
+        "notes",
+        "guild_permissions",
+    }
+    assert ids(after["guild_permissions"]) == {rows.member_rule.id}
+
+    # the other member's data is intact (bar their star on the user's erased message)
+    other_after = await db.privacy.export_user(OTHER)
+    for table, found in other_before["tables"].items():
+        expected = ids(found) if table != "guild_configs" else ids(found, "guild_id")
+        got = other_after["tables"][table]
+        got_ids = ids(got) if table != "guild_configs" else ids(got, "guild_id")
+        if table == "starboard_stars":
+            expected = set()  # their one star was on the user's (erased) message
+        assert got_ids == expected, table
+    assert await Reminder.filter(user_id=OTHER).count() == 1
+    assert await WebUser.filter(id=OTHER).count() == 1
+    assert await WebSession.filter(user_id=OTHER).count() == 1
+    assert await Case.get(id=rows.case_unrelated.id) is not None
+
+    assert summary.user_id == USER
+    assert summary.deleted["reminders"] == 1
+    assert summary.deleted["snippet_names"] == 2
+    assert summary.deleted["starboard_stars"] == 2  # theirs, and the one on their message
+    assert summary.deleted["web_users"] == 1
+    assert summary.deleted["cases"] == summary.deleted["notes"] == 0
+    assert summary.anonymised["cases"] == 1
+    assert summary.anonymised["guild_permissions"] == 2  # the scrubbed name, the audit fields
+    assert summary.anonymised["notes"] == 1
+    assert {table: n for table, n in summary.kept.items() if n} == {
+        "case_edits": 2,
+        "cases": 2,
+        "notes": 3,
+        "guild_permissions": 1,
+    }
+    assert [c.starboard_message_id for c in summary.starboard_copies] == [1 << 43]
+    # caches may hold erased data: they are dropped
+    assert await db.cache.get_json(db.cache.key("anything", guild_id=GUILD)) is None
+
+
+async def test_erase_without_moderation_records(db: botdata.Database) -> None:
+    rows = await populate()
+    summary = await db.privacy.erase_user(USER, keep_moderation_records=False)
+
+    assert await Case.filter(user_id=USER).count() == 0
+    assert await CaseEdit.filter(case_id=rows.case_about_user.id).count() == 0
+    assert await QuerySet(Note).filter(user_id=USER).count() == 0
+    assert not await GuildPermission.filter(id=rows.member_rule.id).exists()
+    assert await GuildPermission.filter(id=rows.role_rule.id).exists()
+    # other members' records in which they moderated stay
+    assert (await Case.get(id=rows.case_by_user.id)).moderator_id == USER
+    assert (await QuerySet(Note).get(id=rows.note_by_user.id)).moderator_id == USER
+    assert await Case.all().count() == 2
+    assert await QuerySet(Note).all().count() == 2
+
+    assert summary.deleted["cases"] == 1
+    assert summary.deleted["notes"] == 2
+    assert summary.deleted["case_edits"] == 1
+    assert summary.deleted["guild_permissions"] == 1
+    assert {table: n for table, n in summary.kept.items() if n} == {
+        "case_edits": 1,
+        "cases": 1,
+        "notes": 1,
+    }
+    after = (await db.privacy.export_user(USER))["tables"]
+    assert {table for table, found in after.items() if found} == {"cases", "case_edits", "notes"}
+
+
+async def test_erase_rejects_bad_input_and_changes_nothing(db: botdata.Database) -> None:
+    await populate()
+    before = await db.privacy.export_user(USER)
+    with pytest.raises(InvalidSnowflakeError):
+        await db.privacy.erase_user(5)
+    with pytest.raises(InvalidFlagError):
+        await db.privacy.erase_user(USER, keep_moderation_records="no")  # type: ignore[arg-type]
+    after = await db.privacy.export_user(USER)
+    assert after["tables"] == before["tables"]
+
+
+async def test_erasing_a_stranger_changes_nothing(db: botdata.Database) -> None:
+    await populate()
+    before = await db.privacy.export_user(USER)
+    summary = await db.privacy.erase_user(1 << 50)
+    assert all(count == 0 for count in summary.deleted.values())
+    assert all(count == 0 for count in summary.anonymised.values())
+    assert (await db.privacy.export_user(USER))["tables"] == before["tables"]
+
+
+def test_policies_are_declared_for_every_reference() -> None:
+    # moderation subjects are the only rows erasure may keep while naming the user as subject
+    kinds = {(ref.table, ref.lookup): ref.erase for ref in REFERENCES}
+    assert kinds["cases", "user_id"] is Erase.MODERATION
+    assert kinds["notes", "user_id"] is Erase.MODERATION
+    assert kinds["cases", "moderator_id"] is Erase.KEEP
+    for audit in ("created_by", "updated_by"):
+        assert kinds["guild_configs", audit] is Erase.ANONYMISE
