@@ -1,0 +1,297 @@
+"""Snippets: named texts members save and call up (``db.snippets``).
+
+Commands:
+
+- ``snippet <name>`` (slash: ``/snippet get``): post it. (A prefix-only ``snippet get``
+  subcommand is not possible: discord.py drops the slash fallback of that name when it copies
+  the group. A snippet named like a subcommand is posted with ``<prefix><name>``.)
+- ``snippet create <name> <content>``: names are 1-100 ASCII letters, digits, ``_`` and ``-``,
+  unique in the server ignoring case (aliases included); content is up to 4000 characters
+- ``snippet edit <name> <content>``, ``snippet delete <name>``: the author or a moderator; a
+  locked snippet only a moderator
+- ``snippet alias <name> <alias>`` (another name for it), ``snippet unalias <alias>``: same rule
+- ``snippet lock <name>``, ``snippet unlock <name>``: moderators only
+- ``snippet info <name>``: author, uses, creation time, aliases, lock
+- ``snippet claim <name>``: become the author of a snippet whose author has left the server
+  (not of a locked one)
+- ``snippets [query] [page]``: the server's snippets, most used first; ``query`` keeps those with
+  a name or alias containing it (a query of digits only is read as the page number)
+
+Moderators are members with permission level 2 (:data:`MODERATOR_LEVEL`) or the Manage
+Messages permission. A snippet-banned member (``snippetban``, see :mod:`cogs.moderation`) may
+still read snippets, but not create, edit, alias or claim them.
+
+Short form
+    ``<prefix><name>`` posts the snippet ``name`` when ``name`` is no command: the cog's
+    ``on_message`` listener builds the message's context (``bot.get_context``) and, when it has a
+    prefix but no command, looks up ``ctx.invoked_with`` as a snippet (name or alias). The guild's
+    access rules and the rate limit apply as to ``snippet <name>``; a word that is no snippet is
+    left alone (the bot stays silent). Commands always win: a snippet called like a command is
+    reached with ``snippet <name>``.
+
+Posting
+    Every use (``snippet <name>`` or the short form) counts one use (``db.snippets.use``). The
+    content is sent pinging nobody (:data:`cogs.core.NO_MENTIONS`: members wrote it), as a plain
+    message up to Discord's 2000 characters and as an embed's description beyond that.
+"""
+
+from __future__ import annotations
+
+import discord
+from discord.ext import commands
+
+from botdata.errors import InvalidSnippetNameError, SnippetNotFoundError
+from botdata.managers.snippets import MAX_CONTENT
+from botdata.schemas import SnippetSchema
+from cogs.core import (
+    NO_MENTIONS,
+    BotdataCog,
+    Ignored,
+    cog_setup,
+    error_message,
+    level_of,
+    level_or_permissions,
+)
+from cogs.modlog import PAGE_SIZE, Page, list_embed
+
+#: Permission level of snippet moderators (Manage Messages also makes one).
+MODERATOR_LEVEL = 2
+#: Longest plain message Discord takes; longer snippets are posted as an embed.
+MESSAGE_LIMIT = 2000
+
+#: Command argument: a snippet name or alias (the manager checks its characters).
+Name = commands.Range[str, 1, 100]
+#: Command argument: a snippet's content (the rest of the message).
+Content = commands.Range[str, 1, MAX_CONTENT]
+
+
+class Query(commands.Converter[str]):
+    """A search in snippet names; digits only are not a query (they are a page number)."""
+
+    async def convert(self, ctx: commands.Context, argument: str) -> str:
+        if argument.isdigit():
+            raise commands.BadArgument(f"`{argument}` is a page number, not a search.")
+        return argument
+
+
+class SnippetBanned(commands.CheckFailure):
+    """The member is banned from snippets."""
+
+
+class Snippets(BotdataCog):
+    """Saved snippets members call up by name."""
+
+    # Reading -----------------------------------------------------------------------------------
+
+    @commands.hybrid_group(name="snippet", fallback="get")
+    @commands.guild_only()
+    async def snippet(self, ctx: commands.Context, name: Name) -> None:
+        """Post a snippet."""
+        await self._post_snippet(ctx, name)
+
+    @snippet.command(name="info")
+    async def info(self, ctx: commands.Context, name: Name) -> None:
+        """Show a snippet's author, uses, aliases and lock."""
+        assert ctx.guild is not None
+        try:
+            found = await self.db.snippets.get(ctx.guild.id, name)
+        except SnippetNotFoundError:
+            await self.send(ctx, _missing(name))
+            return
+        await self.send(ctx, embed=info_embed(ctx.guild, found))
+
+    @commands.hybrid_command(name="snippets")
+    @commands.guild_only()
+    async def snippets(
+        self, ctx: commands.Context, query: Query | None = None, page: Page = 1
+    ) -> None:
+        """List the server's snippets, most used first, or those whose name contains a query."""
+        assert ctx.guild is not None
+        found = await self.db.snippets.list(
+            ctx.guild.id, query=query, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+        )
+        matching = f" matching `{query}`" if query else ""
+        if not found:
+            where = f" on page {page}" if page > 1 else ""
+            await self.send(ctx, f"There are no snippets{matching}{where}.")
+            return
+        lines = [_line(snippet) for snippet in found[:PAGE_SIZE]]
+        next_command = f"{ctx.clean_prefix}snippets {query + ' ' if query else ''}{page + 1}"
+        embed = list_embed(
+            f"Snippets{matching}", lines, page, len(found) > PAGE_SIZE, next_command
+        )
+        await self.send(ctx, embed=embed, mentions=NO_MENTIONS)
+
+    # Writing -----------------------------------------------------------------------------------
+
+    @snippet.command(name="create")
+    async def create(self, ctx: commands.Context, name: Name, *, content: Content) -> None:
+        """Save a new snippet."""
+        assert ctx.guild is not None
+        await self._ensure_not_banned(ctx)
+        created = await self.db.snippets.create(
+            ctx.guild.id, name, content, author_id=ctx.author.id
+        )
+        await self.send(ctx, f"Snippet `{created.name}` saved.")
+
+    @snippet.command(name="edit")
+    async def edit(self, ctx: commands.Context, name: Name, *, content: Content) -> None:
+        """Replace a snippet's content (its author or a moderator)."""
+        assert ctx.guild is not None
+        await self._ensure_not_banned(ctx)
+        edited = await self.db.snippets.edit(
+            ctx.guild.id,
+            name,
+            content,
+            actor_id=ctx.author.id,
+            is_moderator=await is_moderator(ctx),
+        )
+        await self.send(ctx, f"Snippet `{edited.name}` updated.")
+
+    @snippet.command(name="delete")
+    async def delete(self, ctx: commands.Context, name: Name) -> None:
+        """Delete a snippet and its aliases (its author or a moderator)."""
+        assert ctx.guild is not None
+        deleted = await self.db.snippets.delete(
+            ctx.guild.id, name, actor_id=ctx.author.id, is_moderator=await is_moderator(ctx)
+        )
+        await self.send(ctx, f"Snippet `{deleted.name}` deleted.")
+
+    @snippet.command(name="alias")
+    async def alias(self, ctx: commands.Context, name: Name, alias: Name) -> None:
+        """Give a snippet another name (its author or a moderator)."""
+        assert ctx.guild is not None
+        await self._ensure_not_banned(ctx)
+        changed = await self.db.snippets.add_alias(
+            ctx.guild.id,
+            name,
+            alias,
+            actor_id=ctx.author.id,
+            is_moderator=await is_moderator(ctx),
+        )
+        await self.send(ctx, f"`{alias}` now also calls up snippet `{changed.name}`.")
+
+    @snippet.command(name="unalias")
+    async def unalias(self, ctx: commands.Context, alias: Name) -> None:
+        """Remove one of a snippet's aliases (its author or a moderator)."""
+        assert ctx.guild is not None
+        changed = await self.db.snippets.remove_alias(
+            ctx.guild.id, alias, actor_id=ctx.author.id, is_moderator=await is_moderator(ctx)
+        )
+        await self.send(ctx, f"`{alias}` no longer calls up snippet `{changed.name}`.")
+
+    @snippet.command(name="lock")
+    @level_or_permissions(MODERATOR_LEVEL, manage_messages=True)
+    async def lock(self, ctx: commands.Context, name: Name) -> None:
+        """Lock a snippet: only moderators may change it."""
+        await self._set_locked(ctx, name, True)
+
+    @snippet.command(name="unlock")
+    @level_or_permissions(MODERATOR_LEVEL, manage_messages=True)
+    async def unlock(self, ctx: commands.Context, name: Name) -> None:
+        """Unlock a snippet: its author may change it again."""
+        await self._set_locked(ctx, name, False)
+
+    @snippet.command(name="claim")
+    async def claim(self, ctx: commands.Context, name: Name) -> None:
+        """Become the author of a snippet whose author has left the server."""
+        assert ctx.guild is not None
+        await self._ensure_not_banned(ctx)
+        found = await self.db.snippets.get(ctx.guild.id, name)
+        claimed = await self.db.snippets.claim(
+            ctx.guild.id,
+            name,
+            new_author_id=ctx.author.id,
+            author_present=ctx.guild.get_member(found.author_id) is not None,
+        )
+        await self.send(ctx, f"You are now the author of snippet `{claimed.name}`.")
+
+    # The short form ----------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """Post the snippet of ``<prefix><name>`` when ``name`` is no command."""
+        if message.guild is None or message.author.bot:
+            return
+        ctx = await self.bot.get_context(message)
+        if ctx.prefix is None or ctx.command is not None or not ctx.invoked_with:
+            return
+        try:
+            await self.db.snippets.get(message.guild.id, ctx.invoked_with)
+        except (SnippetNotFoundError, InvalidSnippetNameError):
+            return  # not a snippet: leave the word alone
+        # Checked and answered as ``snippet <name>`` would be.
+        ctx.command = self.snippet
+        try:
+            await self.cog_check(ctx)
+        except Ignored:
+            return
+        except commands.CheckFailure as refused:
+            await self.send(ctx, error_message(ctx, refused), ephemeral=True)
+            return
+        await self._post_snippet(ctx, ctx.invoked_with)
+
+    # Helpers -----------------------------------------------------------------------------------
+
+    async def _post_snippet(self, ctx: commands.Context, name: str) -> None:
+        """Count a use of the snippet ``name`` and post its content, pinging nobody."""
+        assert ctx.guild is not None
+        try:
+            used = await self.db.snippets.use(ctx.guild.id, name)
+        except SnippetNotFoundError:
+            await self.send(ctx, _missing(name))
+            return
+        if len(used.content) <= MESSAGE_LIMIT:
+            await self.send(ctx, used.content, mentions=NO_MENTIONS)
+        else:
+            embed = discord.Embed(description=used.content)
+            await self.send(ctx, embed=embed, mentions=NO_MENTIONS)
+
+    async def _set_locked(self, ctx: commands.Context, name: str, locked: bool) -> None:
+        assert ctx.guild is not None
+        changed = await self.db.snippets.set_locked(
+            ctx.guild.id, name, locked, actor_id=ctx.author.id, is_moderator=True
+        )
+        await self.send(ctx, f"Snippet `{changed.name}` is {'locked' if locked else 'unlocked'}.")
+
+    async def _ensure_not_banned(self, ctx: commands.Context) -> None:
+        """Raise :class:`SnippetBanned` when the author is banned from snippets."""
+        assert ctx.guild is not None
+        if await self.db.cases.is_snippet_banned(ctx.guild.id, ctx.author.id):
+            raise SnippetBanned("You are banned from creating or changing snippets.")
+
+
+async def is_moderator(ctx: commands.Context) -> bool:
+    """Whether the author moderates snippets: level :data:`MODERATOR_LEVEL` or Manage Messages."""
+    assert isinstance(ctx.author, discord.Member)
+    if ctx.author.guild_permissions.manage_messages:
+        return True
+    return await level_of(ctx) >= MODERATOR_LEVEL
+
+
+def info_embed(guild: discord.Guild, snippet: SnippetSchema) -> discord.Embed:
+    """An embed describing ``snippet`` (not its content)."""
+    embed = discord.Embed(title=f"Snippet {snippet.name}", timestamp=snippet.created_at)
+    left = "" if guild.get_member(snippet.author_id) else " (left the server)"
+    embed.add_field(name="Author", value=f"<@{snippet.author_id}>{left}")
+    embed.add_field(name="Uses", value=str(snippet.uses))
+    embed.add_field(name="Locked", value="yes" if snippet.locked else "no")
+    aliases = ", ".join(f"`{alias}`" for alias in snippet.aliases) or "none"
+    embed.add_field(name="Aliases", value=aliases, inline=False)
+    embed.set_footer(text="Created")
+    return embed
+
+
+def _line(snippet: SnippetSchema) -> str:
+    uses = f"{snippet.uses} use" + ("" if snippet.uses == 1 else "s")
+    line = f"`{snippet.name}` · {uses}"
+    if snippet.aliases:
+        line += " · aka " + ", ".join(f"`{alias}`" for alias in snippet.aliases)
+    return line + (" · locked" if snippet.locked else "")
+
+
+def _missing(name: str) -> str:
+    return f"There is no snippet called `{name}`."
+
+
+setup, teardown = cog_setup(Snippets)

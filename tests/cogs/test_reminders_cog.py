@@ -1,0 +1,293 @@
+"""The reminders cog through dpytest, as members would type it, and its delivery (both backends).
+
+Delivery runs for real: the cog starts ``db.reminders``'s dispatcher when it loads, and the
+tests wait (a few seconds at most) for the bot to post. dpytest never sends Discord's READY
+event, so the ``ready`` fixture marks the client ready (the cog waits for it before delivering).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import discord
+import discord.abc
+import discord.ext.test as dpytest
+import pytest
+from discord.ext import commands
+from discord.ext.test import backend, callbacks
+
+import botdata
+from cogs.reminders import MAX_ATTEMPTS
+from tests.cogs.conftest import Scene, say
+from tests.cogs.slash import slash
+
+
+@pytest.fixture(autouse=True)
+def ready(bot: commands.Bot) -> None:
+    bot._ready.set()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The payload (content, allowed_mentions) of every message the bot sends from now on."""
+    payloads: list[dict[str, Any]] = []
+    original: Callable[..., Any] = discord.abc.handle_message_parameters
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        params = original(*args, **kwargs)
+        payloads.append(params.payload or {})
+        return params
+
+    monkeypatch.setattr(discord.abc, "handle_message_parameters", recording)
+    return payloads
+
+
+@pytest.fixture
+def dmed() -> Iterator[list[int]]:
+    """The id of each user the bot opens a DM with (dpytest's DM channels have no recipient)."""
+    users: list[int] = []
+
+    async def record(user: discord.abc.User) -> None:
+        users.append(user.id)
+
+    callbacks.set_callback(record, "start_private_message")
+    yield users
+    callbacks.remove_callback("start_private_message")
+
+
+def p(db: botdata.Database) -> str:
+    return db.settings.DEFAULT_PREFIX
+
+
+async def posted(timeout: float = 5.0) -> discord.Message:
+    """The next message the bot sends, waiting up to ``timeout`` seconds for it."""
+    return await asyncio.wait_for(dpytest.sent_queue.get(), timeout)
+
+
+async def pending(db: botdata.Database, scene: Scene, member: discord.Member) -> list[str]:
+    return [r.content for r in await db.reminders.pending(scene.guild.id, member.id)]
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` holds, checking every 50 ms for up to ``timeout`` seconds."""
+
+    async def poll() -> None:
+        while not await condition():  # noqa: ASYNC110 (the database is polled, not an event)
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def wait_sent(db: botdata.Database, scene: Scene, member: discord.Member) -> None:
+    """Wait until the member has no pending reminder (the dispatcher marked it sent)."""
+
+    async def none_pending() -> bool:
+        return not await db.reminders.pending(scene.guild.id, member.id)
+
+    await until(none_pending)
+
+
+# remind <when> <what> ---------------------------------------------------------------------------
+
+
+async def test_remind_sets_a_reminder_in_the_channel(scene: Scene, db: botdata.Database) -> None:
+    before = datetime.now(timezone.utc)
+    [reply] = await say(f"{p(db)}remind 2h30m stretch your legs", scene.member)
+    [reminder] = await db.reminders.pending(scene.guild.id, scene.member.id)
+    assert reply.content.startswith(f"Reminder #{reminder.id} set for <t:")
+    assert (reminder.content, reminder.channel_id) == ("stretch your legs", scene.channel.id)
+    due = reminder.due_at - before
+    assert timedelta(hours=2, minutes=30) <= due < timedelta(hours=2, minutes=30, seconds=5)
+    await say(f"{p(db)}remind 1d tomorrow", scene.member)
+    await say(f"{p(db)}remind 10m soon", scene.member)
+    assert await pending(db, scene, scene.member) == ["soon", "stretch your legs", "tomorrow"]
+
+
+async def test_bad_reminders_get_a_clear_reply_and_write_nothing(
+    scene: Scene, db: botdata.Database
+) -> None:
+    cases = {
+        "remind 10x hello": "`10x` is not a duration like 10m, 2h30m or 1d.",
+        "remind 0m hello": "more than 0",
+        "remind 6000d hello": "at most 5 years",
+        "remind 10m": "Missing `what`",
+        f"remind 10m {'x' * 2001}": "2000",
+    }
+    for command, expected in cases.items():
+        [reply] = await say(f"{p(db)}{command}", scene.member)
+        assert expected in reply.content, (command, reply.content)
+        assert "Usage" in reply.content
+    assert await pending(db, scene, scene.member) == []
+
+
+async def test_the_pending_limit_is_enforced(scene: Scene, db: botdata.Database) -> None:
+    due = datetime.now(timezone.utc) + timedelta(hours=1)
+    for n in range(db.settings.REMINDER_MAX_PER_USER):
+        await db.reminders.create(scene.guild.id, scene.member.id, scene.channel.id, f"{n}", due)
+    [reply] = await say(f"{p(db)}remind 10m one too many", scene.member)
+    assert "pending reminders already" in reply.content
+    assert "one too many" not in await pending(db, scene, scene.member)
+
+
+# reminders / reminder cancel ------------------------------------------------------------------
+
+
+async def test_reminders_lists_only_your_own(scene: Scene, db: botdata.Database) -> None:
+    [reply] = await say(f"{p(db)}reminders", scene.member)
+    assert reply.content == "You have no pending reminders."
+    await say(f"{p(db)}remind 1h later **bold**", scene.member)
+    await say(f"{p(db)}remind 10m sooner", scene.member)
+    await say(f"{p(db)}remind 5m not yours", scene.other)
+    mine = await db.reminders.pending(scene.guild.id, scene.member.id)
+    [reply] = await say(f"{p(db)}reminders", scene.member)
+    embed = reply.embeds[0]
+    assert embed.title == "Your reminders"
+    first, second = (embed.description or "").splitlines()
+    assert first.startswith(f"**#{mine[0].id}** <t:")
+    assert first.endswith("· sooner")
+    assert second.endswith(r"· later \*\*bold\*\*")
+    assert embed.footer.text == f"Cancel one with {p(db)}reminder cancel <id>"
+
+
+async def test_cancel_only_your_own(scene: Scene, db: botdata.Database) -> None:
+    await say(f"{p(db)}remind 1h mine", scene.member)
+    await say(f"{p(db)}remind 1h theirs", scene.other)
+    [mine] = await db.reminders.pending(scene.guild.id, scene.member.id)
+    [theirs] = await db.reminders.pending(scene.guild.id, scene.other.id)
+    [reply] = await say(f"{p(db)}reminder cancel {theirs.id}", scene.member)
+    assert reply.content == "members may cancel only their own reminders"
+    assert await pending(db, scene, scene.other) == ["theirs"]
+    [reply] = await say(f"{p(db)}reminder cancel {theirs.id + 100}", scene.member)
+    assert "no pending reminder" in reply.content
+    [reply] = await say(f"{p(db)}reminder cancel soon", scene.member)
+    assert "Usage" in reply.content
+    assert await pending(db, scene, scene.member) == ["mine"]
+    [reply] = await say(f"{p(db)}reminders cancel {mine.id}", scene.member)
+    assert reply.content == f"Reminder #{mine.id} cancelled."
+    assert await pending(db, scene, scene.member) == []
+
+
+# Delivery ---------------------------------------------------------------------------------------
+
+
+async def test_a_due_reminder_is_posted_in_its_channel_pinging_only_its_member(
+    scene: Scene, db: botdata.Database, sent: list[dict[str, Any]]
+) -> None:
+    await say(f"{p(db)}remind 1s check the oven @everyone <@{scene.other.id}>", scene.member)
+    sent.clear()
+    message = await posted()
+    assert message.channel.id == scene.channel.id
+    assert message.content == (
+        f"<@{scene.member.id}> reminder: check the oven @everyone <@{scene.other.id}>"
+    )
+    [payload] = sent
+    assert payload["allowed_mentions"] == {"parse": [], "users": [scene.member.id]}
+    await wait_sent(db, scene, scene.member)
+
+
+async def test_a_reminder_whose_channel_is_gone_is_dmed(
+    scene: Scene, db: botdata.Database, dmed: list[int]
+) -> None:
+    channel = backend.make_text_channel("temporary", scene.guild)
+    [reply] = await say(f"{p(db)}remind 1s water the plants", scene.member, channel)
+    assert reply.channel.id == channel.id
+    backend.delete_channel(channel)
+    message = await posted()
+    assert isinstance(message.channel, discord.DMChannel)
+    assert dmed == [scene.member.id]
+    assert message.content == f"Reminder (set in {scene.guild.name}): water the plants"
+    await wait_sent(db, scene, scene.member)
+
+
+async def test_a_reminder_due_while_the_cog_was_unloaded_is_delivered_on_load(
+    scene: Scene, db: botdata.Database
+) -> None:
+    await scene.bot.unload_extension("cogs.reminders")
+    assert not db.reminders.running
+    due = datetime.now(timezone.utc) + timedelta(seconds=0.2)
+    await db.reminders.create(scene.guild.id, scene.member.id, scene.channel.id, "missed", due)
+    await asyncio.sleep(0.4)
+    assert dpytest.sent_queue.empty()
+    assert await pending(db, scene, scene.member) == ["missed"]
+    await scene.bot.load_extension("cogs.reminders")
+    assert db.reminders.running
+    message = await posted()
+    assert message.content == f"<@{scene.member.id}> reminder: missed"
+    await wait_sent(db, scene, scene.member)
+
+
+async def test_a_long_reminder_goes_in_an_embed(scene: Scene, db: botdata.Database) -> None:
+    text = "x" * 2000
+    await say(f"{p(db)}remind 1s {text}", scene.member)
+    message = await posted()
+    assert message.content == f"<@{scene.member.id}> reminder:"
+    assert message.embeds[0].description == text
+    await wait_sent(db, scene, scene.member)
+
+
+async def test_a_failed_delivery_is_retried_later(
+    scene: Scene, db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def send_message(*_: Any, **__: Any) -> None:
+        raise discord.HTTPException(backend.FakeRequest(503, "Service Unavailable"), "down")
+
+    monkeypatch.setattr(scene.bot.http, "send_message", send_message)
+    due = datetime.now(timezone.utc) + timedelta(seconds=0.2)
+    reminder = await db.reminders.create(
+        scene.guild.id, scene.member.id, scene.channel.id, "retry me", due
+    )
+
+    async def failed_once() -> bool:
+        [current] = await db.reminders.pending(scene.guild.id, scene.member.id)
+        return current.attempts > 0
+
+    await until(failed_once)
+    [after] = await db.reminders.pending(scene.guild.id, scene.member.id)
+    assert (after.id, after.sent_at, after.attempts) == (reminder.id, None, 1)
+
+
+async def test_deliver_gives_up_when_nothing_can_take_the_reminder(
+    scene: Scene, db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cog: Any = scene.bot.get_cog("Reminders")  # its class may be from a reloaded module
+    assert cog is not None
+    due = datetime.now(timezone.utc) + timedelta(hours=1)
+    channel = backend.make_text_channel("temporary", scene.guild)
+    reminder = await db.reminders.create(
+        scene.guild.id, scene.member.id, channel.id, "nowhere", due
+    )
+    backend.delete_channel(channel)
+
+    async def closed_dms(user_id: int) -> None:
+        raise discord.Forbidden(backend.FakeRequest(403, "Forbidden"), "Cannot send messages")
+
+    monkeypatch.setattr(scene.bot.http, "start_private_message", closed_dms)
+    await cog.deliver(reminder)  # returns: the dispatcher marks it sent
+    assert dpytest.sent_queue.empty()
+
+    async def outage(*_: Any, **__: Any) -> None:
+        raise discord.HTTPException(backend.FakeRequest(503, "Service Unavailable"), "down")
+
+    monkeypatch.setattr(scene.bot.http, "send_message", outage)
+    in_channel = reminder.model_copy(update={"channel_id": scene.channel.id})
+    with pytest.raises(discord.HTTPException):
+        await cog.deliver(in_channel)
+    last_try = in_channel.model_copy(update={"attempts": MAX_ATTEMPTS - 1})
+    await cog.deliver(last_try)  # the last try: logged and dropped
+
+
+async def test_slash_remind(scene: Scene, db: botdata.Database) -> None:
+    [sent] = await slash(scene.bot, scene.member, "remind", when="1h", what="from slash")
+    [reminder] = await db.reminders.pending(scene.guild.id, scene.member.id)
+    assert sent.content is not None
+    assert sent.content.startswith(f"Reminder #{reminder.id} set for")
+    assert reminder.content == "from slash"
+    [sent] = await slash(scene.bot, scene.member, "remind", when="10x", what="bad")
+    assert sent.content is not None
+    assert "not a duration" in sent.content
+    assert await pending(db, scene, scene.member) == ["from slash"]
+    await dpytest.empty_queue()
+
