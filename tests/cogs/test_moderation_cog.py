@@ -1,89 +1,38 @@
 """The moderation cog through dpytest, as a moderator would type it (both backends).
 
-dpytest's fake HTTP has no unban and mishandles bans by id and role/timeout edits, so the
-``fake`` fixture replaces those few FakeHttp calls on the bot's client with recorders that
-also update dpytest's guild state (faking Discord, never the database).
+dpytest's fake HTTP has no unban and mishandles bans by id and role/timeout edits: the ``fake``
+fixture routes those calls to :class:`cogs.offline.SimulatedDiscord` (faking Discord, never the
+database).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import discord
 import discord.ext.test as dpytest
 import pytest
-from discord.ext.test import backend, factories
+from discord.ext.test import backend
 
 import botdata
 from botdata.models import CaseType
 from botdata.schemas import CaseSchema
 from cogs.moderation import EXPIRY_INTERVAL, Moderation
+from cogs.offline import SimulatedDiscord
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 
 OTHER_GUILD = 100_000_000_000_000_009
 
 
-@dataclass
-class FakeDiscord:
-    """What the bot asked Discord to do (the calls dpytest cannot fake itself)."""
-
-    bans: set[int] = field(default_factory=set)
-    unbans: list[int] = field(default_factory=list)
-    edits: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    fail_unban: bool = False
-
-
 @pytest.fixture
-def fake(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> FakeDiscord:
-    guild = scene.guild
-    record = FakeDiscord()
-
-    async def ban(user_id: int, guild_id: int, *_: Any, **__: Any) -> None:
-        record.bans.add(int(user_id))
-        member = guild.get_member(int(user_id))
-        if member is not None:
-            backend.delete_member(member)
-
-    async def unban(user_id: int, guild_id: int, *, reason: str | None = None) -> None:
-        if record.fail_unban:
-            raise discord.HTTPException(backend.FakeRequest(500, "Server Error"), "boom")
-        if int(user_id) not in record.bans:
-            raise discord.NotFound(backend.FakeRequest(404, "Not Found"), "Unknown Ban")
-        record.bans.discard(int(user_id))
-        record.unbans.append(int(user_id))
-
-    async def edit_member(
-        guild_id: int, user_id: int, *, reason: str | None = None, **fields: Any
-    ) -> dict[str, Any]:
-        member = guild.get_member(int(user_id))
-        assert member is not None
-        record.edits.append((member.id, fields))
-        if "roles" in fields:
-            roles = [guild.get_role(int(role_id)) for role_id in fields["roles"]]
-            backend.update_member(member, roles=roles)
-        if "communication_disabled_until" in fields:
-            until = fields["communication_disabled_until"]
-            member.timed_out_until = datetime.fromisoformat(until) if until else None
-        return {
-            "user": factories.dict_from_user(member._user),
-            "roles": [str(role.id) for role in member.roles if not role.is_default()],
-            "joined_at": None,
-            "deaf": False,
-            "mute": False,
-            "flags": 0,
-            "communication_disabled_until": (
-                member.timed_out_until.isoformat() if member.timed_out_until else None
-            ),
-        }
-
-    monkeypatch.setattr(scene.bot.http, "ban", ban)
-    monkeypatch.setattr(scene.bot.http, "unban", unban)
-    monkeypatch.setattr(scene.bot.http, "edit_member", edit_member)
+def fake(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> SimulatedDiscord:
+    record = SimulatedDiscord(scene.guild)
+    for name in ("ban", "unban", "edit_member"):
+        monkeypatch.setattr(scene.bot.http, name, getattr(record, name))
     return record
 
 
@@ -205,7 +154,7 @@ async def test_no_mod_log_configured_posts_nothing_else(
 
 
 async def test_a_reason_over_2000_characters_is_refused_and_nothing_written(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
 ) -> None:
     p = prefix(db)
     [reply] = await say(f"{p}warn {scene.member.mention} {'x' * 2001}", scene.mod)
@@ -221,7 +170,7 @@ async def test_a_reason_over_2000_characters_is_refused_and_nothing_written(
 
 
 async def test_a_non_moderator_is_refused_and_nothing_is_written(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
 ) -> None:
     p = prefix(db)
     other = scene.other.mention
@@ -255,7 +204,7 @@ async def test_the_discord_permission_is_enough_without_a_level(
 
 
 async def test_hierarchy_protects_equal_roles_the_owner_the_bot_and_oneself(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
 ) -> None:
     p = prefix(db)
     await dpytest.add_role(scene.other, scene.mod_role)  # as high as the moderator
@@ -277,7 +226,7 @@ async def test_hierarchy_protects_equal_roles_the_owner_the_bot_and_oneself(
 
 
 async def test_the_bot_needs_the_discord_permission(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
 ) -> None:
     bot_role = scene.guild.me.top_role
     backend.update_role(bot_role, permissions=discord.Permissions(send_messages=True).value)
@@ -304,7 +253,7 @@ async def test_kick_dms_first_then_removes_the_member(
 
 
 async def test_ban_then_unban_by_id(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
 ) -> None:
     p = prefix(db)
     sent = await say(f"{p}ban {scene.member.mention} raiding", scene.mod)
@@ -324,7 +273,7 @@ async def test_ban_then_unban_by_id(
 
 
 async def test_hackban_bans_a_user_who_is_not_in_the_server(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
 ) -> None:
     stranger = backend.make_user("Stranger", "0042")
     sent = await say(f"{prefix(db)}hackban {stranger.id} known raider", scene.mod)
@@ -336,7 +285,7 @@ async def test_hackban_bans_a_user_who_is_not_in_the_server(
 
 
 async def test_tempban_records_when_it_ends(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
 ) -> None:
     before = datetime.now(timezone.utc)
     sent = await say(f"{prefix(db)}tempban {scene.member.mention} 1d cool off", scene.mod)
@@ -350,7 +299,7 @@ async def test_tempban_records_when_it_ends(
 
 
 async def test_bad_durations_are_refused_and_nothing_written(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
 ) -> None:
     p = prefix(db)
     [reply] = await say(f"{p}tempban {scene.member.mention} 10x spam", scene.mod)
@@ -371,7 +320,7 @@ async def test_bad_durations_are_refused_and_nothing_written(
 
 
 async def test_timeout_and_untimeout(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
 ) -> None:
     p = prefix(db)
     sent = await say(f"{p}timeout {scene.member.mention} 10m calm down", scene.mod)
@@ -406,7 +355,7 @@ async def jail_role(scene: Scene, db: botdata.Database) -> discord.Role:
 
 
 async def test_jail_saves_the_roles_and_unjail_gives_them_back(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord, jail_role: discord.Role
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord, jail_role: discord.Role
 ) -> None:
     p = prefix(db)
     extra = backend.make_role("Artists", scene.guild, permissions=0)
@@ -440,7 +389,7 @@ async def test_jail_saves_the_roles_and_unjail_gives_them_back(
 
 
 async def test_jail_takes_an_optional_duration(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord, jail_role: discord.Role
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord, jail_role: discord.Role
 ) -> None:
     p = prefix(db)
     sent = await say(f"{p}jail {scene.member.mention} 2h flooding", scene.mod)
@@ -454,7 +403,7 @@ async def test_jail_takes_an_optional_duration(
 
 
 async def test_jail_needs_a_jail_role(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
 ) -> None:
     [reply] = await say(f"{prefix(db)}jail {scene.member.mention}", scene.mod)
     assert "No jail role is set" in reply.content
@@ -504,7 +453,7 @@ def later(**delta: float) -> datetime:
 
 
 async def test_an_expired_tempban_is_lifted_once(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord, mod_log: discord.TextChannel
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord, mod_log: discord.TextChannel
 ) -> None:
     await say(f"{prefix(db)}tempban {scene.member.mention} 1h cool off", scene.mod)
     assert await cog(scene).lift_expired() == []  # not expired yet
@@ -524,7 +473,7 @@ async def test_an_expired_tempban_is_lifted_once(
 
 
 async def test_the_lift_is_posted_in_the_mod_log(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord, mod_log: discord.TextChannel
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord, mod_log: discord.TextChannel
 ) -> None:
     await say(f"{prefix(db)}tempban {scene.member.mention} 1h", scene.mod)
     await cog(scene).lift_expired(later(hours=2))
@@ -535,7 +484,7 @@ async def test_the_lift_is_posted_in_the_mod_log(
 
 
 async def test_expired_timed_jail_and_timeout_are_lifted(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord, jail_role: discord.Role
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord, jail_role: discord.Role
 ) -> None:
     p = prefix(db)
     await say(f"{p}jail {scene.member.mention} 1h", scene.mod)
@@ -553,7 +502,7 @@ async def test_expired_timed_jail_and_timeout_are_lifted(
 
 
 async def test_two_workers_lift_an_expired_case_once(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
 ) -> None:
     await say(f"{prefix(db)}tempban {scene.member.mention} 1h", scene.mod)
     first = cog(scene)
@@ -568,7 +517,7 @@ async def test_two_workers_lift_an_expired_case_once(
 
 
 async def test_a_failed_lift_is_released_and_retried(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
 ) -> None:
     await say(f"{prefix(db)}tempban {scene.member.mention} 1h", scene.mod)
     fake.fail_unban = True
@@ -593,7 +542,7 @@ async def test_cases_of_guilds_this_process_does_not_see_are_left_to_others(
 
 
 async def test_unban_settles_a_pending_tempban(
-    scene: Scene, db: botdata.Database, fake: FakeDiscord
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
 ) -> None:
     p = prefix(db)
     await say(f"{p}tempban {scene.member.mention} 1h", scene.mod)

@@ -1,11 +1,7 @@
 """The starboard cog: commands as a member types them, stars as Discord's gateway sends them.
 
-dpytest 0.7's ``add_reaction`` does not work with discord.py 2.7: its gateway payload lacks the
-``type`` key and discord.py's parser raises ``KeyError``. :func:`react` builds the
-MESSAGE_REACTION_ADD / MESSAGE_REACTION_REMOVE payload itself (with ``member`` and
-``message_author_id``, as Discord sends them) and hands it to discord.py's own gateway parser,
-which dispatches ``raw_reaction_add``/``raw_reaction_remove`` (and the cached-message events)
-exactly as for a real event.
+dpytest 0.7's ``add_reaction`` does not work with discord.py 2.7; :func:`react` goes through
+:func:`cogs.offline.react`, which hands Discord's own payload to discord.py's gateway parser.
 """
 
 from __future__ import annotations
@@ -15,9 +11,10 @@ from typing import Any
 import discord
 import discord.ext.test as dpytest
 import pytest
-from discord.ext.test import backend, factories
+from discord.ext.test import backend
 
 import botdata
+from cogs import offline
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 
@@ -41,26 +38,8 @@ async def sent() -> list[discord.Message]:
 async def react(
     member: discord.Member, message: discord.Message, emoji: str = STAR, *, add: bool = True
 ) -> list[discord.Message]:
-    """``member`` adds (or removes) a reaction, through discord.py's gateway parser; returns
-    what the bot sent."""
-    custom = discord.PartialEmoji.from_str(emoji)
-    data: dict[str, Any] = {
-        "type": 0,
-        "user_id": str(member.id),
-        "channel_id": str(message.channel.id),
-        "message_id": str(message.id),
-        "guild_id": str(member.guild.id),
-        "emoji": {"id": str(custom.id) if custom.id else None, "name": custom.name},
-        "burst": False,
-    }
-    state = message._state
-    if add:
-        data["member"] = factories.dict_from_member(member)
-        data["message_author_id"] = str(message.author.id)
-        state.parse_message_reaction_add(data)  # type: ignore[arg-type]
-    else:
-        state.parse_message_reaction_remove(data)  # type: ignore[arg-type]
-    await dpytest.run_all_events()
+    """``member`` adds (or removes) a reaction as the gateway reports it; what the bot sent."""
+    await offline.react(member, message, emoji, add=add)
     return await sent()
 
 

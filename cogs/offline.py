@@ -1,0 +1,104 @@
+"""Running the cogs without Discord, in dpytest's simulated guild (needs the ``dpytest`` package).
+
+dpytest fakes Discord's HTTP API and gateway for one process, but a few calls the cogs make are
+missing or wrong in dpytest 0.7 under discord.py 2.7: unbanning, banning by id, editing a
+member's roles, timeout or nickname, and reaction events. :class:`SimulatedDiscord` fills those
+in on a bot's HTTP client (updating dpytest's guild state like Discord would) and records them;
+:func:`react` delivers a reaction through discord.py's own gateway parser. ``example_bot.py
+--offline`` and the cog tests use them. Only Discord is simulated: botdata runs for real.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import discord
+import discord.ext.test as dpytest
+from discord.ext import commands
+from discord.ext.test import backend, factories
+
+
+@dataclass
+class SimulatedDiscord:
+    """The Discord calls dpytest lacks, applied to ``guild`` and recorded.
+
+    Set ``fail_unban`` to make unbans fail as a Discord outage would (HTTP 500).
+    """
+
+    guild: discord.Guild
+    bans: set[int] = field(default_factory=set)
+    unbans: list[int] = field(default_factory=list)
+    edits: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    fail_unban: bool = False
+
+    def install(self, bot: commands.Bot) -> None:
+        """Route the bot's ban, unban and member edits here."""
+        bot.http.ban = self.ban  # type: ignore[method-assign]
+        bot.http.unban = self.unban  # type: ignore[method-assign]
+        bot.http.edit_member = self.edit_member  # type: ignore[method-assign]
+
+    async def ban(self, user_id: int, guild_id: int, *_: Any, **__: Any) -> None:
+        self.bans.add(int(user_id))
+        member = self.guild.get_member(int(user_id))
+        if member is not None:
+            backend.delete_member(member)
+
+    async def unban(self, user_id: int, guild_id: int, *, reason: str | None = None) -> None:
+        if self.fail_unban:
+            raise discord.HTTPException(backend.FakeRequest(500, "Server Error"), "unavailable")
+        if int(user_id) not in self.bans:
+            raise discord.NotFound(backend.FakeRequest(404, "Not Found"), "Unknown Ban")
+        self.bans.discard(int(user_id))
+        self.unbans.append(int(user_id))
+
+    async def edit_member(
+        self, guild_id: int, user_id: int, *, reason: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        member = self.guild.get_member(int(user_id))
+        if member is None:
+            raise discord.NotFound(backend.FakeRequest(404, "Not Found"), "Unknown Member")
+        self.edits.append((member.id, fields))
+        if "roles" in fields:
+            roles = [self.guild.get_role(int(role_id)) for role_id in fields["roles"]]
+            backend.update_member(member, roles=roles)
+        if "nick" in fields:
+            member.nick = fields["nick"] or None  # "" clears the nickname
+        if "communication_disabled_until" in fields:
+            until = fields["communication_disabled_until"]
+            member.timed_out_until = datetime.fromisoformat(until) if until else None
+        return {
+            **factories.dict_from_member(member),
+            "communication_disabled_until": (
+                member.timed_out_until.isoformat() if member.timed_out_until else None
+            ),
+        }
+
+
+async def react(
+    member: discord.Member, message: discord.Message, emoji: str, *, add: bool = True
+) -> None:
+    """``member`` adds (or removes) ``emoji`` on ``message``, as Discord's gateway reports it.
+
+    dpytest's own ``add_reaction`` sends a payload discord.py 2.7 cannot parse; this builds the
+    MESSAGE_REACTION_ADD/REMOVE payload and dispatches the raw (and cached) reaction events.
+    """
+    parsed = discord.PartialEmoji.from_str(emoji)
+    data: dict[str, Any] = {
+        "type": 0,
+        "user_id": str(member.id),
+        "channel_id": str(message.channel.id),
+        "message_id": str(message.id),
+        "guild_id": str(member.guild.id),
+        "emoji": {"id": str(parsed.id) if parsed.id else None, "name": parsed.name},
+        "burst": False,
+    }
+    state = message._state
+    if add:
+        data["member"] = factories.dict_from_member(member)
+        data["message_author_id"] = str(message.author.id)
+        state.parse_message_reaction_add(data)  # type: ignore[arg-type]
+    else:
+        state.parse_message_reaction_remove(data)  # type: ignore[arg-type]
+    await dpytest.run_all_events()
