@@ -17,8 +17,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from botdata.config import Settings, load_settings
 
+_PACKAGE = Path(__file__).resolve().parent
+# A checkout (or editable install) has migrations/ beside the package; a wheel carries a copy
+# inside it (see [tool.hatch.build.targets.wheel.force-include] in pyproject.toml).
+_CHECKOUT = _PACKAGE.parent / "migrations"
 #: Aerich's migration folder (it keeps one sub-folder per app: ``models/``).
-MIGRATIONS_LOCATION = str(Path(__file__).resolve().parent.parent / "migrations")
+MIGRATIONS_LOCATION = str(_CHECKOUT if (_CHECKOUT / "models").is_dir() else _PACKAGE / "migrations")
 #: The Tortoise app label of botdata's models.
 APP = "models"
 
