@@ -7,13 +7,18 @@ with the in-process cache.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
+from botdata.managers.cases import USER_CASES_KEY
 from botdata.models import CaseType, Guild
 from tests.moderation_support import GUILD, MOD, USER
-from tests.support import run_processes
+from tests.support import REDIS_URL, run_processes, run_python
 
 PROCESSES = 4
 PER_PROCESS = 25
@@ -100,3 +105,38 @@ async def test_processes_claiming_due_cases_never_share_one(db, database_url, tm
     claimed = [case_id for out in outputs for case_id in json.loads(out.splitlines()[-1])]
     assert len(claimed) == len(set(claimed))
     assert sorted(claimed) == sorted(case.id for case in created)
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True, scope="session")
+async def test_a_case_made_in_another_process_reaches_this_ones_cached_history(db):
+    """Needs the shared (Redis) cache: the in-process backend shares nothing by design."""
+    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "here")
+    assert [c.number for c in await db.cases.for_user(GUILD, USER)] == [1]
+    key = db.cache.key(USER_CASES_KEY, USER, guild_id=GUILD)
+    assert db.cache.hot_get(key) is not None
+    code = f"""
+        import asyncio
+        import botdata
+        from botdata.models import CaseType
+
+        async def main():
+            db = await botdata.connect(
+                database_url={db.settings.DATABASE_URL!r},
+                redis_url={REDIS_URL!r},
+                CACHE_PREFIX={db.settings.CACHE_PREFIX!r},
+            )
+            try:
+                await db.cases.create({GUILD}, {USER}, {MOD}, CaseType.KICK, "there")
+            finally:
+                await db.close()
+
+        asyncio.run(main())
+    """
+    await asyncio.to_thread(run_python, code)
+    assert await db.cache.get_json(key) is None  # the shared copy is gone at once
+    deadline = time.monotonic() + 1.0
+    seen = await db.cases.for_user(GUILD, USER)
+    while len(seen) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+        seen = await db.cases.for_user(GUILD, USER)
+    assert [(c.number, c.reason) for c in seen] == [(2, "there"), (1, "here")]

@@ -23,6 +23,7 @@ from botdata.errors import (
     InvalidSnowflakeError,
     ReasonTooLongError,
 )
+from botdata.managers.cases import USER_CASES_KEY
 from botdata.models import Case, CaseType, Guild
 from tests.moderation_support import (
     GUILD,
@@ -188,6 +189,64 @@ async def test_bad_create_on_a_new_guild_makes_no_guild_row(db):
     assert await snapshot() == {key: [] for key in await snapshot()}
 
 
+
+async def test_create_returns_the_case_as_stored(db):
+    await db.case_types.create(GUILD, "mute", display_name="Mute", requires_duration=True)
+    made = [
+        await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "plain"),
+        await db.cases.create(
+            GUILD,
+            USER,
+            MOD,
+            "mute",
+            "loud",
+            duration=HOUR,
+            user_roles=[400_000_000_000_000_001],
+            metadata={"nested": {"list": [1, 2]}, "flag": True},
+        ),
+    ]
+    for case in made:
+        assert case == await db.cases.get(GUILD, case.number)
+        for stamp in (case.created_at, case.updated_at, case.expires_at):
+            assert stamp is None or stamp.utcoffset() == timedelta(0)
+        assert case.created_at == case.updated_at
+    assert made[0].type is CaseType.WARN
+    assert (made[0].user_roles, made[0].metadata) == ([], None)
+    assert made[1].user_roles == [400_000_000_000_000_001]
+    assert made[1].metadata == {"nested": {"list": [1, 2]}, "flag": True}
+    assert (await Guild.get(id=GUILD)).updated_at == made[1].created_at
+
+
+async def test_a_type_deleted_meanwhile_on_a_new_guild_writes_nothing(db, monkeypatch):
+    # The guild has no row yet: the failed create must not leave one behind either.
+    gone = await db.case_types.create(OTHER_GUILD, "gone", display_name="Gone")
+    await db.case_types.delete(OTHER_GUILD, "gone")
+
+    async def stale_get(guild_id: int, name: str):
+        return gone
+
+    monkeypatch.setattr(db.case_types, "get", stale_get)
+    before = await snapshot()
+    with pytest.raises(CaseTypeNotFoundError):
+        await db.cases.create(GUILD, USER, MOD, "gone", "never stored")
+    assert await snapshot() == before
+    assert not await Guild.exists(id=GUILD)
+    monkeypatch.undo()
+    assert (await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "first")).number == 1
+
+
+async def test_concurrent_cases_and_notes_on_a_new_guild_number_apart(db):
+    made = await asyncio.gather(
+        *(db.cases.create(GUILD, USER, MOD, CaseType.WARN, f"c{i}") for i in range(30)),
+        *(db.notes.add(GUILD, USER, MOD, f"n{i}") for i in range(30)),
+    )
+    cases, notes = made[:30], made[30:]
+    assert sorted(case.number for case in cases) == list(range(1, 31))
+    assert sorted(note.number for note in notes) == list(range(1, 31))
+    guild = await Guild.get(id=GUILD)
+    assert (guild.case_count, guild.note_count) == (30, 30)
+
+
 # Reading -----------------------------------------------------------------------------------------
 
 
@@ -260,6 +319,44 @@ async def test_for_user_is_cached_and_create_edit_void_invalidate(db):
 
     await db.cases.void(GUILD, 2, by=OTHER_MOD, reason="mistake")
     assert [c.active for c in await db.cases.for_user(GUILD, USER)] == [False, True]
+
+
+
+async def test_warm_for_user_is_served_from_the_hot_layer(db):
+    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "first")
+    first = await db.cases.for_user(GUILD, USER)
+    key = db.cache.key(USER_CASES_KEY, USER, guild_id=GUILD)
+    assert [c.number for c in db.cache.hot_get(key)] == [1]
+    # Gone from the shared cache and changed in the database behind the manager's back: the
+    # hot layer still answers, with the very same objects.
+    await db.cache.delete(key)
+    await Case.filter(guild_id=GUILD, number=1).update(reason="changed")
+    warm = await db.cases.for_user(GUILD, USER)
+    assert warm == first
+    assert warm[0] is first[0]
+    assert warm is not db.cache.hot_get(key)  # callers get their own list
+
+
+async def test_own_writes_are_seen_at_once_despite_concurrent_readers(db):
+    stop = asyncio.Event()
+
+    async def reader() -> None:
+        while not stop.is_set():
+            await db.cases.for_user(GUILD, USER)
+            await asyncio.sleep(0)
+
+    readers = [asyncio.create_task(reader()) for _ in range(4)]
+    try:
+        for i in range(1, 31):
+            case = await db.cases.create(GUILD, USER, MOD, CaseType.WARN, f"r{i}")
+            assert (await db.cases.for_user(GUILD, USER))[0] == case
+            edited = await db.cases.edit(GUILD, i, reason=f"e{i}", editor_id=MOD)
+            assert (await db.cases.for_user(GUILD, USER))[0] == edited
+        voided = await db.cases.void(GUILD, 30, by=MOD, reason="undo")
+        assert (await db.cases.for_user(GUILD, USER))[0] == voided
+    finally:
+        stop.set()
+        await asyncio.gather(*readers)
 
 
 async def test_search_filters_with_keyset_pages(db):

@@ -3,7 +3,8 @@
 Numbers
     Each guild numbers its cases from 1, contiguous and never reused, however many tasks and
     processes create cases at once (see :mod:`botdata.managers.numbering`). The number, the case
-    and its audit fields are written in one transaction.
+    and its audit fields are written atomically: one statement on PostgreSQL, one transaction
+    on SQLite.
 
 Case types
     ``case_type`` is a built-in :class:`~botdata.models.CaseType` member, or a ``str``: the
@@ -13,8 +14,11 @@ Case types
 
 Cache
     The newest :data:`CACHED_CASES` cases of each member are cached as one entry per guild and
-    member (``USER_CASES_TTL``); :meth:`CaseManager.for_user` serves its pages from it when it
-    can. ``create``, ``edit`` and ``void`` drop the entry in every process after they commit.
+    member (``USER_CASES_TTL``), and kept in each process's hot layer too, so a warm
+    :meth:`CaseManager.for_user` page is a dict lookup. ``create``, ``edit`` and ``void`` drop
+    the entry in the shared cache and in this process's hot layer before they return, and in
+    the other processes' hot layers as soon as the announcement reaches them (well under a
+    second). Concurrent calls share their invalidations (:mod:`botdata.managers.invalidation`).
 
 Expiry (:mod:`botdata.managers.case_expiry`) and member status (:meth:`CaseManager.is_jailed`
 ...) are described on those methods.
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -39,9 +43,13 @@ from botdata.errors import (
 from botdata.managers.case_expiry import CaseExpiry
 from botdata.managers.case_rules import check_metadata, check_reason, check_roles, expiry
 from botdata.managers.checks import check_number, page, snowflake
-from botdata.managers.numbering import next_number
+from botdata.managers.invalidation import Invalidator
+from botdata.managers.numbering import insert_numbered
 from botdata.models import Case, CaseEdit, CaseType
 from botdata.schemas import CaseEditSchema, CaseSchema, CustomCaseTypeSchema
+
+if TYPE_CHECKING:
+    from botdata.database import Database
 
 #: Cache key name of a member's recent cases.
 USER_CASES_KEY = "user_cases"
@@ -55,6 +63,11 @@ class CaseManager(CaseExpiry):
     The expiry methods (``claim_due``, ``complete_expiry``, ``release``) come from
     :class:`~botdata.managers.case_expiry.CaseExpiry`.
     """
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        # create, edit and void invalidate a member's cached cases on every call.
+        self._invalidator = Invalidator(self.cache)
 
     async def create(
         self,
@@ -95,30 +108,29 @@ class CaseManager(CaseExpiry):
         builtin, custom = await self._resolve_type(guild_id, case_type)
         now = datetime.now(timezone.utc)
         expires = expiry(builtin, custom, duration, expires_at, now)
+        values = {
+            "type": builtin.value if builtin else None,
+            "custom_type_id": custom.id if custom else None,
+            "reason": reason,
+            "user_id": user_id,
+            "moderator_id": moderator_id,
+            "user_roles": roles,
+            "expires_at": expires,
+            "metadata": metadata,
+            "active": True,
+            "created_by": moderator_id,
+            "updated_by": moderator_id,
+        }
         try:
-            async with in_transaction() as conn:
-                number = await next_number(conn, self.db.dialect, guild_id, "case_count")
-                case = await Case.create(
-                    guild_id=guild_id,
-                    number=number,
-                    type=builtin,
-                    custom_type_id=custom.id if custom else None,
-                    reason=reason,
-                    user_id=user_id,
-                    moderator_id=moderator_id,
-                    user_roles=roles,
-                    expires_at=expires,
-                    metadata=metadata,
-                    created_by=moderator_id,
-                    updated_by=moderator_id,
-                    using_db=conn,
-                )
+            case = await insert_numbered(
+                self.db.dialect, Case, "case_count", guild_id, values, now, CaseSchema
+            )
         except IntegrityError:
             if custom is None:
                 raise
             raise CaseTypeNotFoundError(f"case type {custom.name!r} was deleted") from None
         await self._forget_user(guild_id, user_id)
-        return CaseSchema.model_validate(case)
+        return case
 
     async def get(self, guild_id: int, number: int) -> CaseSchema:
         """The guild's case ``number`` (voided ones too).
@@ -135,8 +147,10 @@ class CaseManager(CaseExpiry):
         """The member's cases in the guild, newest first, voided ones included.
 
         ``before``: only cases numbered below it (the last number of the previous page).
-        Served from the cache when the member's cached recent cases cover the page.
-        Returns at most ``limit`` cases. Raises :class:`~botdata.errors.InvalidSnowflakeError`
+        Served from the cache when the member's cached recent cases cover the page (warm: from
+        this process's hot layer, no I/O); the cases are then shared with other callers, so
+        treat their ``user_roles`` and ``metadata`` as read-only. Returns at most ``limit``
+        cases. Raises :class:`~botdata.errors.InvalidSnowflakeError`
         and :class:`~botdata.errors.InvalidPageError`.
         """
         snowflake(guild_id, "guild_id")
@@ -148,9 +162,11 @@ class CaseManager(CaseExpiry):
 
         key = self.cache.key(USER_CASES_KEY, user_id, guild_id=guild_id)
         recent = await self.cache.get_or_load(
-            key, load, self.settings.USER_CASES_TTL, model=CaseSchema
+            key, load, self.settings.USER_CASES_TTL, hot=True, model=CaseSchema
         )
-        hits = [case for case in recent if before is None or case.number < before][:limit]
+        # A new list: the cached one is shared.
+        newer = recent if before is None else [c for c in recent if c.number < before]
+        hits = newer[:limit]
         if len(hits) == limit or len(recent) < CACHED_CASES:  # the cache holds the whole page
             return hits
         return await self._query(guild_id, limit, before, user_id=user_id)
@@ -339,4 +355,6 @@ class CaseManager(CaseExpiry):
         return latest is not None and latest.type == on and latest.expiry_handled_at is None
 
     async def _forget_user(self, guild_id: int, user_id: int) -> None:
-        await self.cache.invalidate(self.cache.key(USER_CASES_KEY, user_id, guild_id=guild_id))
+        await self._invalidator.invalidate(
+            self.cache.key(USER_CASES_KEY, user_id, guild_id=guild_id)
+        )

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from tortoise.transactions import in_transaction
-
 from botdata.errors import InvalidNoteContentError, NoteNotFoundError
 from botdata.managers.base import Manager
 from botdata.managers.checks import check_number, page, snowflake
-from botdata.managers.numbering import next_number
+from botdata.managers.numbering import insert_numbered
 from botdata.models import Note
 from botdata.schemas import NoteSchema
 
@@ -39,7 +37,8 @@ class NoteManager(Manager):
 
     async def add(self, guild_id: int, user_id: int, moderator_id: int, content: str) -> NoteSchema:
         """Write a note about the member with the guild's next note number (the guild's row is
-        made if missing); number and note in one transaction, ``created_by`` is the moderator.
+        made if missing); number and note are written atomically (see
+        :mod:`botdata.managers.numbering`), ``created_by`` is the moderator.
 
         Returns the note. Raises :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidNoteContentError` before writing anything.
@@ -48,19 +47,18 @@ class NoteManager(Manager):
         snowflake(user_id, "user_id")
         snowflake(moderator_id, "moderator_id")
         check_content(content)
-        async with in_transaction() as conn:
-            number = await next_number(conn, self.db.dialect, guild_id, "note_count")
-            note = await Note.create(
-                guild_id=guild_id,
-                number=number,
-                user_id=user_id,
-                moderator_id=moderator_id,
-                content=content,
-                created_by=moderator_id,
-                updated_by=moderator_id,
-                using_db=conn,
-            )
-        return NoteSchema.model_validate(note)
+        values = {
+            "user_id": user_id,
+            "moderator_id": moderator_id,
+            "content": content,
+            "is_deleted": False,
+            "created_by": moderator_id,
+            "updated_by": moderator_id,
+        }
+        now = datetime.now(timezone.utc)
+        return await insert_numbered(
+            self.db.dialect, Note, "note_count", guild_id, values, now, NoteSchema
+        )
 
     async def get(self, guild_id: int, number: int) -> NoteSchema:
         """The guild's note ``number``.

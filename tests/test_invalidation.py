@@ -1,0 +1,113 @@
+"""botdata.managers.invalidation: concurrent invalidations share round trips, none is lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import botdata
+from botdata.managers.invalidation import Invalidator
+
+KEYS = 20
+
+
+async def warm(db: botdata.Database, count: int = KEYS) -> list[str]:
+    """``count`` keys cached in the shared store and the hot layer."""
+    keys = [db.cache.key("inv", i, guild_id=7) for i in range(count)]
+
+    for i, key in enumerate(keys):
+
+        async def load(i: int = i) -> int:
+            return i
+
+        await db.cache.get_or_load(key, load, 60, hot=True)
+        assert db.cache.hot_get(key) == i
+    return keys
+
+
+async def gone(db: botdata.Database, key: str) -> bool:
+    return db.cache.hot_get(key) is None and await db.cache.get_json(key) is None
+
+
+async def test_concurrent_calls_share_invalidations_and_each_key_is_gone_on_return(
+    db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = await warm(db)
+    calls: list[tuple[str, ...]] = []
+    invalidate = db.cache.invalidate
+
+    async def recording(*batch: str) -> None:
+        calls.append(batch)
+        await invalidate(*batch)
+
+    monkeypatch.setattr(db.cache, "invalidate", recording)
+    invalidator = Invalidator(db.cache)
+
+    async def drop(key: str) -> bool:
+        await invalidator.invalidate(key)
+        return await gone(db, key)
+
+    assert await asyncio.gather(*(drop(key) for key in keys)) == [True] * KEYS
+    assert len(calls) < KEYS
+    assert sorted(key for batch in calls for key in batch) == sorted(keys)
+
+
+async def test_keys_arriving_during_an_invalidation_wait_for_the_next(
+    db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = await warm(db, 2)
+    started, release = asyncio.Event(), asyncio.Event()
+    invalidate = db.cache.invalidate
+
+    async def slow(*batch: str) -> None:
+        started.set()
+        await release.wait()
+        await invalidate(*batch)
+
+    monkeypatch.setattr(db.cache, "invalidate", slow)
+    invalidator = Invalidator(db.cache)
+    one = asyncio.create_task(invalidator.invalidate(first))
+    await started.wait()
+    two = asyncio.create_task(invalidator.invalidate(second))
+    await asyncio.sleep(0.01)
+    assert not one.done()
+    assert not two.done()
+    assert db.cache.hot_get(second) == 1  # not dropped by the invalidation already running
+    release.set()
+    await asyncio.gather(one, two)
+    assert await gone(db, first)
+    assert await gone(db, second)
+
+
+async def test_a_cancelled_caller_does_not_stop_the_others(db: botdata.Database) -> None:
+    first, second = await warm(db, 2)
+    invalidator = Invalidator(db.cache)
+    one = asyncio.create_task(invalidator.invalidate(first))
+    two = asyncio.create_task(invalidator.invalidate(second))
+    await asyncio.sleep(0)
+    one.cancel()
+    await two
+    assert one.cancelled()
+    assert await gone(db, second)
+    assert await gone(db, first)  # its invalidation ran all the same
+
+
+async def test_a_failing_invalidation_reaches_its_callers_only(
+    db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [key] = await warm(db, 1)
+    invalidate = db.cache.invalidate
+
+    async def failing(*batch: str) -> None:
+        raise RuntimeError("cache broke")
+
+    monkeypatch.setattr(db.cache, "invalidate", failing)
+    invalidator = Invalidator(db.cache)
+    results = await asyncio.gather(
+        invalidator.invalidate(key), invalidator.invalidate(key), return_exceptions=True
+    )
+    assert [str(result) for result in results] == ["cache broke"] * 2
+    monkeypatch.setattr(db.cache, "invalidate", invalidate)
+    await invalidator.invalidate(key)
+    assert await gone(db, key)
