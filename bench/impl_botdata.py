@@ -69,14 +69,15 @@ class Botdata(Implementation):
         )
 
     def incidents(self) -> list[str]:
-        """How often the cache declared Redis unavailable (a timeout of REDIS_TIMEOUT)."""
+        """How often the cache declared Redis unavailable (a failed connection, or calls
+        slower than REDIS_TIMEOUT twice in a row)."""
         count, self._outages.count = self._outages.count, 0
         if not count:
             return []
         return [
-            f"botdata's cache declared Redis unavailable {count:,} times (a call slower than "
-            f"REDIS_TIMEOUT={self.db.settings.REDIS_TIMEOUT} s); each time the hot layer is "
-            "emptied and switched off, and reads go to the database until Redis answers again."
+            f"botdata's cache declared Redis unavailable {count:,} times (a failed connection, "
+            f"or calls slower than REDIS_TIMEOUT={self.db.settings.REDIS_TIMEOUT} s twice in a "
+            "row); meanwhile reads go to the database until Redis answers again."
         ]
 
     async def close(self) -> None:

@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     CACHE_MAX_ENTRIES: int = Field(default=100_000, gt=0)
     #: Seconds a hot-layer entry lives at most (pub/sub invalidation usually drops it sooner).
     HOT_CACHE_TTL: float = Field(default=60.0, gt=0)
-    #: Seconds to wait for Redis before treating it as down and using the database.
+    #: Seconds a Redis call may take (waiting for a connection included) before it is treated
+    #: as a miss; two such calls in a row make the cache treat Redis as down (see
+    #: botdata.cache.redis) and use the database.
     REDIS_TIMEOUT: float = Field(default=0.25, gt=0)
 
     #: Pending reminders one member may have in one guild.

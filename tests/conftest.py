@@ -90,6 +90,7 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for message in _skipped:
         terminalreporter.write_line(f"NOTE: {message}", yellow=True, bold=True)

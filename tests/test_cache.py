@@ -134,6 +134,34 @@ async def test_set_if_absent_one_winner_among_concurrent_callers(db: botdata.Dat
     assert results.count(True) == 1
 
 
+# Claims (cooldowns) ------------------------------------------------------------------------
+async def test_claim_answers_the_time_left_until_it_ends(db: botdata.Database) -> None:
+    cache = db.cache
+    key, other = cache.key("cooldown", 8, guild_id=1), cache.key("cooldown", 9, guild_id=1)
+    assert await cache.claim(key, ttl=0.5) is None
+    left = await cache.claim(key, ttl=5)
+    assert left is not None
+    assert 0 < left <= 0.5
+    assert await cache.claim(other, ttl=5) is None  # per key
+    await asyncio.sleep(0.6)
+    assert await cache.claim(key, ttl=5) is None  # ended: claimed again, for 5 s now
+    assert 0.5 < (await cache.claim(key, ttl=1) or 0) <= 5
+    await cache.delete(key)
+    assert await cache.claim(key, ttl=5) is None
+    await cache.clear()
+    assert await cache.claim(key, ttl=5) is None
+    with pytest.raises(ValidationError):
+        await cache.claim(key, ttl=0)
+
+
+async def test_claim_one_winner_among_concurrent_callers(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("cooldown", "burst")
+    results = await asyncio.gather(*(cache.claim(key, 5) for _ in range(100)))
+    assert results.count(None) == 1
+    assert all(0 < left <= 5 for left in results if left is not None)
+
+
 # Rate limits -----------------------------------------------------------------------------
 async def test_rate_limit_fixed_window(db: botdata.Database) -> None:
     cache = db.cache
@@ -192,6 +220,31 @@ async def test_sorted_set_ttl(db: botdata.Database) -> None:
     await cache.zadd(key, {"a": 1}, ttl=0.2)
     assert await cache.zrevrange(key, 0, -1) == [("a", 1.0)]
     await asyncio.sleep(0.3)
+    assert await cache.zrevrange(key, 0, -1) == []
+
+
+async def test_sorted_set_writes_only_to_an_existing_set(db: botdata.Database) -> None:
+    cache = db.cache
+    key = cache.key("ranks", guild_id=9)
+    await cache.zadd(key, {"a": 5}, higher_only=True, only_existing=True)
+    await cache.zadd(key, {"a": 5}, ttl=60, only_existing=True)
+    assert await cache.zrevrange(key, 0, -1) == []  # no set was created
+    await cache.zadd(key, {"a": 10, "b": 10}, ttl=0.3)
+    await cache.zadd(key, {"a": 5, "b": 20, "c": 1}, higher_only=True, only_existing=True)
+    assert await cache.zrevrange(key, 0, -1) == [("b", 20.0), ("a", 10.0), ("c", 1.0)]
+    await cache.zadd(key, {"a": 5}, only_existing=True)  # without higher_only: overwrites
+    assert await cache.zrevrange(key, 0, -1) == [("b", 20.0), ("a", 5.0), ("c", 1.0)]
+    # The set keeps its TTL (or takes a new one); writes after it expired create nothing.
+    await asyncio.sleep(0.4)
+    await cache.zadd(key, {"a": 50}, only_existing=True)
+    assert await cache.zrevrange(key, 0, -1) == []
+    # Many members (written in parts) and a TTL.
+    await cache.zadd(key, {"seed": 0})
+    many = {str(i): float(i) for i in range(2500)}
+    await cache.zadd(key, many, ttl=0.3, higher_only=True, only_existing=True)
+    assert await cache.zrevrank(key, "0") == 2500
+    assert await cache.zrevrange(key, 0, 0) == [("2499", 2499.0)]
+    await asyncio.sleep(0.4)
     assert await cache.zrevrange(key, 0, -1) == []
 
 
@@ -502,6 +555,75 @@ async def test_invalidation_from_another_process(
     assert await cache.get_json(key) is None
 
 
+async def test_claims_are_shared_and_remembered(
+    redis_caches: Callable[..., Awaitable[RedisCache]],
+) -> None:
+    """Another cache sees a claim as taken with its time left, and so remembers it: later
+    claims of that key cost no round trip (a key deleted behind its back stays taken for it
+    until the claim ends, while a cache that never saw it claims it). An invalidation or a
+    clear, which reach every cache, forget it."""
+    here, there = await redis_caches(), await redis_caches()
+    key, marker = here.key("cooldown", 5, guild_id=3), here.key("marker")
+    load, _ = counting_loader(1)
+
+    async def announced(announce: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``announce`` and wait until both caches got it (it drops ``marker``)."""
+        for cache in (here, there):
+            await cache.get_or_load(marker, load, ttl=60, hot=True)
+        await announce()
+        return await eventually(
+            lambda: here.hot_get(marker) is None and there.hot_get(marker) is None
+        )
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        assert await here.claim(key, 30) is None
+        left = await there.claim(key, 30)
+        assert left is not None
+        assert 25 < left <= 30
+        client.delete(key)
+        assert await here.claim(key, 30) is not None
+        assert await there.claim(key, 30) is not None
+        assert client.exists(key) == 0  # neither asked Redis
+        fresh = await redis_caches()
+        assert await fresh.claim(key, 30) is None
+        assert client.exists(key) == 1
+        assert await announced(lambda: fresh.invalidate(key, marker))
+        assert await here.claim(key, 30) is None
+        assert await there.claim(key, 30) is not None
+        assert await announced(fresh.clear)
+        assert await there.claim(key, 30) is None
+    finally:
+        client.close()
+
+
+async def test_scripts_are_loaded_again_when_redis_lost_them(
+    redis_caches: Callable[..., Awaitable[RedisCache]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a restart (here: SCRIPT FLUSH) Redis no longer knows the cache's scripts: they are
+    loaded again, the calls still answer, and nothing is taken for an outage."""
+    cache = await redis_caches()
+    caplog.set_level(logging.WARNING, logger="botdata.cache")
+    board = cache.key("board", guild_id=4)
+    await cache.zadd(board, {"seed": 0}, ttl=60)
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        for round_ in range(2):
+            client.script_flush()
+            claims = await asyncio.gather(
+                *(cache.claim(cache.key("cooldown", round_, i), 5) for i in range(3))
+            )
+            assert claims == [None, None, None]
+            await cache.zadd(board, {"a": round_ + 1}, only_existing=True)
+            client.script_flush()
+            await cache.zadd(board, {str(i): i for i in range(1500)}, only_existing=True)
+            assert await cache.zrevrange(board, 0, 0) == [("1499", 1499.0)]
+            assert await cache.zrevrank(board, "a") is not None
+    finally:
+        client.close()
+    assert [r.getMessage() for r in caplog.records if r.name == "botdata.cache"] == []
+
+
 async def test_rate_limit_exact_across_processes(
     redis_caches: Callable[..., Awaitable[RedisCache]],
 ) -> None:
@@ -571,6 +693,30 @@ async def test_bulk_write_is_not_taken_for_an_outage(
     assert [r.getMessage() for r in caplog.records if r.name == "botdata.cache"] == []
     assert await reader.zrevrank(key, str(10**17)) == 99_999
     assert await reader.zrevrange(key, 0, 0) == [(str(10**17 + 99_999), 99_999.0)]
+
+
+async def test_a_burst_of_calls_is_not_taken_for_an_outage(
+    redis_caches: Callable[..., Awaitable[RedisCache]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """64 tasks calling one after the other (a bot's message handlers) share 16 connections:
+    they wait their turn, first come first served, so none times out for want of a
+    connection; no outage is declared and the hot layer stays on."""
+    cache = await redis_caches(REDIS_TIMEOUT=0.25)
+    key, hot = cache.key("burst", guild_id=10), cache.key("hot", guild_id=10)
+    load, _ = counting_loader("v")
+    await cache.get_or_load(hot, load, ttl=60, hot=True)
+    await cache.set_json(key, 1)
+    caplog.set_level(logging.WARNING, logger="botdata.cache")
+    answers: list[Any] = []
+
+    async def handler() -> None:
+        for _ in range(150):
+            answers.append(await cache.get_json(key))
+
+    await asyncio.gather(*(handler() for _ in range(64)))
+    assert answers.count(1) > 0
+    assert [r.getMessage() for r in caplog.records if r.name == "botdata.cache"] == []
+    assert cache.hot_get(hot) == "v"
 
 
 async def test_close_leaves_no_task_behind(

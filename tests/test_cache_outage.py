@@ -326,3 +326,60 @@ async def test_paused_redis_times_out_and_catches_up(
         await quick(here.close())
         await quick(there.close())
 
+
+
+async def test_one_slow_call_is_not_an_outage_but_a_long_pause_is(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pause a bit longer than REDIS_TIMEOUT: the call caught in it gets a miss, and that is
+    all (no outage, hot layers kept). A long pause: the outage is declared, once; the hot
+    layer is emptied when the subscriber's health check fails; all comes back after it."""
+    caplog.set_level(logging.INFO, logger="botdata.cache")
+    settings = load_settings(
+        REDIS_URL=redis_server.url, CACHE_PREFIX=f"outage-{uuid.uuid4().hex[:8]}",
+        REDIS_TIMEOUT=0.5,
+    )
+    here, there = await create_cache(settings), await create_cache(settings)
+    key, probe = here.key("config", guild_id=8), here.key("probe")
+    client = redis_server.client()
+
+    async def load() -> str:
+        return "v"
+
+    async def answers() -> bool:
+        return await here.get_json(probe) == 1
+
+    try:
+        for cache in (here, there):
+            await cache.get_or_load(key, load, 60, hot=True)
+        assert here.hot_get(key) == there.hot_get(key) == "v"
+        await here.set_json(probe, 1)
+
+        client.client_pause(700, all=True)
+        assert await quick(here.get_json(probe)) is None  # timed out: a miss
+        assert await eventually(answers, 2.0)
+        assert outage_logs(caplog, logging.WARNING) == []
+        assert here.hot_get(key) == there.hot_get(key) == "v"
+        await quick(there.close())  # its heartbeat may fail in the long pause: not under test
+
+        client.client_pause(6000, all=True)
+        assert await quick(here.get_json(probe)) is None
+        assert await quick(here.get_json(probe)) is None
+        assert len(outage_logs(caplog, logging.WARNING)) == 1
+        assert await eventually(lambda: here.hot_get(key) is None, 6.0)
+        assert await quick(here.get_or_load(key, load, 60, hot=True)) == "v"
+        assert here.hot_get(key) is None  # off until the subscriber is back
+
+        assert await eventually(answers, 8.0)
+        assert await eventually(lambda: len(outage_logs(caplog, logging.INFO)) == 1, 2.0)
+
+        async def hot_again() -> bool:
+            await here.get_or_load(key, load, 60, hot=True)
+            return here.hot_get(key) == "v"
+
+        assert await eventually(hot_again, 4.0)
+        assert len(outage_logs(caplog, logging.WARNING)) == 1
+    finally:
+        client.close()
+        await quick(here.close())
+        await quick(there.close())

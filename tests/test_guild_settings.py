@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 import botdata
 from botdata.errors import (
@@ -28,6 +28,12 @@ class Welcome(BaseModel):
     channel_id: int
     text: str = Field(min_length=1, max_length=100)
     ping: bool = False
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    per_minute: int
 
 
 async def setting_rows() -> list[dict[str, Any]]:
@@ -225,6 +231,25 @@ async def test_registered_model_refuses_invalid_value(db: botdata.Database, valu
         await db.guilds.set_setting(OTHER_GUILD, "welcome_invalid", "message", value)
     assert await setting_rows() == before
     assert await Guild.filter(id=OTHER_GUILD).count() == 0
+
+
+async def test_frozen_model_values_are_parsed_once_per_change(db: botdata.Database) -> None:
+    """Read on every message: a frozen model's value is validated once and then reused until
+    the setting changes; other models give a fresh instance each time."""
+    db.guilds.register_settings("memo", "limits", Limits)
+    db.guilds.register_settings("memo", "welcome", Welcome)
+    await db.guilds.set_setting(GUILD, "memo", "limits", {"per_minute": 5})
+    await db.guilds.set_setting(GUILD, "memo", "welcome", {"channel_id": CHANNEL, "text": "hi"})
+    first = await db.guilds.get_setting(GUILD, "memo", "limits")
+    assert first == Limits(per_minute=5)
+    assert await db.guilds.get_setting(GUILD, "memo", "limits") is first
+    welcome = await db.guilds.get_setting(GUILD, "memo", "welcome")
+    assert await db.guilds.get_setting(GUILD, "memo", "welcome") is not welcome
+    await db.guilds.set_setting(GUILD, "memo", "limits", {"per_minute": 7})
+    assert await db.guilds.get_setting(GUILD, "memo", "limits") == Limits(per_minute=7)
+    assert await db.guilds.get_setting(OTHER_GUILD, "memo", "limits") is None
+    await db.guilds.delete_setting(GUILD, "memo", "limits")
+    assert await db.guilds.get_setting(GUILD, "memo", "limits") is None
 
 
 async def test_stored_value_that_no_longer_matches_the_model(db: botdata.Database) -> None:

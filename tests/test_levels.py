@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import redis
 from tortoise.connection import get_connection
 
 import botdata
@@ -22,7 +23,7 @@ from botdata.errors import (
     InvalidTimestampError,
     InvalidXPError,
 )
-from botdata.managers.levels import RANK_KEY, RANK_MARKER, RANK_SQL
+from botdata.managers.levels import COOLDOWN_KEY, RANK_KEY, RANK_MARKER, RANK_SQL
 from botdata.managers.numbering import fetch
 from botdata.managers.xp import (
     MAX_LEVEL,
@@ -33,6 +34,7 @@ from botdata.managers.xp import (
     xp_to_next_level,
 )
 from botdata.models import Guild, GuildSetting, Levels
+from botdata.models.base import MAX_SNOWFLAKE
 
 GUILD = 300_000_000_000_000_001
 OTHER_GUILD = 300_000_000_000_000_002
@@ -149,6 +151,36 @@ async def test_cooldown_holds_when_the_cache_lost_it(db: botdata.Database) -> No
     assert await db.levels.grant_message_xp(GUILD, MEMBER, now=T0 + timedelta(seconds=10)) is None
     assert (await Levels.get(guild_id=GUILD, member_id=MEMBER)).xp == first.xp
     assert await db.levels.grant_message_xp(GUILD, MEMBER, now=T0 + timedelta(seconds=61))
+
+
+async def test_cooldown_ends_on_time(db: botdata.Database) -> None:
+    """The member's next message after the cooldown earns XP: what the process remembers of
+    a cooldown never outlasts it."""
+    await configure(db, cooldown=0.3)
+    assert await db.levels.grant_message_xp(GUILD, MEMBER) is not None
+    assert await db.levels.grant_message_xp(GUILD, MEMBER) is None
+    await asyncio.sleep(0.35)
+    assert await db.levels.grant_message_xp(GUILD, MEMBER) is not None
+    assert await db.levels.grant_message_xp(GUILD, MEMBER) is None
+
+
+async def test_cooldown_is_remembered_in_process(db: botdata.Database) -> None:
+    """After a member's cooldown was claimed, their messages within it reach neither the
+    database nor Redis: the claim, deleted from Redis behind the process's back, is not made
+    again."""
+    assert await db.levels.grant_message_xp(GUILD, MEMBER) is not None
+    key = db.cache.key(COOLDOWN_KEY, MEMBER, guild_id=GUILD)
+    if db.settings.REDIS_URL is None:
+        assert await db.cache.claim(key, 60) is not None  # the in-process store holds it
+        return
+    client = redis.Redis.from_url(db.settings.REDIS_URL)
+    try:
+        assert client.exists(key) == 1
+        client.delete(key)
+        assert await db.levels.grant_message_xp(GUILD, MEMBER) is None
+        assert client.exists(key) == 0
+    finally:
+        client.close()
 
 
 async def test_concurrent_grants_with_cooldown_grant_once(db: botdata.Database) -> None:
@@ -416,6 +448,55 @@ async def test_rank_set_is_rebuilt_and_matches_the_database(db: botdata.Database
     board = await db.levels.leaderboard(GUILD, limit=30)
     by_db = await Levels.filter(guild_id=GUILD).order_by("-xp", "member_id")
     assert [(e.member_id, e.xp) for e in board] == [(r.member_id, r.xp) for r in by_db]
+
+
+async def test_rank_sets_exist_only_where_ranks_are_asked_and_expire(
+    db: botdata.Database,
+) -> None:
+    """Grants and admin writes update a guild's rank set only when it exists: nobody asked
+    for a rank in OTHER_GUILD, so it has none. A set, once built, carries a TTL."""
+    await configure(db, xp_min=10, xp_max=10, cooldown=0)
+    key = db.cache.key(RANK_KEY, guild_id=GUILD)
+    other = db.cache.key(RANK_KEY, guild_id=OTHER_GUILD)
+    await db.levels.grant_message_xp(GUILD, member(1))
+    await db.levels.set_xp(GUILD, member(2), 5)
+    await db.levels.grant_message_xp(OTHER_GUILD, member(1))
+    await db.levels.set_xp(OTHER_GUILD, member(2), 50)
+    await db.levels.reset(OTHER_GUILD, member(1))
+    assert await db.cache.zrevrange(key, 0, -1) == []
+    assert await db.levels.rank(GUILD, member(2)) == 2
+    for _ in range(2):
+        await db.levels.grant_message_xp(GUILD, member(2))
+    assert await db.levels.rank(GUILD, member(2)) == 1
+    assert await db.cache.zrevrange(other, 0, -1) == []
+    if db.settings.REDIS_URL is None:
+        return
+    assert [m for m, _ in await db.cache.zrevrange(key, 0, 0)] == [RANK_MARKER]
+    assert await db.cache.zrevrange(key, 1, 1) == [
+        (f"{MAX_SNOWFLAKE - member(2):019d}", 25.0)
+    ]
+    client = redis.Redis.from_url(db.settings.REDIS_URL)
+    try:
+        assert 0 < client.pttl(key) <= db.settings.XP_LEADERBOARD_TTL * 1000
+        assert client.exists(other) == 0
+    finally:
+        client.close()
+
+
+async def test_rank_set_being_built_is_not_used(db: botdata.Database) -> None:
+    """A set whose build has not finished (its marker still at the bottom) is not read: the
+    database answers, also when the set holds nothing else yet."""
+    for i in range(3):
+        await db.levels.set_xp(GUILD, member(i), 10 * (i + 1))
+    key = db.cache.key(RANK_KEY, guild_id=GUILD)
+    # Another process is building the set: it holds the lock, the set has only the marker.
+    await db.cache.set_if_absent(db.cache.key(RANK_KEY, "building", guild_id=GUILD), "1", 60)
+    await db.cache.zadd(key, {RANK_MARKER: -1.0}, ttl=60)
+    board = await db.levels.leaderboard(GUILD)
+    assert [(e.rank, e.member_id, e.xp) for e in board] == [
+        (1, member(2), 30), (2, member(1), 20), (3, member(0), 10)
+    ]
+    assert await db.levels.rank(GUILD, member(0)) == 3
 
 
 # Bad input -----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ names are prefixed by the cache itself.
 
 Every operation is best-effort: a backend that cannot answer (Redis down, refusing or slow)
 behaves as an empty cache within a short timeout, and the managers fall back to the database.
-Cooldowns (:meth:`Cache.set_if_absent`) and rate limits keep working per process meanwhile.
+Cooldowns (:meth:`Cache.claim`), locks (:meth:`Cache.set_if_absent`) and rate limits keep
+working per process meanwhile.
 
 Values are stored as JSON (see :mod:`botdata.cache.codec`): what :meth:`Cache.get_json`
 returns is a fresh copy. The hot layer (:meth:`Cache.hot_get`, ``get_or_load(hot=True)``)
@@ -42,8 +43,10 @@ class Cache(ABC):
 
     def key(self, *parts: object, guild_id: int | None = None) -> str:
         """``prefix[:{g:<guild_id>}]:part:part...``: the one way keys are built."""
-        tag = f":{{g:{guild_id}}}" if guild_id is not None else ""
-        return f"{self.prefix}{tag}:" + ":".join(str(p) for p in parts)
+        joined = ":".join(map(str, parts))
+        if guild_id is None:
+            return f"{self.prefix}:{joined}"
+        return f"{self.prefix}:{{g:{guild_id}}}:{joined}"
 
     def _channel(self, name: str) -> str:
         """The backend's name of pub/sub channel ``name`` (prefixed like the keys)."""
@@ -76,6 +79,19 @@ class Cache(ABC):
         """
 
     @abstractmethod
+    async def claim(self, key: str, ttl: float) -> float | None:
+        """Claim ``key`` for ``ttl`` seconds (a cooldown): None when this call claimed it, else
+        the seconds its current claim has left (``math.inf`` for a key without expiry).
+
+        Atomic across processes, in one round trip. A claim is never released early except
+        by :meth:`delete`, :meth:`invalidate` or :meth:`clear`: once this process claimed the
+        key or saw it claimed, it may answer later claims itself until that claim ends
+        (a delete made by another process is then seen only after the deadline). While Redis
+        is unreachable this holds per process. Raises
+        :class:`~botdata.errors.ValidationError` unless ``ttl`` > 0.
+        """
+
+    @abstractmethod
     async def check_rate_limit(self, key: str, limit: int, window: float) -> bool:
         """Count one call against ``key``; True when the caller is over ``limit`` per ``window``.
 
@@ -93,11 +109,15 @@ class Cache(ABC):
         ttl: float | None = None,
         *,
         higher_only: bool = False,
+        only_existing: bool = False,
     ) -> None:
         """Set the score of each member; with ``ttl`` the whole set expires after it.
 
         ``higher_only``: an existing member's score is only ever raised (Redis ``ZADD GT``),
         so writes of growing totals that arrive out of order keep the highest.
+        ``only_existing``: write only when the set exists (checked atomically with the
+        write), so updates never create a partial set. Raises
+        :class:`~botdata.errors.ValidationError` unless ``ttl`` is None or > 0.
         """
 
     @abstractmethod

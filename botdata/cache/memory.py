@@ -36,6 +36,14 @@ class MemoryCache(Cache):
         check_ttl(ttl)
         return self._store.set_if_absent(key, value, ttl)
 
+    async def claim(self, key: str, ttl: float) -> float | None:
+        """Claim ``key`` for ``ttl`` seconds: None when claimed now, else the seconds the
+        current claim has left. Raises :class:`~botdata.errors.ValidationError` unless
+        ``ttl`` > 0.
+        """
+        check_ttl(ttl)
+        return self._store.claim(key, ttl)
+
     async def check_rate_limit(self, key: str, limit: int, window: float) -> bool:
         """Count one call; True when over ``limit`` in the current ``window``-second window.
 
@@ -51,15 +59,19 @@ class MemoryCache(Cache):
         ttl: float | None = None,
         *,
         higher_only: bool = False,
+        only_existing: bool = False,
     ) -> None:
         """Set the score of each member; with ``ttl`` the whole set expires after it.
 
         ``higher_only``: an existing member's score is only ever raised (Redis ``ZADD GT``),
         so writes of growing totals that arrive out of order keep the highest.
+        ``only_existing``: nothing is written when the set does not exist.
         """
         check_ttl(ttl)
         members = self._store.sorted_set(key)
         if members is None:
+            if only_existing:
+                return
             members = {}
             self._store.set(key, members, None)
         for member, score in scores.items():

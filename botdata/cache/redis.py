@@ -1,15 +1,28 @@
 """The Redis cache (``redis.asyncio``), used when ``REDIS_URL`` is set.
 
 Shared by every process of the bot. Each process keeps a small hot layer in front of Redis and
-a background subscriber on ``<prefix>:invalidate``: :meth:`Cache.invalidate` publishes the keys
-it deletes there, so every process drops them from its hot layer.
+a background subscriber on ``<prefix>:invalidate``: :meth:`Cache.invalidate` deletes the keys
+and publishes them there in one round trip, so every other process drops them from its hot
+layer.
 
 Redis being down, refusing or slow never blocks the bot: every call is bounded by
-``REDIS_TIMEOUT`` and then behaves as a miss or a no-op (cooldowns and rate limits switch to an
-in-process store). After a failure Redis is tried again at most once per
-:data:`RETRY_INTERVAL`; the outage is logged once when it starts and once when it ends. The
-hot layer is only used while the subscriber is connected and Redis answers, and starts empty
-again afterwards (invalidations may have been missed).
+``REDIS_TIMEOUT`` (waiting for a connection included) and then behaves as a miss or a no-op
+(cooldowns, locks and rate limits switch to an in-process store). One slow call is only that:
+a loaded event loop or a burst makes single calls late without anything being wrong with
+Redis. Redis is declared unavailable when a connection fails (refused, reset, closed), when
+:data:`STRIKES` calls in a row time out, each started after the previous one had timed out
+with no answer in between (a ``PING`` is sent after the first as a health check), or when the
+subscriber loses its connection. While unavailable, Redis is tried again at most once per
+:data:`RETRY_INTERVAL`; the outage is logged once when it starts and once when it ends.
+
+The hot layer is only used while the subscriber is connected, because only then do the
+invalidations of other processes reach it. It is emptied whenever the subscriber loses its
+connection (or fails its health check: a ``PING`` it sends when an outage is declared, or
+after :data:`HEARTBEAT` seconds of silence, unanswered for :data:`PING_ANSWER` seconds), as
+invalidations may have been missed; it starts empty again when the subscriber is back.
+
+The per-message calls (cooldown claims, rank writes) are Lua scripts; those made during one
+turn of the event loop are sent together in one pipeline.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ import json
 import logging
 import math
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -26,9 +40,11 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline, PubSub
-from redis.asyncio.connection import BlockingConnectionPool
+from redis.asyncio.connection import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from botdata.cache.base import Cache, Handler
 from botdata.cache.store import MemoryStore, check_ttl
@@ -49,28 +65,55 @@ T = TypeVar("T")
 
 #: Seconds between attempts to reach Redis after a failure.
 RETRY_INTERVAL: Final = 1.0
-#: Seconds of silence after which the subscriber pings Redis; as long again without an
-#: answer and it reconnects (a half-open connection would otherwise go unnoticed).
+#: Seconds of silence after which the subscriber pings Redis.
 HEARTBEAT: Final = 5.0
-#: What an unreachable, refusing or slow Redis raises.
-UNAVAILABLE: Final = (
-    redis_errors.ConnectionError,
+#: Seconds the subscriber waits for the answer to its PING before it reconnects (a half-open
+#: or hung connection would otherwise go unnoticed).
+PING_ANSWER: Final = 2.0
+#: Timeouts in a row (none overlapping the previous one, no answer in between) that declare
+#: Redis unavailable.
+STRIKES: Final = 2
+#: What a slow Redis (or a saturated client) raises: a miss for that call, a strike.
+TIMEOUTS: Final = (
     redis_errors.TimeoutError,
-    OSError,
     TimeoutError,
     asyncio.TimeoutError,  # not TimeoutError before Python 3.11
 )
-#: Invalidation message meaning "every key".
+#: What an unreachable or refusing Redis raises: an outage. (After TIMEOUTS: TimeoutError is
+#: an OSError.)
+FAILURES: Final = (redis_errors.ConnectionError, OSError)
+#: Invalidation of every key (instead of a list of keys).
 EVERYTHING: Final = "*"
-#: Connections per cache (the subscriber holds one). Small on purpose: opening a connection
-#: costs far more than waiting for one, so a burst of calls on a cold pool is faster this way.
+#: Calls in flight per cache; more wait their turn, first come first served (the subscriber
+#: has a connection of its own). redis-py's BlockingConnectionPool is not fair: with 64
+#: callers a few waited longer than REDIS_TIMEOUT for one of its 16 connections.
 POOL_SIZE: Final = 16
 #: Extra seconds a call may take per item (member, key, KiB) beyond the first: packing a
 #: 10,000-member ZADD takes tens of milliseconds in Python, which is not Redis being slow.
 ITEM_ALLOWANCE: Final = 50e-6
-#: Keys or members per command: big writes are split so that Redis answers each part well
-#: within the socket timeout (a 50,000-member ZADD alone can take longer).
+#: Keys or members per command: big writes are split so that Redis answers each part quickly
+#: (a 50,000-member ZADD alone can take longer than a short timeout).
 BATCH: Final = 1000
+
+#: Claim a key (``SET NX PX``); the remaining milliseconds (``PTTL``) when it is taken.
+_CLAIM_SCRIPT: Final = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return -3 end
+return redis.call('PTTL', KEYS[1])
+"""
+#: ``_CLAIM_SCRIPT``'s answer when it claimed the key.
+_CLAIMED: Final = -3
+#: ``ZADD [GT] KEYS[1] score member...`` (then ``PEXPIRE`` unless ARGV[2] is 0) only when the
+#: set exists. ARGV: 1 for GT else 0, milliseconds or 0, then score, member pairs.
+_ZADD_EXISTING_SCRIPT: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '1' then
+    redis.call('ZADD', KEYS[1], 'GT', unpack(ARGV, 3))
+else
+    redis.call('ZADD', KEYS[1], unpack(ARGV, 3))
+end
+if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"""
 
 _FAILED: Final[Any] = object()
 
@@ -83,6 +126,29 @@ async def in_batches(
         for start in range(0, len(items), BATCH):
             queue(pipe, items[start : start + BATCH])
         await pipe.execute()
+
+
+#: A script call: the script, its key, its arguments.
+_Call = tuple[AsyncScript, str, list[Any]]
+
+
+async def evaluate(r: Redis, calls: Sequence[_Call]) -> list[Any]:
+    """Run script ``calls`` in one pipeline (EVALSHA; scripts Redis lost, after a restart,
+    are loaded and their calls run again). The answers, errors in place."""
+    async with r.pipeline(transaction=False) as pipe:
+        for script, key, args in calls:
+            pipe.evalsha(script.sha, 1, key, *args)
+        answers: list[Any] = await pipe.execute(raise_on_error=False)
+    missing = [i for i, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
+    for script in {calls[i][0] for i in missing}:
+        script.sha = await r.script_load(script.script)
+    for i in missing:
+        script, key, args = calls[i]
+        try:
+            answers[i] = await r.evalsha(script.sha, 1, key, *args)
+        except redis_errors.ResponseError as exc:
+            answers[i] = exc
+    return answers
 
 
 def milliseconds(seconds: float) -> int:
@@ -100,23 +166,39 @@ class RedisCache(Cache):
             raise ConfigurationError("the Redis cache needs REDIS_URL")
         self.url = redact_url(settings.REDIS_URL)
         self.timeout = settings.REDIS_TIMEOUT
-        # Callers beyond POOL_SIZE wait for a connection (within their timeout): a burst is
-        # not an outage.
-        pool = BlockingConnectionPool.from_url(
+        # No socket timeout: every call is bounded by one asyncio timeout of ours (see _run),
+        # which also covers the wait for a connection. redis-py's socket timeout would add a
+        # task per command sent and a timeout per reply read, for no extra safety. One retry,
+        # on a new connection, when a connection fails: pooled connections are stale after
+        # Redis restarted, which is not an outage.
+        pool = ConnectionPool.from_url(
             settings.REDIS_URL,
-            max_connections=POOL_SIZE,
-            timeout=None,
-            socket_timeout=settings.REDIS_TIMEOUT,
+            socket_timeout=None,
             socket_connect_timeout=settings.REDIS_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
+            retry=Retry(NoBackoff(), 1),
         )
         self._redis: Redis = Redis.from_pool(pool)
+        # The pool opens a connection per concurrent call: this bounds them (fairly).
+        self._slots = asyncio.Semaphore(POOL_SIZE)
+        self._claim_script = self._redis.register_script(_CLAIM_SCRIPT)
+        self._zadd_existing_script = self._redis.register_script(_ZADD_EXISTING_SCRIPT)
+        # Script calls of this turn of the event loop, waiting to be sent (see _eval).
+        self._queued: list[tuple[_Call, asyncio.Future[Any]]] = []
         self._fallback = MemoryStore(settings.CACHE_MAX_ENTRIES)
+        # Claims this process made or saw (see claim): key -> True until the claim ends.
+        self._claimed = MemoryStore(settings.CACHE_MAX_ENTRIES)
         self._invalidations = f"{self.prefix}:invalidate"
+        self._id = uuid.uuid4().hex
         # Hot layer off until the subscriber is in.
         self._hot.set_enabled(False)
         self._down = False
         self._retry_at = 0.0
+        # Timeouts in a row, and a count of them that tells whether a call started after one.
+        self._strikes = 0
+        self._struck = 0
+        self._checking = False
+        # Set when an outage is declared: the subscriber checks its own connection.
+        self._probe = False
         self._closed = False
         self._subscribed = False
         self._pubsub: PubSub | None = None
@@ -125,7 +207,7 @@ class RedisCache(Cache):
         self._handlers: dict[str, list[Handler]] = {}
         self._confirmations: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        # Keys invalidated while Redis was unreachable: deleted and announced once it is back.
+        # Keys invalidated while Redis did not answer: deleted and announced once it does.
         self._pending: set[str] = set()
 
     async def start(self) -> None:
@@ -141,6 +223,7 @@ class RedisCache(Cache):
     async def delete(self, *keys: str) -> None:
         """Remove ``keys`` (missing ones are ignored). Does not touch the hot layer."""
         if keys:
+            self._claimed.delete(keys)
             await self._run(
                 lambda r: in_batches(r, keys, lambda pipe, part: pipe.delete(*part)),
                 None,
@@ -159,6 +242,32 @@ class RedisCache(Cache):
         if stored is _FAILED:
             return self._fallback.set_if_absent(key, value, ttl)
         return bool(stored)
+
+    async def claim(self, key: str, ttl: float) -> float | None:
+        """Claim ``key`` for ``ttl`` seconds: None when claimed now, else the seconds the
+        current claim has left (``math.inf`` for a key without expiry).
+
+        One round trip (``SET NX PX``, else ``PTTL``, in a script). While the hot layer is on
+        (the subscriber hears other processes' deletes and clears), this process remembers
+        the claims it made or saw until they end and answers those keys itself. Per process
+        while Redis is unreachable. Raises :class:`~botdata.errors.ValidationError` unless
+        ``ttl`` > 0.
+        """
+        check_ttl(ttl)
+        left = self._claimed.ttl_left(key)
+        if left is not None:
+            return left
+        answer = await self._eval(self._claim_script, key, [milliseconds(ttl)])
+        if answer is _FAILED:
+            return self._fallback.claim(key, ttl)
+        if answer == _CLAIMED:
+            left, remembered = None, ttl
+        else:
+            left = math.inf if answer < 0 else answer / 1000
+            remembered = left
+        if self._hot.enabled and 0 < remembered < math.inf:
+            self._claimed.set(key, True, remembered)
+        return left
 
     async def check_rate_limit(self, key: str, limit: int, window: float) -> bool:
         """Count one call; True when over ``limit`` in the current ``window``-second window.
@@ -188,26 +297,42 @@ class RedisCache(Cache):
         ttl: float | None = None,
         *,
         higher_only: bool = False,
+        only_existing: bool = False,
     ) -> None:
         """Set the score of each member; with ``ttl`` the whole set expires after it.
 
         ``higher_only``: an existing member's score is only ever raised (Redis ``ZADD GT``),
         so writes of growing totals that arrive out of order keep the highest.
+        ``only_existing``: nothing is written when the set does not exist (a script checks
+        and writes atomically). One round trip. Raises
+        :class:`~botdata.errors.ValidationError` unless ``ttl`` is None or > 0.
         """
         check_ttl(ttl)
         if not scores:
             return
+        members = list(scores.items())
+        parts = [members[start : start + BATCH] for start in range(0, len(members), BATCH)]
+        if only_existing:
+            flags = [1 if higher_only else 0, 0 if ttl is None else milliseconds(ttl)]
+            calls = [
+                (self._zadd_existing_script, key, flags + [x for m, v in part for x in (v, m)])
+                for part in parts
+            ]
+            if len(calls) == 1:
+                await self._eval(*calls[0])
+            else:
+                await self._run(lambda r: evaluate(r, calls), None, items=len(members))
+            return
 
         async def add(r: Redis) -> None:
-            members = list(scores.items())
             async with r.pipeline(transaction=False) as pipe:
-                for start in range(0, len(members), BATCH):
-                    pipe.zadd(key, dict(members[start : start + BATCH]), gt=higher_only)
+                for part in parts:
+                    pipe.zadd(key, dict(part), gt=higher_only)
                 if ttl is not None:
                     pipe.pexpire(key, milliseconds(ttl))
                 await pipe.execute()
 
-        await self._run(add, None, items=len(scores))
+        await self._run(add, None, items=len(members))
 
     async def zincrby(self, key: str, member: str, amount: float) -> float | None:
         """Add ``amount`` to ``member``'s score (from 0); the new score, None if unavailable."""
@@ -240,7 +365,7 @@ class RedisCache(Cache):
     async def subscribe(self, channel: str, handler: Handler) -> None:
         """Call ``await handler(message)`` (in a task of its own) for each message on
         ``channel``. Returns once Redis confirmed the subscription, or after ``REDIS_TIMEOUT``
-        (then it starts when the subscriber reconnects)."""
+        (then it starts when Redis answers, or when the subscriber reconnects)."""
         name = self._channel(channel)
         handlers = self._handlers.setdefault(name, [])
         handlers.append(handler)
@@ -250,11 +375,14 @@ class RedisCache(Cache):
         confirmed = self._confirmations.setdefault(
             name, asyncio.get_running_loop().create_future()
         )
+        struck = self._struck
         try:
             async with timeout_after(self.timeout):
                 await pubsub.subscribe(name)
                 await confirmed
-        except UNAVAILABLE as exc:
+        except TIMEOUTS as exc:
+            self._timed_out(exc, struck)
+        except FAILURES as exc:
             self._mark_down(exc)
         finally:
             self._confirmations.pop(name, None)
@@ -263,21 +391,24 @@ class RedisCache(Cache):
     async def clear(self) -> None:
         """Remove every key under the prefix (SCAN + UNLINK) and empty every hot layer."""
         self._hot.clear()
+        self._claimed.clear()
         self._fallback.clear()
         self._pending.clear()
 
         async def unlink_all(r: Redis) -> None:
-            batch: list[bytes] = []
-            async for key in r.scan_iter(match=f"{self.prefix}:*", count=1000):
-                batch.append(key)
-                if len(batch) >= BATCH:
-                    await r.unlink(*batch)
-                    batch.clear()
-            if batch:
-                await r.unlink(*batch)
-            await r.publish(self._invalidations, json.dumps(EVERYTHING))
+            # Deleting many keys may take longer than one command: each command is bounded.
+            cursor = 0
+            while True:
+                async with timeout_after(self.timeout):
+                    cursor, keys = await r.scan(cursor, match=f"{self.prefix}:*", count=BATCH)
+                if keys:
+                    async with timeout_after(self.timeout + len(keys) * ITEM_ALLOWANCE):
+                        await r.unlink(*keys)
+                if not cursor:
+                    break
+            async with timeout_after(self.timeout):
+                await r.publish(self._invalidations, self._announcement(EVERYTHING))
 
-        # Deleting many keys may take longer than one command: no timeout beyond the sockets'.
         await self._run(unlink_all, None, items=None)
 
     async def close(self) -> None:
@@ -297,12 +428,14 @@ class RedisCache(Cache):
 
     async def _set_raw(self, key: str, raw: bytes, ttl: float | None) -> None:
         check_ttl(ttl)
+        self._claimed.delete((key,))
         px = None if ttl is None else milliseconds(ttl)
         await self._run(lambda r: r.set(key, raw, px=px), None, items=len(raw) // 1024 + 1)
 
     async def _forget(self, keys: Collection[str]) -> None:
         if not keys:
             return
+        self._claimed.delete(keys)
 
         async def forget(r: Redis) -> None:
             listed = list(keys)
@@ -310,7 +443,7 @@ class RedisCache(Cache):
                 for start in range(0, len(listed), BATCH):
                     pipe.delete(*listed[start : start + BATCH])
                 # After the deletes (one connection's commands run in order).
-                pipe.publish(self._invalidations, json.dumps(listed))
+                pipe.publish(self._invalidations, self._announcement(listed))
                 await pipe.execute()
 
         if await self._run(forget, _FAILED, items=len(keys)) is _FAILED:
@@ -320,70 +453,152 @@ class RedisCache(Cache):
             else:
                 self._pending.update(keys)
 
+    # Scripts -----------------------------------------------------------------------------
+    async def _eval(self, script: AsyncScript, key: str, args: list[Any]) -> Any:
+        """``script`` on ``key`` with ``args``: its answer, or ``_FAILED`` (Redis unavailable
+        or slow). Raises what the script raises (a key of another type).
+
+        Sent in one pipeline with the other script calls made during this turn of the event
+        loop (the first of them sends them all): under load, the claims and rank writes of
+        messages handled together share one round trip.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queued.append(((script, key, args), future))
+        if len(self._queued) > 1:
+            return await future  # the first call of this turn sends it
+        queued: list[tuple[_Call, asyncio.Future[Any]]] | None = None
+        answers: list[Any] | None = None
+        try:
+            await asyncio.sleep(0)  # the other calls of this turn join
+            queued, self._queued = self._queued, []
+            calls = [call for call, _ in queued]
+            answers = await self._run(lambda r: evaluate(r, calls), None, items=len(calls))
+        finally:
+            if queued is None:  # cancelled before sending: the others get a miss
+                queued, self._queued = self._queued, []
+            for index, (_, waiting) in enumerate(queued):
+                answer = _FAILED if answers is None else answers[index]
+                if waiting.done():
+                    pass
+                elif isinstance(answer, Exception):
+                    waiting.set_exception(answer)
+                else:
+                    waiting.set_result(answer)
+        return future.result()
+
+    def _announcement(self, keys: list[str] | str) -> str:
+        """The invalidation message of ``keys`` (a list, or EVERYTHING), signed by this cache
+        (it applies its own invalidations when it makes them, not again when they echo)."""
+        return json.dumps({"by": self._id, "keys": keys})
+
     # Availability ------------------------------------------------------------------------
     async def _run(
         self, op: Callable[[Redis], Awaitable[T]], default: T, *, items: int | None = 1
     ) -> T:
-        """``await op(redis)``, or ``default`` when Redis is unavailable.
+        """``await op(redis)``, or ``default`` when Redis does not answer in time or is
+        unavailable.
 
-        Bounded by ``REDIS_TIMEOUT`` plus :data:`ITEM_ALLOWANCE` per item beyond the first
-        (``items=None``: by the socket timeouts only, which apply to every read and write
-        anyway, so a hung Redis is noticed as fast whatever the size of the call).
+        Bounded by ``REDIS_TIMEOUT`` plus :data:`ITEM_ALLOWANCE` per item beyond the first,
+        waiting for a connection included (``items=None``: ``op`` bounds each of its commands
+        itself, for calls whose number of commands is not known in advance).
         """
-        if not self._usable():
+        if self._down and not self._retry_due():
             return default
+        if self._closed:
+            return default
+        struck = self._struck
         try:
             if items is None:
-                result = await op(self._redis)
-            else:
-                async with timeout_after(self.timeout + (items - 1) * ITEM_ALLOWANCE):
+                async with self._slots:
                     result = await op(self._redis)
-        except UNAVAILABLE as exc:
+            else:
+                budget = self.timeout + (items - 1) * ITEM_ALLOWANCE
+                async with timeout_after(budget), self._slots:
+                    result = await op(self._redis)
+        except TIMEOUTS as exc:
+            self._timed_out(exc, struck)
+            return default
+        except FAILURES as exc:
             self._mark_down(exc)
             return default
-        if self._down:
-            await self._mark_up()
+        if self._down or self._strikes or self._pending:
+            await self._answered()
         return result
 
-    def _usable(self) -> bool:
-        """Whether to try Redis now: always when up, once per RETRY_INTERVAL when down."""
-        if not self._down:
-            return not self._closed
+    def _retry_due(self) -> bool:
+        """While Redis is down: whether to try it now (at most once per RETRY_INTERVAL)."""
         now = monotonic()
-        if now < self._retry_at or self._closed:
+        if now < self._retry_at:
             return False
         self._retry_at = now + RETRY_INTERVAL
         return True
 
+    def _timed_out(self, exc: BaseException, struck: int) -> None:
+        """A call started when ``struck`` timeouts had been counted timed out.
+
+        It counts as a strike only when no other timeout was counted since it started
+        (calls stuck behind the same delay are one incident). The first strike sends a PING
+        as a health check; :data:`STRIKES` in a row, with no answer in between, declare the
+        outage.
+        """
+        if self._down or self._closed or struck != self._struck:
+            return
+        self._struck += 1
+        self._strikes += 1
+        if self._strikes >= STRIKES:
+            self._mark_down(exc)
+        elif not self._checking:
+            self._checking = True
+            task = asyncio.create_task(self._health_check())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _health_check(self) -> None:
+        try:
+            await self._run(lambda r: r.ping(), None)
+        finally:
+            self._checking = False
+
+    async def _answered(self) -> None:
+        """Redis answered: no strike stands; end the outage; apply pending invalidations."""
+        self._strikes = 0
+        if self._down:
+            await self._mark_up()
+        elif self._pending:
+            keys = list(self._pending)
+            self._pending.clear()
+            await self._forget(keys)
+
     def _mark_down(self, exc: BaseException) -> None:
-        if not self._down:
-            self._down = True
-            self._retry_at = monotonic() + RETRY_INTERVAL
-            log.warning(
-                "botdata cache: Redis at %s is unavailable (%s); using the database, "
-                "in-process cooldowns and rate limits until it is back",
-                self.url,
-                exc.__class__.__name__ + (f": {exc}" if str(exc) else ""),
-            )
-        self._update_hot()
+        if self._down:
+            return
+        self._down = True
+        self._retry_at = monotonic() + RETRY_INTERVAL
+        self._probe = True
+        log.warning(
+            "botdata cache: Redis at %s is unavailable (%s); using the database, "
+            "in-process cooldowns and rate limits until it is back",
+            self.url,
+            exc.__class__.__name__ + (f": {exc}" if str(exc) else ""),
+        )
 
     async def _mark_up(self) -> None:
         if not self._down:
             return
         self._down = False
+        self._strikes = 0
         log.info("botdata cache: Redis at %s is back", self.url)
         self._fallback.clear()
         if self._pending:
             keys = list(self._pending)
             self._pending.clear()
             await self._forget(keys)
-        self._update_hot()
 
     def _update_hot(self) -> None:
-        """The hot layer is on only while Redis answers and the subscriber is in."""
-        usable = self._subscribed and not self._down
-        if usable != self._hot.enabled:
-            self._hot.set_enabled(usable)
+        """The hot layer is on only while the subscriber is in (and starts empty)."""
+        if self._subscribed != self._hot.enabled:
+            self._hot.set_enabled(self._subscribed)
+            self._claimed.clear()
 
     # Subscriber --------------------------------------------------------------------------
     async def _listen(self) -> None:
@@ -391,7 +606,7 @@ class RedisCache(Cache):
         while True:
             try:
                 await self._listen_once()
-            except UNAVAILABLE as exc:
+            except (*TIMEOUTS, *FAILURES) as exc:
                 self._mark_down(exc)
             except Exception:
                 log.exception("botdata cache: the Redis subscriber failed; restarting it")
@@ -414,20 +629,26 @@ class RedisCache(Cache):
             if added:
                 async with timeout_after(self.timeout):
                     await pubsub.subscribe(*added)
+            self._probe = False
             heard = monotonic()
-            pinged = False
+            pinged: float | None = None  # when the unanswered PING was sent
             while True:
-                message = await pubsub.get_message(timeout=RETRY_INTERVAL)
+                wait = RETRY_INTERVAL
+                if pinged is not None:
+                    wait = min(wait, max(0.0, pinged + PING_ANSWER - monotonic()))
+                message = await pubsub.get_message(timeout=wait)
                 now = monotonic()
                 if message is not None:
-                    heard, pinged = now, False
+                    heard, pinged = now, None
                     await self._on_message(message)
-                elif now - heard > HEARTBEAT:
-                    if pinged:
+                elif pinged is not None:
+                    if now - pinged >= PING_ANSWER:
                         raise redis_errors.ConnectionError("no answer to the subscriber's PING")
+                elif self._probe or now - heard > HEARTBEAT:
+                    self._probe = False
                     async with timeout_after(self.timeout):
                         await pubsub.ping()
-                    heard, pinged = now, True
+                    pinged = now
         finally:
             self._pubsub = None
             await pubsub.aclose()
@@ -447,14 +668,22 @@ class RedisCache(Cache):
                 confirmed.set_result(None)
         elif kind == "message" and channel == self._invalidations:
             try:
-                keys = json.loads(message["data"])
+                announced = json.loads(message["data"])
             except ValueError:
+                announced = None
+            if not isinstance(announced, dict):
                 log.warning("botdata cache: bad invalidation message %r", message["data"])
-                keys = EVERYTHING
+                announced = {"keys": EVERYTHING}
+            if announced.get("by") == self._id:
+                return  # our own: applied here when it was made
+            keys = announced.get("keys")
             if isinstance(keys, list):
-                self._hot.drop(str(key) for key in keys)
+                dropped = [str(key) for key in keys]
+                self._hot.drop(dropped)
+                self._claimed.delete(dropped)
             else:
                 self._hot.clear()
+                self._claimed.clear()
         elif kind == "message" and channel is not None:
             text = message["data"].decode()
             for handler in self._handlers.get(channel, ()):

@@ -6,6 +6,7 @@ uses for cooldowns and rate limits while Redis is unreachable.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -73,6 +74,21 @@ class MemoryStore:
             return False
         self.set(key, value, ttl)
         return True
+
+    def ttl_left(self, key: str) -> float | None:
+        """Seconds until ``key`` expires (``math.inf`` without expiry), or None when absent."""
+        entry = self._live(key)
+        if entry is None:
+            return None
+        return math.inf if entry.expires_at is None else max(0.0, entry.expires_at - monotonic())
+
+    def claim(self, key: str, ttl: float) -> float | None:
+        """Store ``key`` for ``ttl`` seconds unless it exists: None when stored, else the
+        seconds it has left (see :meth:`ttl_left`)."""
+        left = self.ttl_left(key)
+        if left is None:
+            self.set(key, True, ttl)
+        return left
 
     def hit(self, key: str, limit: int, window: float) -> bool:
         """Count a call in ``key``'s fixed window; True when it is over ``limit``."""

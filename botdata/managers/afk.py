@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
@@ -36,6 +36,9 @@ from botdata.managers.member_sets import cached_member_ids
 from botdata.managers.numbering import ensure_guild, fetch
 from botdata.models import AFK
 from botdata.schemas import AFKSchema
+
+if TYPE_CHECKING:
+    from botdata.database import Database
 
 #: Cache key name of a guild's set of AFK member ids.
 AFK_MEMBERS_KEY = "afk_members"
@@ -72,6 +75,10 @@ DELETE FROM afk WHERE id IN (
 
 class AFKManager(Manager):
     """AFK statuses. Reached as ``db.afk``."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._members_key = self.guild_keys(AFK_MEMBERS_KEY)
 
     async def set(
         self,
@@ -124,7 +131,7 @@ class AFKManager(Manager):
         async with in_transaction() as connection:
             await ensure_guild(connection, self.db.dialect, guild_id)
             rows = await fetch(connection, self.db.dialect, _UPSERT, values)
-        await self.cache.invalidate(self._key(guild_id))
+        await self.cache.invalidate(self._members_key(guild_id))
         return AFKSchema.model_validate(rows[0])
 
     async def clear(self, guild_id: int, member_id: int) -> AFKSchema | None:
@@ -140,7 +147,7 @@ class AFKManager(Manager):
         )
         if not rows:
             return None
-        await self.cache.invalidate(self._key(guild_id))
+        await self.cache.invalidate(self._members_key(guild_id))
         return AFKSchema.model_validate(rows[0])
 
     async def get(self, guild_id: int, member_id: int) -> AFKSchema | None:
@@ -165,18 +172,24 @@ class AFKManager(Manager):
         if not wanted:
             return {}
         afk = await cached_member_ids(
-            self.cache, self._key(guild_id), self.settings.GUILD_CONFIG_TTL,
+            self.cache, self._members_key(guild_id), self.settings.GUILD_CONFIG_TTL,
             lambda: AFK.filter(guild_id=guild_id).values_list("member_id", flat=True),
         )
         hits = wanted & afk
         if not hits:
             return {}
         now = datetime.now(timezone.utc)
-        rows = await AFK.filter(guild_id=guild_id, member_id__in=hits)
+        listed = ", ".join(f"${n}" for n in range(2, len(hits) + 2))
+        rows = await fetch(
+            get_connection("default"), self.db.dialect,
+            f"SELECT {_COLUMNS} FROM afk WHERE guild_id = $1 AND member_id IN ({listed})",
+            [guild_id, *hits],
+        )
+        statuses = (AFKSchema.model_validate(row) for row in rows)
         return {
-            row.member_id: AFKSchema.model_validate(row)
-            for row in rows
-            if row.until is None or row.until > now
+            status.member_id: status
+            for status in statuses
+            if status.until is None or status.until > now
         }
 
     async def claim_expired(
@@ -204,8 +217,5 @@ class AFKManager(Manager):
         claimed = sorted((AFKSchema.model_validate(row) for row in rows), key=lambda a: a.until)
         guilds = {status.guild_id for status in claimed}
         if guilds:
-            await self.cache.invalidate(*(self._key(guild_id) for guild_id in guilds))
+            await self.cache.invalidate(*(self._members_key(guild_id) for guild_id in guilds))
         return claimed
-
-    def _key(self, guild_id: int) -> str:
-        return self.cache.key(AFK_MEMBERS_KEY, guild_id=guild_id)

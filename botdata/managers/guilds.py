@@ -26,8 +26,9 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
@@ -57,6 +58,8 @@ RULES_KEY = "permission_rules"
 
 #: Fields ``update_config`` accepts: every configuration column but the guild's id.
 CONFIG_FIELDS = frozenset(GuildConfigSchema.model_fields) - {"guild_id"}
+#: Parsed settings :meth:`GuildManager.get_setting` keeps for reuse.
+PARSED_SETTINGS: Final = 16_384
 _PREFIX = re.compile(r"\S{1,10}")
 _NAME_LENGTH = 100
 
@@ -76,6 +79,10 @@ class GuildManager(Manager):
     def __init__(self, db: Database) -> None:
         super().__init__(db)
         self._setting_models: dict[tuple[str, str], type[BaseModel]] = {}
+        # (guild, module, key) -> (stored JSON, the frozen model parsed from it).
+        self._parsed: OrderedDict[tuple[int, str, str], tuple[Any, BaseModel]] = OrderedDict()
+        self._config_key = self.guild_keys(CONFIG_KEY)
+        self._settings_key = self.guild_keys(SETTINGS_KEY)
 
     # Guilds ------------------------------------------------------------------------------------
 
@@ -113,11 +120,10 @@ class GuildManager(Manager):
         A guild without a configuration row gets the defaults; nothing is written.
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        key = self.cache.key(CONFIG_KEY, guild_id=guild_id)
+        key = self._config_key(snowflake(guild_id, "guild_id"))
         hit = self.cache.hot_get(key)
         if hit is not None:
             return hit
-        snowflake(guild_id, "guild_id")
 
         async def load() -> GuildConfigSchema:
             row = await GuildConfig.get_or_none(guild_id=guild_id)
@@ -141,7 +147,8 @@ class GuildManager(Manager):
         """
         if guild_id is None:
             return self.settings.DEFAULT_PREFIX
-        config = self.cache.hot_get(self.cache.key(CONFIG_KEY, guild_id=guild_id))
+        # Validated by config() unless the hot layer knows the guild (then it is an id).
+        config = self.cache.hot_get(self._config_key(guild_id)) if type(guild_id) is int else None
         if config is None:
             config = await self.config(guild_id)
         return config.prefix or self.settings.DEFAULT_PREFIX
@@ -180,7 +187,7 @@ class GuildManager(Manager):
                 **fields, updated_by=updated_by, updated_at=datetime.now(timezone.utc)
             )
             row = await GuildConfig.get(guild_id=guild_id).using_db(connection)
-        await self.cache.invalidate(self.cache.key(CONFIG_KEY, guild_id=guild_id))
+        await self.cache.invalidate(self._config_key(guild_id))
         return GuildConfigSchema.model_validate(row)
 
     # Dynamic settings --------------------------------------------------------------------------
@@ -200,11 +207,13 @@ class GuildManager(Manager):
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise TypeError(f"{model!r} is not a pydantic model class")
         self._setting_models[module, key] = model
+        self._parsed.clear()
 
     async def get_setting(self, guild_id: int, module: str, key: str, default: Any = None) -> Any:
         """The value of ``module``'s setting ``key`` in the guild, or ``default`` when unset.
 
-        Returns an instance of the registered model, or else the JSON value (a fresh copy).
+        Returns an instance of the registered model (of a frozen model, the same instance while
+        the setting is unchanged), or else the JSON value (a fresh copy).
         Cached. Raises :class:`~botdata.errors.InvalidSettingNameError` for a bad module or key,
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id and
         :class:`~botdata.errors.InvalidSettingValueError` when the stored value no longer
@@ -215,7 +224,19 @@ class GuildManager(Manager):
         stored = (await self._all_settings(guild_id)).get(module, {})
         if key not in stored:
             return default
-        return self._parse(module, key, stored[key])
+        value = stored[key]
+        # The per-message paths read settings on every message: a frozen model parsed from
+        # this very value (the hot layer hands out the same object until it changes) is reused.
+        known = self._parsed.get((guild_id, module, key))
+        if known is not None and known[0] is value:
+            self._parsed.move_to_end((guild_id, module, key))
+            return known[1]
+        parsed = self._parse(module, key, value)
+        if isinstance(parsed, BaseModel) and parsed.model_config.get("frozen"):
+            self._parsed[guild_id, module, key] = (value, parsed)
+            if len(self._parsed) > PARSED_SETTINGS:
+                self._parsed.popitem(last=False)
+        return parsed
 
     async def module_settings(self, guild_id: int, module: str) -> dict[str, Any]:
         """Every setting of ``module`` in the guild, ``{key: value}`` (values as in
@@ -286,7 +307,7 @@ class GuildManager(Manager):
                 update_fields=["value", "updated_by", "updated_at"],
                 using_db=connection,
             )
-        await self.cache.invalidate(self.cache.key(SETTINGS_KEY, guild_id=guild_id))
+        await self.cache.invalidate(self._settings_key(guild_id))
         return self._parse(module, key, json.loads(encoded))
 
     async def delete_setting(self, guild_id: int, module: str, key: str) -> bool:
@@ -302,16 +323,15 @@ class GuildManager(Manager):
         _check_setting_name(key, "key")
         removed = await GuildSetting.filter(guild_id=guild_id, module=module, key=key).delete()
         if removed:
-            await self.cache.invalidate(self.cache.key(SETTINGS_KEY, guild_id=guild_id))
+            await self.cache.invalidate(self._settings_key(guild_id))
         return removed > 0
 
     async def _all_settings(self, guild_id: int) -> dict[str, dict[str, Any]]:
         """``{module: {key: JSON}}`` of the guild, cached (hot); callers must not mutate it."""
-        key = self.cache.key(SETTINGS_KEY, guild_id=guild_id)
+        key = self._settings_key(snowflake(guild_id, "guild_id"))
         hit = self.cache.hot_get(key)
         if hit is not None:
             return hit
-        snowflake(guild_id, "guild_id")
 
         async def load() -> dict[str, dict[str, Any]]:
             result: dict[str, dict[str, Any]] = {}

@@ -3,9 +3,10 @@
 Granting XP (every message of every member: the hottest write path)
     :meth:`LevelManager.grant_message_xp` reads the guild's :class:`LevelSettings` and its set
     of XP-blacklisted members from the in-process hot cache (no round trip once warm), then
-    claims the member's cooldown in the cache (``set_if_absent`` with a TTL: atomic across
-    processes with Redis). A member on cooldown costs no database round trip. A granted
-    message costs ONE statement::
+    claims the member's cooldown in the cache (``cache.claim``: atomic across processes with
+    Redis). The cache remembers each cooldown it claimed, or found claimed by another process
+    (the claim answers with the time left), until it ends: a member on cooldown costs no
+    round trip at all, Redis or database. A granted message costs ONE statement::
 
         INSERT INTO levels ... ON CONFLICT (guild_id, member_id) DO UPDATE
             SET xp = levels.xp + EXCLUDED.xp, ... WHERE NOT levels.blacklisted
@@ -31,15 +32,20 @@ Ranks (1-based, by XP descending, ties by member id ascending)
     scores is ascending member id: the database's tie order. The set is built from the
     database by the first rank or leaderboard call that finds it missing (keyset pages of
     ``BUILD_PAGE`` rows under a cache lock, about 5 s per million members; meanwhile other
-    callers use the database), then a marker member scored above any XP is added at position
-    0: a set without it is incomplete and never used. Every write of a total also writes it to
-    the set (one more Redis round trip per granted message). Grants write the absolute total
-    with ``ZADD GT``: totals only grow there, so concurrent grants whose writes reach Redis out
-    of order keep the latest total, and a total missed earlier is repaired by the member's next
-    message. Admin operations (set, reset) overwrite. The set expires ``XP_LEADERBOARD_TTL``
-    seconds after it was built, which bounds the staleness left by writes lost while Redis was
-    unreachable (or by an admin operation racing a grant of the same member), and is rebuilt
-    on the next call.
+    callers use the database). The set holds a marker member: scored below any XP while the
+    set is being built, re-scored above any XP (position 0) when it is complete; a set whose
+    first member is not the marker so scored is incomplete and never used. The build creates the set
+    (marker alone, expiring with the lock) before it reads the first page, and every write of
+    a total goes to the set only when it exists (``zadd(..., only_existing=True)``, one
+    script: one more Redis round trip per granted message): guilds where nobody asked for a
+    rank get no set, and every set carries a TTL. A grant committed after its member's page
+    was read still reaches the set, as the set existed before the read. Grants write the
+    absolute total with ``ZADD GT``: totals only grow there, so concurrent grants whose writes
+    reach Redis out of order keep the latest total, and a total missed earlier is repaired by
+    the member's next message. Admin operations (set, reset) overwrite. The set expires
+    ``XP_LEADERBOARD_TTL`` seconds after it was built, which bounds the staleness left by
+    writes lost while Redis was unreachable (or by an admin operation racing a grant of the
+    same member), and is rebuilt on the next call.
 
     Without Redis (the in-process cache is not shared between processes) and as the fallback,
     the database counts the members above with the ``(guild_id, xp)`` index: an index range
@@ -91,9 +97,13 @@ BLACKLIST_KEY: Final = "xp_blacklist"
 COOLDOWN_KEY: Final = "xp_cooldown"
 RANK_KEY: Final = "xp_rank"
 
-#: Member of a complete rank set, at position 0 (its score is above any XP).
+#: Member of every rank set: at position 0 (scored above any XP) once the set is complete, at
+#: the bottom (scored below any XP) while it is being built.
 RANK_MARKER: Final = "complete"
 _MARKER_SCORE: Final = float(2**60)
+_BUILDING_SCORE: Final = -1.0
+#: The first member of a complete rank set, with its score (``zrevrange(key, 0, 0)``).
+_COMPLETE: Final = [(RANK_MARKER, _MARKER_SCORE)]
 #: Rows read (and written to the sorted set) per step when building a rank set.
 BUILD_PAGE: Final = 5_000
 #: Seconds the lock of a rank set build lasts at most.
@@ -201,6 +211,9 @@ class LevelManager(Manager):
         db.guilds.register_settings(SETTINGS_MODULE, SETTINGS_KEY, LevelSettings)
         # The in-process cache is not shared between processes: ranks come from the database.
         self._ranked_in_cache = self.settings.REDIS_URL is not None
+        self._blacklist_key = self.guild_keys(BLACKLIST_KEY)
+        self._cooldown_keys = self.guild_keys(COOLDOWN_KEY)
+        self._rank_key = self.guild_keys(RANK_KEY)
         self._grant_sql = {
             cooldown: _GRANT.format(cooldown=_GRANT_COOLDOWN if cooldown else "")
             for cooldown in (False, True)
@@ -258,7 +271,8 @@ class LevelManager(Manager):
         member is on cooldown (a message rewarded less than ``cooldown`` seconds before
         ``now``), blacklisted, in a no-XP channel, has a no-XP role, or the gain rounds to 0.
         Creates the guild row if missing. At most one database statement (two on a level
-        change); none for a member on cooldown.
+        change); none for a member on cooldown, nor any Redis round trip once this process
+        claimed or saw that cooldown.
 
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild, member, role or
         channel id and :class:`~botdata.errors.InvalidTimestampError` for a naive ``now``.
@@ -280,7 +294,8 @@ class LevelManager(Manager):
         if gained <= 0:
             return None
         cooldown = settings.cooldown
-        key = self.cache.key(COOLDOWN_KEY, member_id, guild_id=guild_id)
+        # = cache.key(COOLDOWN_KEY, member_id, guild_id=guild_id)
+        key = f"{self._cooldown_keys(guild_id)}:{member_id}"
         if cooldown and not await self._claim_cooldown(key, now.timestamp(), cooldown):
             return None
         values: list[Any] = [guild_id, member_id, gained, now]
@@ -303,8 +318,10 @@ class LevelManager(Manager):
                 [guild_id, member_id, level, xp, now],
             )
         if self._ranked_in_cache:  # totals only grow here: keep the highest if writes cross
-            rank_key = self._rank_key(guild_id)
-            await self.cache.zadd(rank_key, {_encode(member_id): xp}, higher_only=True)
+            await self.cache.zadd(
+                self._rank_key(guild_id), {_encode(member_id): xp},
+                higher_only=True, only_existing=True,
+            )
         give, take = settings.reward_changes(previous, level)
         return XPGrantSchema(
             guild_id=guild_id,
@@ -379,7 +396,7 @@ class LevelManager(Manager):
             if member_id is None:
                 await self.cache.delete(key)
             elif zeroed:
-                await self.cache.zadd(key, {_encode(member_id): 0})
+                await self.cache.zadd(key, {_encode(member_id): 0}, only_existing=True)
             else:
                 await self.cache.zrem(key, _encode(member_id))
         return deleted + zeroed
@@ -396,7 +413,7 @@ class LevelManager(Manager):
         async with in_transaction() as connection:
             await ensure_guild(connection, self.db.dialect, guild_id)
             rows = await fetch(connection, self.db.dialect, _BLACKLIST, values)
-        await self.cache.invalidate(self.cache.key(BLACKLIST_KEY, guild_id=guild_id))
+        await self.cache.invalidate(self._blacklist_key(guild_id))
         return await self._schema(LevelsSchema.model_validate(rows[0]))
 
     async def unblacklist(self, guild_id: int, member_id: int) -> LevelsSchema | None:
@@ -409,7 +426,7 @@ class LevelManager(Manager):
         rows = await fetch(get_connection("default"), self.db.dialect, _UNBLACKLIST, values)
         if not rows:
             return None
-        await self.cache.invalidate(self.cache.key(BLACKLIST_KEY, guild_id=guild_id))
+        await self.cache.invalidate(self._blacklist_key(guild_id))
         return await self._schema(LevelsSchema.model_validate(rows[0]))
 
     # Ranks -------------------------------------------------------------------------------------
@@ -473,7 +490,7 @@ class LevelManager(Manager):
     async def _blacklisted(self, guild_id: int) -> frozenset[int]:
         return await cached_member_ids(
             self.cache,
-            self.cache.key(BLACKLIST_KEY, guild_id=guild_id),
+            self._blacklist_key(guild_id),
             self.settings.GUILD_CONFIG_TTL,
             lambda: Levels.filter(guild_id=guild_id, blacklisted=True).values_list(
                 "member_id", flat=True
@@ -484,21 +501,22 @@ class LevelManager(Manager):
         """Claim the member's cooldown for a message sent at ``sent`` (a timestamp): True when
         the message may earn XP as far as the cache knows (the database has the last word).
 
-        The key lives until ``sent + cooldown`` (wall clock) and holds that time. While it
-        exists, a message sent no later than the current time is within the cooldown; a
-        message dated in the future (replayed history, tests) is compared with the stored time.
+        The claim lives until ``sent + cooldown`` (wall clock). While it exists, a message
+        sent before its end is within the cooldown. The cache remembers claims it made or saw
+        until they end, so the member's further messages within the cooldown cost no round
+        trip; the end is a deadline, so nothing is refused after it. A message dated after the
+        end of a claim that still exists (replayed history, tests) claims anew.
         """
         ends = sent + cooldown
         wall = time.time()
         ttl = ends - wall
         if ttl <= 0:
             return True  # an old message: only the database knows
-        if await self.cache.set_if_absent(key, repr(ends), ttl):
+        left = await self.cache.claim(key, ttl)
+        if left is None:
             return True
-        if sent <= wall:
-            return False
-        previous = await self.cache.get_json(key)
-        if previous is not None and sent < float(previous):
+        # ``wall`` was read before the claim: the end is at or after wall + left.
+        if sent < wall + left:
             return False
         await self.cache.set_json(key, ends, ttl)
         return True
@@ -525,16 +543,15 @@ class LevelManager(Manager):
             await ensure_guild(connection, self.db.dialect, guild_id)
             rows = await fetch(connection, self.db.dialect, _SET_XP, values)
         if self._ranked_in_cache:
-            await self.cache.zadd(self._rank_key(guild_id), {_encode(member_id): xp})
+            await self.cache.zadd(
+                self._rank_key(guild_id), {_encode(member_id): xp}, only_existing=True
+            )
         return LevelsSchema.model_validate(rows[0])
 
     async def _schema(self, row: LevelsSchema) -> LevelsSchema:
         """``row`` with its level computed from its XP on the guild's current curve."""
         settings = await self.settings_for(row.guild_id)
         return row.model_copy(update={"level": level_for_xp(row.xp, settings.curve_multiplier)})
-
-    def _rank_key(self, guild_id: int) -> str:
-        return self.cache.key(RANK_KEY, guild_id=guild_id)
 
     async def _read_ranks(
         self, guild_id: int, read: Callable[[str], Awaitable[T]]
@@ -543,20 +560,28 @@ class LevelManager(Manager):
         when missing); None when it is not usable (being built elsewhere, Redis unavailable)."""
         key = self._rank_key(guild_id)
         top, result = await asyncio.gather(self.cache.zrevrange(key, 0, 0), read(key))
-        if top and top[0][0] == RANK_MARKER:
+        if top == _COMPLETE:
             return result
-        if await self._build_ranks(guild_id, key):
-            return await read(key)
-        return None
+        if not await self._build_ranks(guild_id, key):
+            return None
+        # Read again the same way: the set may have been dropped meanwhile (a guild reset).
+        top, result = await asyncio.gather(self.cache.zrevrange(key, 0, 0), read(key))
+        return result if top == _COMPLETE else None
 
     async def _build_ranks(self, guild_id: int, key: str) -> bool:
         """Load the guild's totals into its rank set, then mark it complete. Returns False when
-        another process is building it or Redis stopped answering (the set stays unmarked)."""
+        another process is building it or Redis stopped answering (the set stays unmarked).
+
+        The set is created first, holding only the marker below any total (incomplete): from
+        then on grants write their totals to it, so a grant committed after its member's row
+        was read here still lands in the set.
+        """
         lock = self.cache.key(RANK_KEY, "building", guild_id=guild_id)
         if not await self.cache.set_if_absent(lock, "1", BUILD_LOCK_TTL):
             return False
         try:
             await self.cache.delete(key)
+            await self.cache.zadd(key, {RANK_MARKER: _BUILDING_SCORE}, ttl=BUILD_LOCK_TTL)
             connection, dialect = get_connection("default"), self.db.dialect
 
             def page(after: int) -> Awaitable[list[dict[str, Any]]]:
@@ -568,12 +593,14 @@ class LevelManager(Manager):
                 scores = {_encode(int(row["member_id"])): int(row["xp"]) for row in rows}
                 # Read the next page while this one is written.
                 rows, _ = await asyncio.gather(
-                    page(after), self.cache.zadd(key, scores, higher_only=True)
+                    page(after),
+                    self.cache.zadd(key, scores, higher_only=True, only_existing=True),
                 )
                 if await self.cache.zrevrank(key, _encode(after)) is None:
-                    return False  # the write did not reach Redis
+                    return False  # the write did not reach Redis, or the set was dropped
             await self.cache.zadd(
-                key, {RANK_MARKER: _MARKER_SCORE}, ttl=self.settings.XP_LEADERBOARD_TTL
+                key, {RANK_MARKER: _MARKER_SCORE},
+                ttl=self.settings.XP_LEADERBOARD_TTL, only_existing=True,
             )
             return True
         finally:
