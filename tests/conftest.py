@@ -23,7 +23,6 @@ from tortoise.backends.base import executor
 
 import botdata
 from tests.support import (
-    ADMIN_URL,
     REDIS_URL,
     create_postgres_database,
     drop_postgres_database,
@@ -156,5 +155,3 @@ async def truncate(db: botdata.Database) -> None:
             + "DELETE FROM sqlite_sequence; PRAGMA foreign_keys = ON;"
         )
 
-
-__all__ = ["ADMIN_URL", "REDIS_URL"]
