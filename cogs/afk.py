@@ -48,6 +48,7 @@ from cogs.core import (
     ensure_can_moderate,
     human,
     level_or_permissions,
+    starts_with_prefix,
 )
 
 log = logging.getLogger("cogs.afk")
@@ -169,8 +170,7 @@ class AFK(BotdataCog):
         statuses = await self.db.afk.get_many(message.guild.id, {author.id, *mentioned})
         if not statuses:
             return
-        ctx = await self.bot.get_context(message)
-        if ctx.prefix is not None and ctx.invoked_with:
+        if await starts_with_prefix(self.bot, message):
             return  # a command (``afk`` itself), or a snippet's short form
         own = statuses.pop(author.id, None)
         if own is not None and not own.enforced:

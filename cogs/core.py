@@ -82,6 +82,20 @@ async def guild_prefix(bot: commands.Bot, message: discord.Message) -> list[str]
     return commands.when_mentioned_or(prefix)(bot, message)
 
 
+async def starts_with_prefix(bot: commands.Bot, message: discord.Message) -> bool:
+    """Whether ``message`` is a prefix followed by a word: a command or a snippet's short form.
+
+    The cheap test for ``on_message`` listeners (no Context is built): the prefix lookup is
+    served from memory.
+    """
+    prefixes = await bot.get_prefix(message)
+    content = message.content
+    for prefix in [prefixes] if isinstance(prefixes, str) else prefixes:
+        if content.startswith(prefix) and content[len(prefix) : len(prefix) + 1].strip():
+            return True
+    return False
+
+
 # Errors ------------------------------------------------------------------------------------
 
 

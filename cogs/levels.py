@@ -38,7 +38,7 @@ from discord.ext import commands
 
 from botdata.managers.xp import MAX_LEVEL, MAX_XP, LevelSettings, level_threshold
 from botdata.schemas import XPGrantSchema
-from cogs.core import BotdataCog, cog_setup, level_or_permissions
+from cogs.core import BotdataCog, cog_setup, level_or_permissions, starts_with_prefix
 from cogs.modlog import PAGE_SIZE, list_embed, name_of
 
 log = logging.getLogger("cogs.levels")
@@ -85,8 +85,7 @@ class Levels(BotdataCog):
             return
         if message.is_system():  # joins, boosts, pins: not talking
             return
-        ctx = await self.bot.get_context(message)
-        if ctx.prefix is not None and ctx.invoked_with:
+        if await starts_with_prefix(self.bot, message):
             return  # a command, or a snippet's short form (<prefix><name>)
         channel = message.channel
         grant = await self.db.levels.grant_message_xp(

@@ -51,6 +51,7 @@ from cogs.core import (
     error_message,
     level_of,
     level_or_permissions,
+    starts_with_prefix,
 )
 from cogs.modlog import PAGE_SIZE, Page, list_embed
 
@@ -213,6 +214,8 @@ class Snippets(BotdataCog):
         """Post the snippet of ``<prefix><name>`` when ``name`` is no command."""
         if message.guild is None or message.author.bot:
             return
+        if not await starts_with_prefix(self.bot, message):
+            return  # most messages: no Context needed
         ctx = await self.bot.get_context(message)
         if ctx.prefix is None or ctx.command is not None or not ctx.invoked_with:
             return
