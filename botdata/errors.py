@@ -219,6 +219,10 @@ class SnippetAuthorPresentError(BotdataError):
     """A snippet can be claimed only when its author is no longer in the guild."""
 
 
+class SnippetAliasLimitError(BotdataError):
+    """The snippet has ``MAX_ALIASES`` aliases already (``botdata.managers.snippets``)."""
+
+
 class InvalidReminderContentError(ValidationError):
     """A reminder's content is not a str of 1-2000 characters with some non-blank text."""
 

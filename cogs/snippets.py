@@ -9,7 +9,8 @@ Commands:
   unique in the server ignoring case (aliases included); content is up to 4000 characters
 - ``snippet edit <name> <content>``, ``snippet delete <name>``: the author or a moderator; a
   locked snippet only a moderator
-- ``snippet alias <name> <alias>`` (another name for it), ``snippet unalias <alias>``: same rule
+- ``snippet alias <name> <alias>`` (another name for it), ``snippet unalias <alias>``: same rule;
+  a snippet has at most :data:`~botdata.managers.snippets.MAX_ALIASES` (10) aliases
 - ``snippet lock <name>``, ``snippet unlock <name>``: moderators only
 - ``snippet info <name>``: author, uses, creation time, aliases, lock
 - ``snippet claim <name>``: become the author of a snippet whose author has left the server
@@ -28,6 +29,12 @@ Short form
     access rules and the rate limit apply as to ``snippet <name>``; a word that is no snippet is
     left alone (the bot stays silent). Commands always win: a snippet called like a command is
     reached with ``snippet <name>``.
+
+Listings
+    Every list of names fits one message, also for a snippet with more aliases than the cap (made
+    before there was one): ``snippet info`` shows the aliases that fit an embed field and counts
+    the rest ("and 5 more"); ``snippets`` shows 10 snippets a page, each line naming the aliases
+    that fit :data:`LINE_ALIASES` characters and counting the rest.
 
 Posting
     Every use (``snippet <name>`` or the short form) counts one use (``db.snippets.use``). The
@@ -53,12 +60,15 @@ from cogs.core import (
     level_or_permissions,
     starts_with_prefix,
 )
+from cogs.limits import FIELD_VALUE
 from cogs.modlog import PAGE_SIZE, Page, list_embed
 
 #: Permission level of snippet moderators (Manage Messages also makes one).
 MODERATOR_LEVEL = 2
 #: Longest plain message Discord takes; longer snippets are posted as an embed.
 MESSAGE_LIMIT = 2000
+#: Characters of aliases on one line of the ``snippets`` list (ten lines fit an embed).
+LINE_ALIASES = 200
 
 #: Command argument: a snippet name or alias (the manager checks its characters).
 Name = commands.Range[str, 1, 100]
@@ -279,7 +289,7 @@ def info_embed(guild: discord.Guild, snippet: SnippetSchema) -> discord.Embed:
     embed.add_field(name="Author", value=f"<@{snippet.author_id}>{left}")
     embed.add_field(name="Uses", value=str(snippet.uses))
     embed.add_field(name="Locked", value="yes" if snippet.locked else "no")
-    aliases = ", ".join(f"`{alias}`" for alias in snippet.aliases) or "none"
+    aliases = listed(snippet.aliases, FIELD_VALUE) or "none"
     embed.add_field(name="Aliases", value=aliases, inline=False)
     embed.set_footer(text="Created")
     return embed
@@ -289,8 +299,23 @@ def _line(snippet: SnippetSchema) -> str:
     uses = f"{snippet.uses} use" + ("" if snippet.uses == 1 else "s")
     line = f"`{snippet.name}` · {uses}"
     if snippet.aliases:
-        line += " · aka " + ", ".join(f"`{alias}`" for alias in snippet.aliases)
+        line += " · aka " + listed(snippet.aliases, LINE_ALIASES)
     return line + (" · locked" if snippet.locked else "")
+
+
+def listed(names: list[str], budget: int) -> str:
+    """``names`` quoted and joined, like ``"`a`, `b` and 3 more"``: the names that fit in
+    ``budget`` characters, the rest counted. A budget of 120 or more always shows the first
+    (names are at most 100 ASCII characters)."""
+    shown: list[str] = []
+    for name in names:
+        more = len(names) - len(shown) - 1
+        text = ", ".join([*shown, f"`{name}`"]) + (f" and {more} more" if more else "")
+        if len(text) > budget:
+            break
+        shown.append(f"`{name}`")
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
 
 
 def _missing(name: str) -> str:

@@ -16,12 +16,14 @@ from botdata.errors import (
     InvalidSnippetNameError,
     InvalidSnowflakeError,
     NotAnAliasError,
+    SnippetAliasLimitError,
     SnippetAuthorPresentError,
     SnippetLockedError,
     SnippetNameTakenError,
     SnippetNotFoundError,
     SnippetPermissionError,
 )
+from botdata.managers.snippets import MAX_ALIASES
 from botdata.models import Guild, Snippet, SnippetName
 
 GUILD = 100_000_000_000_000_001
@@ -212,6 +214,43 @@ async def test_remove_alias(db):
         await db.snippets.get(GUILD, "other")
     # The freed name can be taken again.
     assert (await db.snippets.create(GUILD, "other", "new", author_id=OTHER)).name == "other"
+
+
+async def test_a_snippet_has_at_most_max_aliases(db):
+    await db.snippets.create(GUILD, "main", "c", author_id=AUTHOR)
+    for n in range(MAX_ALIASES):
+        await db.snippets.add_alias(GUILD, "main", f"a{n}", actor_id=AUTHOR, is_moderator=False)
+    before = await snapshot()
+    for actor, moderator in ((AUTHOR, False), (MOD, True)):  # moderators too
+        with pytest.raises(SnippetAliasLimitError, match=f"at most {MAX_ALIASES} aliases"):
+            await db.snippets.add_alias(
+                GUILD, "a3", "one-more", actor_id=actor, is_moderator=moderator
+            )
+    assert await snapshot() == before
+    await db.snippets.remove_alias(GUILD, "a0", actor_id=AUTHOR, is_moderator=False)
+    after = await db.snippets.add_alias(
+        GUILD, "main", "one-more", actor_id=AUTHOR, is_moderator=False
+    )
+    assert len(after.aliases) == MAX_ALIASES
+    assert "one-more" in after.aliases
+
+
+async def test_concurrent_aliases_never_exceed_the_cap(db):
+    snippet = await db.snippets.create(GUILD, "main", "c", author_id=AUTHOR)
+    for n in range(MAX_ALIASES - 3):
+        await db.snippets.add_alias(GUILD, "main", f"a{n}", actor_id=AUTHOR, is_moderator=False)
+    outcomes = await asyncio.gather(
+        *(
+            db.snippets.add_alias(GUILD, "main", f"b{n}", actor_id=AUTHOR, is_moderator=False)
+            for n in range(20)
+        ),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(o, BaseException) for o in outcomes) == 3
+    assert all(
+        isinstance(o, SnippetAliasLimitError) for o in outcomes if isinstance(o, BaseException)
+    )
+    assert await SnippetName.filter(snippet_id=snippet.id, is_alias=True).count() == MAX_ALIASES
 
 
 async def test_delete_by_alias_removes_every_name(db):

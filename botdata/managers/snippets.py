@@ -5,6 +5,12 @@ ASCII letters, digits, ``_`` and ``-``, so ``str.lower()`` and SQL ``lower()`` a
 database keeps ``lower(name)`` unique per guild: a name or alias that is taken, ignoring case, is
 refused by the unique constraint itself (no check-then-insert race).
 
+A snippet has at most :data:`MAX_ALIASES` aliases, so that everything listing its names fits a
+Discord message. :meth:`SnippetManager.add_alias` counts them after its guarded ``UPDATE`` of the
+snippet, in the same transaction: that statement holds the snippet's row (PostgreSQL) or the
+database write lock (SQLite) until the commit, so concurrent calls count one after the other
+and the cap holds. Snippets that had more aliases before the cap keep them.
+
 Permissions are decided by the caller's facts: every changing method is told the actor's id and
 whether the actor is a moderator (botdata cannot see Discord). The author or a moderator may
 change a snippet; a locked snippet only a moderator. Each change is one guarded ``UPDATE``
@@ -30,6 +36,7 @@ from botdata.errors import (
     InvalidSnippetContentError,
     InvalidSnippetNameError,
     NotAnAliasError,
+    SnippetAliasLimitError,
     SnippetAuthorPresentError,
     SnippetLockedError,
     SnippetNameTakenError,
@@ -44,6 +51,8 @@ from botdata.schemas import SnippetSchema
 
 #: Longest snippet content.
 MAX_CONTENT = 4000
+#: Most aliases a snippet may have (besides its name).
+MAX_ALIASES = 10
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _QUERY = re.compile(r"[A-Za-z0-9_-]{0,100}")
 
@@ -275,9 +284,12 @@ class SnippetManager(Manager):
     ) -> SnippetSchema:
         """Give the snippet called ``name`` (name or alias) one more name, ``alias``.
 
-        Allowed to its author (while unlocked) and to moderators. Returns the changed snippet.
+        Allowed to its author (while unlocked) and to moderators; a snippet has at most
+        :data:`MAX_ALIASES` aliases. Returns the changed snippet.
         Raises :class:`~botdata.errors.SnippetNameTakenError` when ``alias`` is a name or alias
-        in the guild already (ignoring case), :class:`~botdata.errors.SnippetNotFoundError`,
+        in the guild already (ignoring case),
+        :class:`~botdata.errors.SnippetAliasLimitError` when the snippet has
+        :data:`MAX_ALIASES` aliases already, :class:`~botdata.errors.SnippetNotFoundError`,
         :class:`~botdata.errors.SnippetLockedError`,
         :class:`~botdata.errors.SnippetPermissionError`,
         :class:`~botdata.errors.InvalidSnippetNameError` /
@@ -287,9 +299,15 @@ class SnippetManager(Manager):
         _check_name(alias, "alias")
         try:
             async with in_transaction() as conn:
+                # Holds the snippet until the commit: concurrent calls count one at a time.
                 snippet_id = await self._guarded_update(
                     conn, guild_id, name, actor_id, _guard(is_moderator), "locked = locked"
                 )
+                aliases = SnippetName.filter(snippet_id=snippet_id, is_alias=True)
+                if await aliases.using_db(conn).count() >= MAX_ALIASES:
+                    raise SnippetAliasLimitError(
+                        f"a snippet has at most {MAX_ALIASES} aliases; remove one first"
+                    )
                 await SnippetName.create(
                     guild_id=guild_id,
                     snippet_id=snippet_id,

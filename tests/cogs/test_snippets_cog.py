@@ -17,8 +17,10 @@ import pytest
 from discord.ext.test import backend
 
 import botdata
-from botdata.models import AccessType, CaseType, PermissionType
+from botdata.managers.snippets import MAX_ALIASES
+from botdata.models import AccessType, CaseType, PermissionType, SnippetName
 from botdata.schemas import SnippetSchema
+from cogs import limits
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 
@@ -221,6 +223,65 @@ async def test_alias_and_unalias(scene: Scene, db: botdata.Database) -> None:
     [reply] = await say(f"{p(db)}snippet unalias questions", scene.member)
     assert reply.content == "`questions` no longer calls up snippet `faq`."
     assert (await db.snippets.get(scene.guild.id, "faq")).aliases == []
+
+
+async def test_aliases_are_capped(scene: Scene, db: botdata.Database) -> None:
+    await make(db, scene, "faq", "answers")
+    for n in range(MAX_ALIASES):
+        await db.snippets.add_alias(
+            scene.guild.id, "faq", f"a{n}", actor_id=scene.member.id, is_moderator=False
+        )
+    [reply] = await say(f"{p(db)}snippet alias faq one-more", scene.member)
+    assert reply.content == f"a snippet has at most {MAX_ALIASES} aliases; remove one first"
+    assert len((await db.snippets.get(scene.guild.id, "faq")).aliases) == MAX_ALIASES
+
+
+async def add_raw_aliases(db: botdata.Database, scene: Scene, name: str, count: int) -> None:
+    """Give the snippet ``name`` ``count`` aliases of 100 characters, past the cap (as a
+    snippet made before there was one)."""
+    snippet = await db.snippets.get(scene.guild.id, name)
+    for n in range(count):
+        alias = f"{name}-{n:03}-".ljust(100, "x")
+        await SnippetName.create(
+            guild_id=scene.guild.id, snippet_id=snippet.id, name=alias, key=alias.lower(),
+            is_alias=True,
+        )
+
+
+def embed_length(embed: discord.Embed) -> int:
+    """What Discord counts against an embed's 6000 characters."""
+    parts = [embed.title, embed.description, embed.footer.text, embed.author.name]
+    parts += [text for field in embed.fields for text in (field.name, field.value)]
+    return sum(limits.length(part) for part in parts if part)
+
+
+async def test_info_and_list_fit_a_message_with_many_long_aliases(
+    scene: Scene, db: botdata.Database
+) -> None:
+    # 40 aliases of 100 characters made "snippet info" and "snippets" too big to send.
+    for n in range(10):
+        await make(db, scene, f"s{n}", "text")
+        await add_raw_aliases(db, scene, f"s{n}", 40)
+    [reply] = await say(f"{p(db)}snippet info s3", scene.member)
+    [embed] = reply.embeds
+    aliases = {field.name: field.value for field in embed.fields}["Aliases"] or ""
+    assert limits.length(aliases) <= limits.FIELD_VALUE
+    shown = aliases.count("`") // 2
+    assert 1 <= shown < 40
+    assert aliases.endswith(f" and {40 - shown} more")
+    assert embed_length(embed) <= limits.EMBED_TOTAL
+
+    [reply] = await say(f"{p(db)}snippets", scene.member)
+    [embed] = reply.embeds
+    lines = (embed.description or "").splitlines()
+    assert len(lines) == 10  # every snippet of the page, none cut off
+    for line in lines:
+        assert line.startswith("`s")
+        assert line.endswith(" more"), line
+    assert limits.length(embed.description or "") <= limits.EMBED_DESCRIPTION
+    assert embed_length(embed) <= limits.EMBED_TOTAL
+    [reply] = await say(f"{p(db)}snippets s3-039", scene.member)
+    assert (reply.embeds[0].description or "").startswith("`s3` · 0 uses · aka `s3-000-")
 
 
 # lock / unlock --------------------------------------------------------------------------------
