@@ -244,7 +244,8 @@ class ReminderPermissionError(BotdataError):
 
 
 class DispatcherRunningError(BotdataError):
-    """``db.reminders.start()`` was called while this handle's dispatcher is running."""
+    """``db.reminders.start(callback)`` was called with a callback that is delivering this
+    handle's reminders already."""
 
 
 # Guilds and dynamic settings (botdata.managers.guilds) ----------------------------------------

@@ -9,13 +9,25 @@ Commands (any member):
 - ``reminder cancel <id>`` (also ``reminders cancel <id>``): cancel one of your own
 
 Delivery
-    The cog runs the reminder dispatcher of the bot's process while it is loaded
-    (``db.reminders.start`` in ``cog_load``, ``stop`` in ``cog_unload``); reminders that came due
-    while it was not loaded are delivered as soon as it loads. :meth:`Reminders.deliver` posts
+    While the cog is loaded, :meth:`Reminders.deliver` is a delivery target of the handle's
+    reminder dispatcher (``db.reminders.start`` in ``cog_load``, ``stop`` in ``cog_unload``);
+    reminders that came due while it was not loaded are delivered as soon as it loads. It posts
     ``<@member> reminder: <what>`` in the channel the reminder was set in, pinging only that
     member (a text too long for one message goes in an embed). When that channel is gone or the
     bot may no longer post there, it DMs the member instead. Deliveries wait until the bot is
     connected and ready, so channels and members resolve from its cache.
+
+    Two bots in one process may share one handle (``bot.botdata`` set to the same
+    :class:`botdata.Database`): each bot's cog is a target that accepts the guilds its bot
+    sees, so a reminder is delivered by the bot in its guild; one nobody sees goes to the bot
+    whose cog loaded first (through Discord's API, or by DM). Unloading one bot's cog leaves
+    the dispatcher running for the other; the last one out stops it.
+
+    Repeats: every message is sent with the reminder's id as its ``nonce``; discord.py then sets
+    ``enforce_nonce`` (its ``send`` does whenever a nonce is given), so Discord drops a second
+    message with the same nonce from the bot within a few minutes. A reminder delivered again
+    after a crashed process's claim ran out (see :mod:`botdata.managers.dispatcher`) is then
+    not posted twice.
 
     Failures: the dispatcher marks a reminder sent when :meth:`~Reminders.deliver` returns and
     retries it later (with a growing delay, up to an hour) when it raises. ``deliver`` therefore
@@ -36,6 +48,7 @@ from discord.ext import commands
 
 from botdata.managers.reminders import MAX_CONTENT
 from botdata.schemas import ReminderSchema
+from cogs import limits
 from cogs.core import NO_MENTIONS, BotdataCog, Duration, cog_setup
 from cogs.modlog import shorten
 
@@ -46,8 +59,6 @@ MAX_ATTEMPTS = 10
 
 #: Command argument: a reminder's text (the rest of the message).
 What = commands.Range[str, 1, MAX_CONTENT]
-#: Longest plain message Discord takes; a longer reminder's text goes in an embed.
-MESSAGE_LIMIT = 2000
 
 #: Command argument: a reminder id (Discord's integer options stop at 2**53).
 ReminderId = commands.Range[int, 1, 2**53]
@@ -61,12 +72,17 @@ class Reminders(BotdataCog):
     """Reminders members set for themselves."""
 
     async def cog_load(self) -> None:
-        """Start delivering reminders (those already due first)."""
-        await self.db.reminders.start(self.deliver)
+        """Start delivering the reminders of the guilds the bot sees (those already due
+        first)."""
+        await self.db.reminders.start(self.deliver, accepts=self.sees)
 
     async def cog_unload(self) -> None:
-        """Stop delivering; reminders in flight are left for the next dispatcher."""
-        await self.db.reminders.stop()
+        """Stop delivering; reminders in flight are left for the next delivery."""
+        await self.db.reminders.stop(self.deliver)
+
+    def sees(self, guild_id: int) -> bool:
+        """Whether the bot is in the guild (it delivers that guild's reminders)."""
+        return self.bot.get_guild(guild_id) is not None
 
     # Commands ----------------------------------------------------------------------------------
 
@@ -134,6 +150,7 @@ class Reminders(BotdataCog):
             try:
                 await channel.send(
                     **_message(f"<@{reminder.user_id}> reminder:", reminder.content),
+                    nonce=reminder.id,
                     allowed_mentions=discord.AllowedMentions(
                         users=[discord.Object(reminder.user_id)],
                         everyone=False,
@@ -164,7 +181,9 @@ class Reminders(BotdataCog):
             guild = self.bot.get_guild(reminder.guild_id)
             where = f" (set in {guild.name})" if guild is not None else ""
             await user.send(
-                **_message(f"Reminder{where}:", reminder.content), allowed_mentions=NO_MENTIONS
+                **_message(f"Reminder{where}:", reminder.content),
+                nonce=reminder.id,
+                allowed_mentions=NO_MENTIONS,
             )
         except discord.NotFound:
             raise UndeliverableError("channel unusable and the member's account is gone") from None
@@ -174,9 +193,9 @@ class Reminders(BotdataCog):
 
 def _message(head: str, content: str) -> dict[str, Any]:
     """``send`` arguments for ``head content``: one line when it fits a message, else ``head``
-    with the content in an embed."""
+    with the content in an embed (a reminder's 2000 characters fit its description)."""
     text = f"{head} {content}"
-    if len(text) <= MESSAGE_LIMIT:
+    if limits.length(text) <= limits.CONTENT:
         return {"content": text}
     return {"content": head, "embed": discord.Embed(description=content)}
 

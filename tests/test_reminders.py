@@ -399,3 +399,91 @@ async def test_stop_cancels_a_hanging_callback_after_the_grace_and_keeps_its_rem
     await db.reminders.start(recorder)
     await recorder.wait_for(1)
     assert [r.id for r in recorder.delivered] == [reminder.id]
+
+
+async def test_each_reminder_is_marked_sent_as_soon_as_its_callback_returns(db, recorder):
+    # Not once per batch: a crash while a slow callback runs must not repeat the quick ones.
+    release = asyncio.Event()
+
+    async def deliver(reminder: ReminderSchema) -> None:
+        if reminder.content == "slow":
+            await release.wait()
+        await recorder(reminder)
+
+    due = soon(0.2)  # claimed in one batch
+    quick = await db.reminders.create(GUILD, USER, CHANNEL, "quick", due)
+    slow = await db.reminders.create(GUILD, OTHER_USER, CHANNEL, "slow", due)
+    past = datetime.now(timezone.utc)
+    await db.reminders.start(deliver)
+    try:
+        await recorder.wait_for(1)
+
+        async def marked() -> bool:
+            return await Reminder.filter(id=quick.id, sent_at__isnull=False).exists()
+
+        deadline = time.monotonic() + PROMPT
+        while not await marked() and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        assert await marked(), "the quick reminder waited for the slow one of its batch"
+        row = await Reminder.get(id=slow.id)
+        assert row.sent_at is None
+        assert row.claimed_until is not None  # claimed, in flight
+        assert row.claimed_until > past
+    finally:
+        release.set()
+        await db.reminders.stop(deliver)
+    assert (await Reminder.get(id=slow.id)).sent_at is not None
+
+
+async def test_several_callbacks_share_the_dispatcher_by_guild(db, monkeypatch):
+    # Two bots on one handle: each takes the guilds it accepts; the first started takes the rest.
+    monkeypatch.setattr(db.settings, "REMINDER_RECHECK_INTERVAL", 60.0)
+    third_guild = OTHER_GUILD + 1
+    first, second = Recorder(), Recorder()
+    with pytest.raises(TypeError):
+        await db.reminders.start(first, accepts="not a function")  # type: ignore[arg-type]
+    await db.reminders.start(first, accepts=lambda guild_id: guild_id == GUILD)
+    await db.reminders.start(second, accepts=lambda guild_id: guild_id == OTHER_GUILD)
+    try:
+        with pytest.raises(DispatcherRunningError):
+            await db.reminders.start(second)
+        due = soon(0.2)
+        mine = await db.reminders.create(GUILD, USER, CHANNEL, "first's", due)
+        theirs = await db.reminders.create(OTHER_GUILD, USER, CHANNEL, "second's", due)
+        nobody = await db.reminders.create(third_guild, USER, CHANNEL, "nobody's", due)
+        await first.wait_for(2)
+        await second.wait_for(1)
+        assert sorted(r.id for r in first.delivered) == sorted([mine.id, nobody.id])
+        assert [r.id for r in second.delivered] == [theirs.id]
+
+        # One bot leaves: the dispatcher keeps running for the other, which now takes all.
+        await db.reminders.stop(first)
+        assert db.reminders.running
+        again = await db.reminders.create(GUILD, OTHER_USER, CHANNEL, "first's again", soon(0.2))
+        await second.wait_for(2)
+        assert [r.id for r in second.delivered] == [theirs.id, again.id]
+        assert len(first.delivered) == 2
+    finally:
+        await db.reminders.stop(second)
+    assert not db.reminders.running  # the last one out stopped it
+    await db.reminders.stop(second)  # harmless now
+
+
+async def test_stopping_one_callback_releases_only_its_hanging_deliveries(db, recorder):
+    hanging = asyncio.Event()
+
+    async def hang(reminder: ReminderSchema) -> None:
+        hanging.set()
+        await asyncio.sleep(3600)
+
+    await db.reminders.start(hang, accepts=lambda guild_id: guild_id == GUILD)
+    await db.reminders.start(recorder)
+    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "hangs", soon(0.1))
+    await asyncio.wait_for(hanging.wait(), PROMPT)
+    started = time.monotonic()
+    await db.reminders.stop(hang, grace=0.2)
+    assert time.monotonic() - started < PROMPT
+    assert db.reminders.running
+    # Released, not lost or counted as a failure: the remaining callback gets it at once.
+    await recorder.wait_for(1)
+    assert [(r.id, r.attempts) for r in recorder.delivered] == [(reminder.id, 0)]

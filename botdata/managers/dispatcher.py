@@ -1,4 +1,4 @@
-"""The reminder dispatcher: one task per process hands due reminders to a callback.
+"""The reminder dispatcher: one task per handle hands due reminders to delivery targets.
 
 How it works (``db.reminders.start(callback)`` runs it):
 
@@ -6,26 +6,49 @@ How it works (``db.reminders.start(callback)`` runs it):
    process until ``now + REMINDER_CLAIM_LEASE`` and returns them (PostgreSQL: ``FOR UPDATE SKIP
    LOCKED``, so dispatchers in several processes take disjoint batches; SQLite: the statement
    holds the database write lock). Each reminder is therefore delivered by one process.
-2. Deliver: the callbacks of a batch run concurrently; then the delivered reminders are marked
-   sent with one statement. A callback that raises leaves its reminder unsent: ``attempts``
-   goes up and the claim is extended by a backoff (``REMINDER_RETRY_DELAY`` doubled per
-   earlier failure, at most an hour), after which any dispatcher retries it. A process that
-   dies holding claims loses them when the lease ends (a reminder whose callback had already
-   run by then is delivered again: at least once, never lost).
+2. Deliver: the callbacks of a batch run concurrently; each reminder is marked sent by its own
+   ``UPDATE`` as soon as its callback returns. A callback that raises leaves its reminder
+   unsent: ``attempts`` goes up and the claim is extended by a backoff
+   (``REMINDER_RETRY_DELAY`` doubled per earlier failure, at most an hour), after which any
+   dispatcher retries it. A process that dies holding claims loses them when the lease ends,
+   and another dispatcher delivers them: at least once, never lost (see the bound below).
 3. Sleep until the next reminder is due (or a claim ends), found through the ``(sent_at,
    due_at)`` index, never by scanning the table; at most ``REMINDER_RECHECK_INTERVAL`` seconds.
    A reminder created sooner wakes it early: in this process through an event, in others
    through the cache's pub/sub channel :data:`WAKE_CHANNEL`.
 
 Reminders that came due while no dispatcher ran are claimed by the first pass after start-up.
+
+Delivery targets
+    Several callbacks can share one handle's dispatcher, e.g. two bots in one process on one
+    :class:`~botdata.database.Database` (each bot's reminders cog starts one). Each is a target
+    with an optional ``accepts(guild_id) -> bool`` saying which guilds it delivers (a bot: the
+    guilds it sees). A reminder goes to the first target, in the order they started, that
+    accepts its guild; when none does, to the first target (the fallback: it may still reach
+    the channel through Discord's API, or the member by DM). ``stop(callback)`` removes one
+    target (its running callbacks get the grace, then are cancelled and their reminders
+    released); the dispatcher runs while a target is left and stops with the last.
+
+Duplicates after a crash (the remaining bound)
+    A reminder is delivered again only when its process dies (SIGKILL, power loss) after the
+    callback delivered it and before its ``UPDATE ... sent_at`` committed: another dispatcher
+    takes it when the lease ends. So one crash repeats at most the reminders whose callbacks
+    were running at that moment, at most :data:`BATCH`, and in practice only those between a
+    delivery and its one-row commit (a few milliseconds each): tests/test_reminder_dispatch_
+    processes.py kills a dispatcher in the middle of 30 staggered deliveries and counts the
+    repeats (0 to 1 per kill on both backends). A callback can close that gap itself with an
+    idempotent delivery keyed by the reminder's id: the reminders cog sends each message with
+    the reminder's id as Discord ``nonce`` and ``enforce_nonce``, so Discord drops a repeat that
+    comes within its nonce window (a few minutes; the default lease is one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +67,8 @@ log = logging.getLogger("botdata.reminders")
 
 #: What the dispatcher calls with each due reminder.
 Callback = Callable[[ReminderSchema], Awaitable[None]]
+#: Whether a delivery target delivers the reminders of a guild: ``accepts(guild_id)``.
+Accepts = Callable[[int], bool]
 
 #: Pub/sub channel (of the cache) announcing a new reminder's due time to every process.
 WAKE_CHANNEL = "reminders:due"
@@ -97,16 +122,34 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@dataclass(eq=False)
+class _Target:
+    """A callback delivering reminders, the guilds it accepts and its running deliveries."""
+
+    callback: Callback
+    accepts: Accepts | None
+    deliveries: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def takes(self, guild_id: int) -> bool:
+        """Whether it accepts the guild; a failing ``accepts`` (logged) means no."""
+        if self.accepts is None:
+            return True
+        try:
+            return bool(self.accepts(guild_id))
+        except Exception:
+            log.exception("botdata: the accepts() of reminder callback %r failed", self.callback)
+            return False
+
+
 class ReminderDispatcher:
-    """Delivers due reminders of every guild to a callback; one per :class:`Database`."""
+    """Delivers due reminders of every guild to its targets; one per :class:`Database`."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._callback: Callback | None = None
+        self._targets: list[_Target] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._wake_at: datetime | None = None
-        self._stopping = False
         self._subscribed = False
 
     @property
@@ -114,35 +157,45 @@ class ReminderDispatcher:
         """Whether the dispatcher task is running."""
         return self._task is not None and not self._task.done()
 
-    async def start(self, callback: Callback) -> None:
-        """Start delivering: ``await callback(reminder)`` for each reminder when it is due.
+    async def start(self, callback: Callback, accepts: Accepts | None = None) -> None:
+        """Add a delivery target: ``await callback(reminder)`` for each due reminder of a guild
+        ``accepts`` accepts (None: every guild), as the module docstring describes; the
+        dispatcher starts with the first target.
 
-        Raises :class:`~botdata.errors.DispatcherRunningError` when already running,
-        :class:`TypeError` when ``callback`` is not callable.
+        Raises :class:`~botdata.errors.DispatcherRunningError` when ``callback`` is a target
+        already, :class:`TypeError` when ``callback`` or ``accepts`` is not callable.
         """
-        if self.running:
-            raise DispatcherRunningError("the reminder dispatcher is running already")
         if not callable(callback):
             raise TypeError(f"callback must be an async function, not {callback!r}")
+        if accepts is not None and not callable(accepts):
+            raise TypeError(f"accepts must be a function of a guild id, not {accepts!r}")
+        if any(target.callback == callback for target in self._targets):
+            raise DispatcherRunningError(f"{callback!r} is delivering reminders already")
+        self._targets.append(_Target(callback, accepts))
+        if self.running:
+            return
         if not self._subscribed:
             await self.db.cache.subscribe(WAKE_CHANNEL, self._on_wake_message)
             self._subscribed = True
-        self._callback = callback
-        self._stopping = False
         self._wake_at = None
         self._task = asyncio.create_task(self._run(), name="botdata-reminder-dispatcher")
 
-    async def stop(self, grace: float = STOP_GRACE) -> None:
-        """Stop the dispatcher; harmless when it is not running.
+    async def stop(self, callback: Callback | None = None, grace: float = STOP_GRACE) -> None:
+        """Remove the target ``callback`` (None: every target); harmless when it is none.
 
-        Callbacks in progress get ``grace`` seconds to finish; then they are cancelled and
-        their reminders released for any dispatcher. Returns when the task has ended.
+        The dispatcher stops with its last target. Callbacks in progress of the removed
+        targets get ``grace`` seconds to finish; then they are cancelled and their reminders
+        released for any dispatcher. Returns when they have ended (and the task, if stopped).
         """
+        removed = [t for t in self._targets if callback is None or t.callback == callback]
+        self._targets = [t for t in self._targets if t not in removed]
+        if self._targets:
+            await _finish((task for t in removed for task in t.deliveries), grace)
+            return
         task, self._task = self._task, None
         if task is None:
             return
-        self._stopping = True
-        self._wake.set()
+        self._wake.set()  # the task ends after its pass: it is no longer self._task
         try:
             await asyncio.wait_for(asyncio.shield(task), grace)
         except asyncio.TimeoutError:
@@ -167,7 +220,7 @@ class ReminderDispatcher:
 
     async def _run(self) -> None:
         failures = 0
-        while not self._stopping:
+        while self._task is asyncio.current_task():
             try:
                 await self._pass()
                 failures = 0
@@ -212,34 +265,36 @@ class ReminderDispatcher:
         )
         return sorted((reminder_schema(row) for row in rows), key=lambda r: (r.due_at, r.id))
 
+    def _target(self, guild_id: int) -> _Target:
+        """The target delivering the guild's reminders (there is one: the caller checked)."""
+        return next((t for t in self._targets if t.takes(guild_id)), self._targets[0])
+
     async def _deliver_batch(self, claimed: list[ReminderSchema]) -> None:
-        """Run the callbacks of a batch concurrently, then mark the delivered ones sent with
-        one statement (also when stopped midway)."""
-        delivered: list[int] = []
-        try:
-            outcomes = await asyncio.gather(
-                *(self._deliver(reminder, delivered) for reminder in claimed),
-                return_exceptions=True,
-            )
-        finally:
-            if delivered:
-                now = _utcnow()
-                await Reminder.filter(id__in=delivered).update(
-                    sent_at=now, claimed_until=None, updated_at=now
-                )
+        """Run the callbacks of a batch concurrently, each reminder going to its target."""
+        if not self._targets:  # the last target left since the claim
+            await Reminder.filter(id__in=[r.id for r in claimed]).update(claimed_until=None)
+            return
+        deliveries = []
+        for reminder in claimed:
+            target = self._target(reminder.guild_id)
+            delivery = asyncio.create_task(self._deliver(target.callback, reminder))
+            target.deliveries.add(delivery)
+            delivery.add_done_callback(target.deliveries.discard)
+            deliveries.append(delivery)
+        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
         for reminder, outcome in zip(claimed, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 log.error(
-                    "botdata: recording the failed delivery of reminder %d failed",
+                    "botdata: recording the outcome of reminder %d failed (it is delivered "
+                    "again when its claim ends)",
                     reminder.id,
                     exc_info=outcome,
                 )
 
-    async def _deliver(self, reminder: ReminderSchema, delivered: list[int]) -> None:
-        """Hand ``reminder`` to the callback; on success add its id to ``delivered``."""
-        assert self._callback is not None
+    async def _deliver(self, callback: Callback, reminder: ReminderSchema) -> None:
+        """Hand ``reminder`` to ``callback``; mark it sent as soon as the callback returns."""
         try:
-            await self._callback(reminder)
+            await callback(reminder)
         except asyncio.CancelledError:
             # Stopped mid-delivery: let any dispatcher take it at once (no failure counted).
             await Reminder.filter(id=reminder.id, sent_at=None).update(claimed_until=None)
@@ -248,7 +303,13 @@ class ReminderDispatcher:
             log.exception("botdata: delivering reminder %d failed; it will be retried", reminder.id)
             await self._retry_later(reminder)
         else:
-            delivered.append(reminder.id)
+            now = _utcnow()
+            # Delivered: a stop arriving now must not lose the mark.
+            await asyncio.shield(
+                Reminder.filter(id=reminder.id).update(
+                    sent_at=now, claimed_until=None, updated_at=now
+                )
+            )
 
     async def _retry_later(self, reminder: ReminderSchema) -> None:
         delay = min(
@@ -261,3 +322,15 @@ class ReminderDispatcher:
             claimed_until=now + timedelta(seconds=delay),
             updated_at=now,
         )
+
+
+async def _finish(deliveries: Iterable[asyncio.Task[None]], grace: float) -> None:
+    """Let ``deliveries`` run for ``grace`` seconds, then cancel those still running; returns
+    when all have ended (a cancelled delivery releases its reminder)."""
+    running = set(deliveries)
+    if not running:
+        return
+    _, late = await asyncio.wait(running, timeout=grace)
+    for delivery in late:
+        delivery.cancel()
+    await asyncio.gather(*running, return_exceptions=True)

@@ -6,7 +6,8 @@ transaction that first takes a lock of that member (PostgreSQL: a transaction ad
 SQLite: the database write lock, taken by the transaction's first statement, an insert).
 
 Delivery is the dispatcher's job (:mod:`botdata.managers.dispatcher`): ``await
-db.reminders.start(callback)`` once per process; ``db.close()`` stops it.
+db.reminders.start(callback)`` once per process, or once per bot when several bots share the
+handle (each with the guilds it accepts); ``db.close()`` stops it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from botdata.managers.base import Manager
 from botdata.managers.dispatcher import (
     STOP_GRACE,
     WAKE_CHANNEL,
+    Accepts,
     Callback,
     ReminderDispatcher,
 )
@@ -146,25 +148,30 @@ class ReminderManager(Manager):
 
     @property
     def running(self) -> bool:
-        """Whether this process's dispatcher is running."""
+        """Whether this handle's dispatcher is running."""
         return self._dispatcher.running
 
-    async def start(self, callback: Callback) -> None:
-        """Start this process's dispatcher: ``await callback(reminder)`` for each due reminder.
+    async def start(self, callback: Callback, *, accepts: Accepts | None = None) -> None:
+        """Deliver due reminders to ``callback``: ``await callback(reminder)``, starting this
+        handle's dispatcher if it is not running.
 
-        Each reminder is handed to one callback in one process, then marked sent; a callback
-        that raises means a retry later (see :mod:`botdata.managers.dispatcher`). Reminders that
-        came due while no dispatcher ran are delivered at once. Raises
-        :class:`~botdata.errors.DispatcherRunningError` when it is running already,
-        :class:`TypeError` when ``callback`` is not callable.
+        ``accepts(guild_id)`` (optional) says which guilds' reminders ``callback`` delivers:
+        with several callbacks (two bots on one handle) each reminder goes to the first that
+        accepts its guild, else to the first started. Each reminder is handed to one callback
+        in one process, then marked sent; a callback that raises means a retry later (see
+        :mod:`botdata.managers.dispatcher`). Reminders that came due while no dispatcher ran
+        are delivered at once. Raises :class:`~botdata.errors.DispatcherRunningError` when
+        ``callback`` delivers already, :class:`TypeError` when ``callback`` or ``accepts`` is
+        not callable.
         """
-        await self._dispatcher.start(callback)
+        await self._dispatcher.start(callback, accepts)
 
-    async def stop(self, grace: float = STOP_GRACE) -> None:
-        """Stop this process's dispatcher (``db.close()`` does it too); harmless when stopped.
+    async def stop(self, callback: Callback | None = None, *, grace: float = STOP_GRACE) -> None:
+        """Stop delivering to ``callback`` (None: to every callback; ``db.close()`` does that);
+        harmless when it does not deliver. The dispatcher stops with its last callback.
 
-        Running callbacks get ``grace`` seconds to finish; then they are cancelled and their
-        reminders left for the next dispatcher (not counted as failures). Returns when the
-        task has ended.
+        Running callbacks of the stopped ones get ``grace`` seconds to finish; then they are
+        cancelled and their reminders left for the next dispatcher (not counted as failures).
+        Returns when they have ended.
         """
-        await self._dispatcher.stop(grace)
+        await self._dispatcher.stop(callback, grace)

@@ -188,17 +188,35 @@ async def test_a_due_reminder_is_posted_in_its_channel_pinging_only_its_member(
     await wait_sent(db, scene, scene.member)
 
 
+async def test_a_reminder_message_carries_its_id_as_an_enforced_nonce(
+    scene: Scene, db: botdata.Database, sent: list[dict[str, Any]]
+) -> None:
+    # Discord drops a second message with the same nonce: a reminder delivered again after a
+    # crashed process's claim ran out is not posted twice.
+    due = datetime.now(timezone.utc) + timedelta(seconds=0.2)
+    reminder = await db.reminders.create(
+        scene.guild.id, scene.member.id, scene.channel.id, "once", due
+    )
+    message = await posted()
+    assert message.content == f"<@{scene.member.id}> reminder: once"
+    [payload] = sent
+    assert (payload["nonce"], payload["enforce_nonce"]) == (str(reminder.id), True)
+    await wait_sent(db, scene, scene.member)
+
+
 async def test_a_reminder_whose_channel_is_gone_is_dmed(
     scene: Scene, db: botdata.Database, dmed: list[int]
 ) -> None:
     channel = backend.make_text_channel("temporary", scene.guild)
     [reply] = await say(f"{p(db)}remind 1s water the plants", scene.member, channel)
     assert reply.channel.id == channel.id
+    [reminder] = await db.reminders.pending(scene.guild.id, scene.member.id)
     backend.delete_channel(channel)
     message = await posted()
     assert isinstance(message.channel, discord.DMChannel)
     assert dmed == [scene.member.id]
     assert message.content == f"Reminder (set in {scene.guild.name}): water the plants"
+    assert message.nonce == str(reminder.id)  # the DM too: Discord drops a repeat
     await wait_sent(db, scene, scene.member)
 
 
@@ -291,3 +309,62 @@ async def test_slash_remind(scene: Scene, db: botdata.Database) -> None:
     assert await pending(db, scene, scene.member) == ["from slash"]
     await dpytest.empty_queue()
 
+
+
+class Inbox(discord.abc.Messageable):
+    """A channel of the second bot (outside dpytest's guild): records what is sent to it."""
+
+    def __init__(self) -> None:
+        self.sent: list[str | None] = []
+        self.arrived = asyncio.Event()
+
+    async def _get_channel(self) -> Inbox:
+        return self
+
+    async def send(self, content: str | None = None, **_: Any) -> None:  # type: ignore[override]
+        self.sent.append(content)
+        self.arrived.set()
+
+
+async def test_two_bots_share_one_handle_and_each_delivers_its_guilds(
+    scene: Scene, db: botdata.Database
+) -> None:
+    """A second bot in the process loads every cog on the same handle and delivers reminders.
+
+    dpytest keeps one global simulated client, so the second bot is a plain ``commands.Bot``
+    that never connects: it sees one guild of its own (``get_guild`` answers for
+    ``OTHER_GUILD``) and its channels are an :class:`Inbox`. The first bot is dpytest's.
+    """
+    other_guild = scene.guild.id + 1
+    inbox = Inbox()
+    second = commands.Bot(command_prefix="!", intents=discord.Intents.all())
+    second.botdata = db  # type: ignore[attr-defined]
+    second.get_guild = lambda guild_id: scene.guild if guild_id == other_guild else None  # type: ignore[method-assign]
+    second.get_channel = lambda channel_id: inbox  # type: ignore[method-assign,assignment,return-value]
+    await second._async_setup_hook()
+    second._ready.set()  # type: ignore[attr-defined]
+    await second.load_extension("cogs")  # it failed at the reminders cog, leaving no cog
+    try:
+        assert set(second.cogs) == set(scene.bot.cogs)
+        due = datetime.now(timezone.utc) + timedelta(seconds=0.2)
+        await db.reminders.create(scene.guild.id, scene.member.id, scene.channel.id, "one", due)
+        await db.reminders.create(other_guild, scene.member.id, scene.channel.id, "two", due)
+        message = await posted()
+        assert message.content == f"<@{scene.member.id}> reminder: one"
+        await asyncio.wait_for(inbox.arrived.wait(), 5)
+        assert inbox.sent == [f"<@{scene.member.id}> reminder: two"]
+
+        # The first bot's cog goes: the dispatcher keeps running, the second bot takes over.
+        await scene.bot.unload_extension("cogs.reminders")
+        assert db.reminders.running
+        inbox.arrived.clear()
+        due = datetime.now(timezone.utc) + timedelta(seconds=0.2)
+        await db.reminders.create(scene.guild.id, scene.other.id, scene.channel.id, "three", due)
+        await asyncio.wait_for(inbox.arrived.wait(), 5)
+        assert inbox.sent[-1] == f"<@{scene.other.id}> reminder: three"
+        assert dpytest.sent_queue.empty()
+        await scene.bot.load_extension("cogs.reminders")
+    finally:
+        await second.unload_extension("cogs")
+    assert db.reminders.running  # the first bot's cog still delivers
+    assert not db.closed
