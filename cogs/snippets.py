@@ -39,7 +39,9 @@ Listings
 Posting
     Every use (``snippet <name>`` or the short form) counts one use (``db.snippets.use``). The
     content is sent pinging nobody (:data:`cogs.core.NO_MENTIONS`: members wrote it), as a plain
-    message up to Discord's 2000 characters and as an embed's description beyond that.
+    message up to Discord's 2000 characters and as an embed's description beyond that. (Discord
+    counts characters in UTF-16 units: a snippet of more than 4096 of them, possible with 4000
+    characters of emoji, is cut there with an ellipsis.)
 """
 
 from __future__ import annotations
@@ -60,13 +62,11 @@ from cogs.core import (
     level_or_permissions,
     starts_with_prefix,
 )
-from cogs.limits import FIELD_VALUE
+from cogs.limits import CONTENT, EMBED_DESCRIPTION, FIELD_VALUE, fit, length
 from cogs.modlog import PAGE_SIZE, Page, list_embed
 
 #: Permission level of snippet moderators (Manage Messages also makes one).
 MODERATOR_LEVEL = 2
-#: Longest plain message Discord takes; longer snippets are posted as an embed.
-MESSAGE_LIMIT = 2000
 #: Characters of aliases on one line of the ``snippets`` list (ten lines fit an embed).
 LINE_ALIASES = 200
 
@@ -254,10 +254,10 @@ class Snippets(BotdataCog):
         except SnippetNotFoundError:
             await self.send(ctx, _missing(name))
             return
-        if len(used.content) <= MESSAGE_LIMIT:
+        if length(used.content) <= CONTENT:
             await self.send(ctx, used.content, mentions=NO_MENTIONS)
         else:
-            embed = discord.Embed(description=used.content)
+            embed = discord.Embed(description=fit(used.content, EMBED_DESCRIPTION))
             await self.send(ctx, embed=embed, mentions=NO_MENTIONS)
 
     async def _set_locked(self, ctx: commands.Context, name: str, locked: bool) -> None:

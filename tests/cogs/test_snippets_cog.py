@@ -93,6 +93,20 @@ async def test_a_long_snippet_is_posted_as_an_embed(scene: Scene, db: botdata.Da
     assert reply.embeds[0].description == text.strip()
 
 
+async def test_emoji_count_twice_in_discord_limits(scene: Scene, db: botdata.Database) -> None:
+    # 1500 emoji are 3000 UTF-16 units: too long for a message's content.
+    await make(db, scene, "smiles", "\U0001f600" * 1500)
+    [reply] = await say(f"{p(db)}snippet smiles", scene.member)
+    assert reply.content in (None, "")
+    assert reply.embeds[0].description == "\U0001f600" * 1500
+    # 4000 emoji do not fit an embed's description either: cut there.
+    await make(db, scene, "more", "\U0001f600" * 4000)
+    [reply] = await say(f"{p(db)}snippet more", scene.member)
+    description = reply.embeds[0].description or ""
+    assert limits.length(description) <= limits.EMBED_DESCRIPTION
+    assert description.endswith(limits.ELLIPSIS)
+
+
 async def test_snippet_content_pings_nobody(
     scene: Scene, db: botdata.Database, sent: list[dict[str, Any]]
 ) -> None:
