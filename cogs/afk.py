@@ -3,8 +3,10 @@
 Commands: ``afk [reason]`` (slash: ``/afk me``) marks you AFK (a reason is at most 500
 characters). Level 2 or Manage Nicknames: ``afk set @member [duration] [reason]`` marks a member
 AFK *enforced* (talking does not clear it) until the duration ends, or for good (permanent)
-without one; ``afk clear @member`` ends anyone's AFK. A reason starting with the word ``set`` or
-``clear`` is read as those subcommands. A member whose AFK a moderator enforced cannot replace it.
+without one (a first word that starts with a digit must be a valid duration, see
+:class:`cogs.core.OptionalDuration`); ``afk clear @member`` ends anyone's AFK. A reason
+starting with the word ``set`` or ``clear`` is read as those subcommands. A member whose AFK a
+moderator enforced cannot replace it.
 
 Nicknames
     While AFK a member is called ``[AFK] <name>`` when the bot can rename them (Manage
@@ -16,9 +18,12 @@ Messages
     The listener asks ``db.afk.get_many`` about the author and the members the message mentions,
     in one call answered from the hot cache when none is AFK (the common case: no round trip).
     Only when someone is AFK does it check that the message is not a command
-    (``<prefix><word>``: commands and snippets are left alone). An author who is
+    (``<prefix><word>``: commands and snippets are left alone) and that the guild's access
+    rules allow the ``afk`` module for the author in the channel (a module rule that denies or
+    ignores it silences the listener too: no welcome-back, no notices). An author who is
     AFK (not enforced) is cleared ("Welcome back"); for each mentioned AFK member the channel
-    gets "X is AFK: reason (since ...)", pinging nobody, at most once per
+    gets "X is AFK: reason (since ...)" (whole notices up to Discord's 2000 characters, then
+    how many were left out), pinging nobody, at most once per
     :data:`NOTICE_COOLDOWN` seconds per channel and member. That cooldown is kept in the
     process (a ``CooldownMapping`` whose idle entries are dropped): a guild's messages all reach
     the same bot process (its shard), so it does not need to be shared.
@@ -32,18 +37,20 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Optional
+from typing import Annotated
 
 import discord
 from discord.ext import commands, tasks
 
 import botdata
 from botdata.managers.afk import MAX_CLAIM, MAX_REASON
+from botdata.managers.permissions import Outcome
 from botdata.schemas import AFKSchema
+from cogs import limits
 from cogs.core import (
     NO_MENTIONS,
     BotdataCog,
-    Duration,
+    OptionalDuration,
     cog_setup,
     ensure_can_moderate,
     human,
@@ -106,7 +113,7 @@ class AFK(BotdataCog):
         self,
         ctx: commands.Context,
         member: discord.Member,
-        duration: Optional[Annotated[timedelta, Duration]] = None,  # noqa: UP045 (read at runtime)
+        duration: Annotated[timedelta | None, OptionalDuration] = None,
         *,
         reason: Reason = "",
     ) -> None:
@@ -172,6 +179,8 @@ class AFK(BotdataCog):
             return
         if await starts_with_prefix(self.bot, message):
             return  # a command (``afk`` itself), or a snippet's short form
+        if await self.outcome(author, message.channel) is not Outcome.ALLOWED:
+            return
         own = statuses.pop(author.id, None)
         if own is not None and not own.enforced:
             await self._welcome_back(message.channel, author)
@@ -182,7 +191,7 @@ class AFK(BotdataCog):
             if self.notices.update_rate_limit((message.channel.id, member_id), now) is None
         ]
         if lines:
-            await _post(message.channel, "\n".join(lines)[:2000])
+            await _post(message.channel, limits.fit_lines(lines, limits.CONTENT))
 
     async def _welcome_back(
         self, channel: discord.abc.Messageable, member: discord.Member
@@ -244,9 +253,7 @@ def _because(reason: str) -> str:
 
 def _notice(member: discord.Member, status: AFKSchema) -> str:
     """``X is AFK: reason (since <t:...:R>)``."""
-    reason = status.reason
-    if len(reason) > SHOWN_REASON:
-        reason = reason[: SHOWN_REASON - 1] + "…"
+    reason = limits.fit(status.reason, SHOWN_REASON)
     since = discord.utils.format_dt(status.since, "R")
     return f"{_name(member)} is AFK{': ' + reason if reason else ''} (since {since})"
 

@@ -3,6 +3,10 @@
 Commands (level 5 or Manage Server): ``config`` (overview), ``config prefix <prefix|reset>``,
 ``config log <kind> <channel|none>``, ``config jail <role> <channel>``,
 ``config level <0-7> <role|none>``.
+
+Nobody sets or clears a permission level at or above their own (a level-5 admin manages
+levels 0-4); the guild owner (level 7) manages every level. Administrator gives no level of its
+own: an administrator's level is that of their roles.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import discord
 from discord.ext import commands
 
 from botdata.schemas import GuildConfigSchema
-from cogs.core import BotdataCog, cog_setup, level_or_permissions
+from cogs.core import BotdataCog, MissingLevel, cog_setup, level_of, level_or_permissions
 
 #: Log kinds and their configuration fields.
 LOG_FIELDS = {
@@ -84,8 +88,11 @@ class Config(BotdataCog):
         number: commands.Range[int, 0, 7],
         role: discord.Role | None = None,
     ) -> None:
-        """Give permission level 0-7 to a role, or clear it."""
+        """Give permission level 0-7 to a role, or clear it (only levels below your own)."""
         assert ctx.guild is not None
+        own = await level_of(ctx)
+        if number >= own and ctx.author.id != ctx.guild.owner_id:
+            raise MissingLevel(f"You can only set or clear levels below your own ({own}).")
         if role is None:
             await self.db.permissions.clear_level_role(ctx.guild.id, number)
             await self.send(ctx, f"Level {number} has no role now.")

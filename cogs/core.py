@@ -8,15 +8,42 @@ The handle
 
 Checks
     Every command of a :class:`BotdataCog` first passes the guild's access rules
-    (``db.permissions.is_allowed``: an IGNORE rule makes the bot stay silent, a BLACKLIST or an
-    unmatched whitelist gets a short refusal) and the per-member rate limit
-    (``db.rate_limits``). :func:`level` and :func:`level_or_permissions` gate commands by the
-    guild's permission levels; :func:`ensure_can_moderate` enforces role hierarchy.
+    (``db.permissions.is_allowed`` with the command and the cog's :attr:`~BotdataCog.module`: an
+    IGNORE rule makes the bot stay silent, a BLACKLIST or an unmatched whitelist gets a short
+    refusal) and the per-member rate limit (``db.rate_limits``). The listeners a cog has for
+    members (XP per message, AFK notices, stars, the snippet short form) consult the module's
+    rules for that member and channel through :meth:`BotdataCog.outcome` and do nothing when
+    they deny or ignore. Two exemptions:
+
+    - a cog with :attr:`~BotdataCog.admins_bypass_rules` (the permissions cog) ignores rules
+      for the guild owner and members with Administrator, so no rule can lock them out of
+      managing rules;
+    - staff are not rate limited: the guild owner, members with any of
+      :data:`MODERATION_PERMISSIONS`, and members of permission level :data:`MODERATOR_LEVEL`
+      or more (:func:`is_staff`). The limit is for members.
+
+    :func:`level` and :func:`level_or_permissions` gate commands by the guild's permission
+    levels; :func:`ensure_can_moderate` enforces role hierarchy.
+
+Durations
+    :func:`parse_duration` reads ``10m``, ``2h30m``, ``1d``, ``1w``... up to
+    :data:`MAX_DURATION`; its numbers are bounded before any ``timedelta`` is built, so a huge
+    number gets the same refusal as six years. :class:`Duration` is the converter of a required
+    duration. :class:`OptionalDuration` is an optional duration before a reason
+    (``jail @m [duration] [reason]``): a word that *looks like a duration* - its first
+    character, after an optional ``+`` or ``-``, is an ASCII digit (``2000d``, ``0s``, ``10x``,
+    ``5``, ``2nd``) - must parse or the command is refused; any other word starts the reason.
+    (``Optional[Duration]`` cannot do this: discord.py turns any conversion error of an
+    ``Optional`` into None and gives the word to the reason.) As a slash option the duration is
+    always read as one.
 
 Replies
-    Bad input, a missing permission or a botdata error gets a short reply; unexpected errors are
-    logged with their context and the member sees a one-line apology. Everything is sent with
-    :data:`SAFE_MENTIONS`: members can be pinged, ``@everyone``, ``@here`` and roles cannot.
+    Bad input, a missing permission or a botdata error gets a short reply that quotes member
+    input only as an excerpt (:func:`cogs.limits.excerpt`) and pings nobody; a database that is
+    down or busy gets a "try again" reply that names nothing of it (both are logged); unexpected
+    errors are logged with their context and the member sees a one-line apology. Everything
+    else is sent with :data:`SAFE_MENTIONS` (members can be pinged, ``@everyone``, ``@here``
+    and roles cannot) and fitted into Discord's limits (:meth:`BotdataCog.send`).
 """
 
 from __future__ import annotations
@@ -26,21 +53,35 @@ import re
 import weakref
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import discord
 from discord.ext import commands
 
 import botdata
-from botdata.errors import BotdataError
+from botdata.errors import BotdataError, DatabaseUnavailableError
 from botdata.managers.permissions import Outcome
+from cogs import limits
 
 log = logging.getLogger("cogs")
 
 #: Mentions the bot's messages may make: members only.
 SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
-#: For text members wrote (snippets, reminders, AFK reasons): pings nobody.
+#: For text members wrote (snippets, reminders, AFK reasons) and refusals: pings nobody.
 NO_MENTIONS = discord.AllowedMentions.none()
+#: The permission level from which a member is staff (not rate limited).
+MODERATOR_LEVEL = 2
+#: Discord permissions any one of which makes a member staff (not rate limited).
+MODERATION_PERMISSIONS = discord.Permissions(
+    administrator=True,
+    manage_guild=True,
+    manage_roles=True,
+    ban_members=True,
+    kick_members=True,
+    moderate_members=True,
+    manage_messages=True,
+    manage_nicknames=True,
+)
 
 # Extensions that share a handle they opened themselves, per bot.
 _opened: weakref.WeakKeyDictionary[commands.Bot, int] = weakref.WeakKeyDictionary()
@@ -166,6 +207,20 @@ def level_or_permissions(required: int, **perms: bool) -> Callable[[T], T]:
     return commands.check(predicate)
 
 
+async def is_staff(ctx: commands.Context) -> bool:
+    """Whether the author is staff in the guild of ``ctx``: the owner, a member with any of
+    :data:`MODERATION_PERMISSIONS`, or of permission level :data:`MODERATOR_LEVEL` or more.
+
+    False outside a guild.
+    """
+    author = ctx.author
+    if ctx.guild is None or not isinstance(author, discord.Member):
+        return False
+    if author.guild_permissions.value & MODERATION_PERMISSIONS.value:  # the owner has all
+        return True
+    return await level_of(ctx) >= MODERATOR_LEVEL
+
+
 def ensure_can_moderate(ctx: commands.Context, target: discord.abc.User) -> None:
     """Raise :class:`CannotModerate` unless the author may act on ``target``.
 
@@ -191,25 +246,41 @@ def ensure_can_moderate(ctx: commands.Context, target: discord.abc.User) -> None
 
 # Converters --------------------------------------------------------------------------------
 
-_DURATION = re.compile(r"(\d+)\s*([wdhms])", re.IGNORECASE)
-_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+_DURATION = re.compile(r"([0-9]+)\s*([wdhms])", re.IGNORECASE)
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 #: The longest duration a command accepts.
 MAX_DURATION = timedelta(days=365 * 5)
+# A number with more significant digits is over MAX_DURATION whatever its unit.
+_MAX_DIGITS = len(str(int(MAX_DURATION.total_seconds())))
+# A word that looks like a duration: an ASCII digit first, after an optional sign.
+_DURATION_LIKE = re.compile(r"[+-]?[0-9]")
 
 
 def parse_duration(text: str) -> timedelta:
     """``"10m"``, ``"2h30m"``, ``"1d"``, ``"1w2d"`` -> a timedelta.
 
-    Raises :class:`commands.BadArgument` for anything else, zero, or more than five years.
+    Raises :class:`commands.BadArgument` for anything else, zero, or more than
+    :data:`MAX_DURATION` (numbers of any size: they are bounded before a timedelta is built).
     """
     compact = text.strip().replace(" ", "")
     parts = _DURATION.findall(compact)
     if not parts or "".join(n + u for n, u in parts).lower() != compact.lower():
-        raise commands.BadArgument(f"`{text}` is not a duration like 10m, 2h30m or 1d.")
-    delta = sum((timedelta(**{_UNITS[u.lower()]: int(n)}) for n, u in parts), timedelta())
-    if delta <= timedelta(0) or delta > MAX_DURATION:
-        raise commands.BadArgument("A duration must be more than 0 and at most 5 years.")
-    return delta
+        raise commands.BadArgument(
+            f"`{limits.excerpt(text)}` is not a duration like 10m, 2h30m or 1d."
+        )
+    too_long = commands.BadArgument("A duration must be more than 0 and at most 5 years.")
+    if any(len(number.lstrip("0")) > _MAX_DIGITS for number, _ in parts):
+        raise too_long
+    seconds = sum(int(number) * _UNIT_SECONDS[unit.lower()] for number, unit in parts)
+    if not 0 < seconds <= MAX_DURATION.total_seconds():
+        raise too_long
+    return timedelta(seconds=seconds)
+
+
+def looks_like_duration(word: str) -> bool:
+    """Whether ``word`` looks like a duration: its first character, after an optional ``+``
+    or ``-``, is an ASCII digit (``10m``, ``2000d``, ``0s``, ``5``, ``2nd``)."""
+    return _DURATION_LIKE.match(word) is not None
 
 
 class Duration(commands.Converter[timedelta]):
@@ -217,6 +288,23 @@ class Duration(commands.Converter[timedelta]):
 
     async def convert(self, ctx: commands.Context, argument: str) -> timedelta:
         return parse_duration(argument)
+
+
+class OptionalDuration(commands.Converter[timedelta | None]):
+    """An optional duration before a reason: ``Annotated[timedelta | None, OptionalDuration]``
+    with the default None, followed by a keyword-only reason.
+
+    A word that :func:`looks_like_duration` must parse (else :class:`commands.BadArgument`);
+    any other word is given back to the command's parser (``ctx.view.undo()``: the reason
+    starts with it) and the duration is None. As a slash option the value is always parsed.
+    """
+
+    async def convert(self, ctx: commands.Context, argument: str) -> timedelta | None:
+        if ctx.interaction is not None or looks_like_duration(argument):
+            return parse_duration(argument)
+        # discord.py's transform() set view.previous to the start of this word.
+        ctx.view.undo()
+        return None
 
 
 def human(delta: timedelta) -> str:
@@ -236,6 +324,10 @@ def human(delta: timedelta) -> str:
 class BotdataCog(commands.Cog):
     """Base of botdata's cogs: access rules, rate limit and error replies for every command."""
 
+    #: Whether the guild owner and members with Administrator are not subject to access rules
+    #: for this cog's commands (the permissions cog: nobody locks them out of managing rules).
+    admins_bypass_rules: ClassVar[bool] = False
+
     def __init__(self, bot: commands.Bot, db: botdata.Database) -> None:
         self.bot = bot
         self.db = db
@@ -245,30 +337,49 @@ class BotdataCog(commands.Cog):
         """The name access rules use for this cog (its name in lower case)."""
         return self.qualified_name.lower()
 
+    async def outcome(
+        self,
+        member: discord.Member,
+        channel: discord.abc.Snowflake,
+        command: commands.Command | None = None,
+    ) -> Outcome:
+        """What the guild's access rules say about ``member`` using this cog's module in
+        ``channel`` (a channel, thread or ``discord.Object``): with ``command`` the rules of
+        that command (its top-level command) count too, without it only the module's.
+
+        Served from the hot cache; a guild without rules costs a dict lookup. Raises the errors
+        of ``db.permissions.is_allowed``.
+        """
+        decision = await self.db.permissions.is_allowed(
+            member.guild.id,
+            command=_root_name(command) if command is not None else None,
+            module=self.module,
+            user_id=member.id,
+            role_ids=[role.id for role in member.roles],
+            channel_id=channel.id,
+            category_id=getattr(channel, "category_id", None),
+        )
+        return decision.outcome
+
     async def cog_check(self, ctx: commands.Context) -> bool:  # type: ignore[override]
-        if ctx.guild is not None and isinstance(ctx.author, discord.Member):
-            channel = ctx.channel
-            decision = await self.db.permissions.is_allowed(
-                ctx.guild.id,
-                command=_root_name(ctx.command),
-                module=self.module,
-                user_id=ctx.author.id,
-                role_ids=[role.id for role in ctx.author.roles],
-                channel_id=channel.id,
-                category_id=getattr(channel, "category_id", None),
+        author = ctx.author
+        if ctx.guild is not None and isinstance(author, discord.Member):
+            exempt = self.admins_bypass_rules and author.guild_permissions.administrator
+            outcome = (
+                Outcome.ALLOWED if exempt else await self.outcome(author, ctx.channel, ctx.command)
             )
-            if decision.outcome is Outcome.IGNORED:
+            if outcome is Outcome.IGNORED:
                 raise Ignored()
-            if decision.outcome is Outcome.DENIED:
+            if outcome is Outcome.DENIED:
                 raise commands.CheckFailure("That command is not allowed for you here.")
-        if await self.db.rate_limits.hit(ctx.author.id):
+        if not await is_staff(ctx) and await self.db.rate_limits.hit(author.id):
             raise RateLimited("You are running commands too fast; wait a little.")
         return True
 
     async def cog_command_error(self, ctx: commands.Context, error: Exception) -> None:  # type: ignore[override]
         message = error_message(ctx, error)
         if message is not None:
-            await self.send(ctx, message, ephemeral=True)
+            await self.send(ctx, message, mentions=NO_MENTIONS, ephemeral=True)
 
     async def send(
         self,
@@ -278,7 +389,14 @@ class BotdataCog(commands.Cog):
         mentions: discord.AllowedMentions = SAFE_MENTIONS,
         **kwargs: Any,
     ) -> discord.Message | None:
-        """Reply in the context's channel with ``mentions`` limited (members only by default)."""
+        """Reply in the context's channel with ``mentions`` limited (members only by default),
+        the content and the embeds (``embed=``/``embeds=``, changed in place) fitted into
+        Discord's limits (:mod:`cogs.limits`). Returns what ``ctx.send`` returns."""
+        if content is not None:
+            content = limits.fit(content, limits.CONTENT)
+        for embed in [kwargs.get("embed"), *kwargs.get("embeds", ())]:
+            if embed is not None:
+                limits.fit_embed(embed)
         return await ctx.send(content, allowed_mentions=mentions, **kwargs)
 
 
@@ -292,7 +410,9 @@ def _root_name(command: commands.Command | None) -> str:
 def error_message(ctx: commands.Context, error: Exception) -> str | None:
     """The short reply for ``error`` raised by a command, or None to say nothing.
 
-    Unexpected errors are logged here, with the command, guild, channel and author.
+    Member input in the reply is quoted as an excerpt and the whole reply is at most
+    :data:`cogs.limits.REFUSAL` characters. A database that is down or busy and unexpected
+    errors are logged here, with the command, guild, channel and author.
     """
     while isinstance(error, (commands.CommandInvokeError, commands.HybridCommandError)):
         error = error.original  # type: ignore[assignment]
@@ -300,17 +420,32 @@ def error_message(ctx: commands.Context, error: Exception) -> str | None:
         error = error.original
     if isinstance(error, (Ignored, commands.CommandNotFound)):
         return None
+    if isinstance(error, DatabaseUnavailableError):
+        _log_failure(ctx, error, logging.WARNING)
+        return "The database is unavailable or busy right now; try again in a moment."
     if isinstance(error, BotdataError):
-        return str(error)
-    if isinstance(error, commands.MissingRequiredArgument):
-        return f"Missing `{error.param.name}`. Usage: `{_usage(ctx)}`"
-    if isinstance(error, commands.UserInputError):
-        return f"{error} Usage: `{_usage(ctx)}`"
-    if isinstance(error, commands.CheckFailure):
-        return str(error) or "You cannot use that command here."
-    if isinstance(error, discord.Forbidden):
-        return "I lack the Discord permission to do that."
-    log.error(
+        message = str(error)
+    elif isinstance(error, commands.MissingRequiredArgument):
+        message = f"Missing `{error.param.name}`. Usage: `{_usage(ctx)}`"
+    elif isinstance(error, commands.UserInputError):
+        message = f"{error} Usage: `{_usage(ctx)}`"
+    elif isinstance(error, commands.CheckFailure):
+        message = str(error) or "You cannot use that command here."
+    elif isinstance(error, discord.Forbidden):
+        message = "I lack the Discord permission to do that."
+    else:
+        _log_failure(ctx, error, logging.ERROR)
+        return "Something went wrong; it has been logged."
+    argument = ctx.current_argument
+    if argument and limits.length(argument) > limits.EXCERPT:
+        # discord.py's and botdata's messages quote the argument whole.
+        message = message.replace(argument, limits.excerpt(argument))
+    return limits.fit(message, limits.REFUSAL)
+
+
+def _log_failure(ctx: commands.Context, error: BaseException, level: int) -> None:
+    log.log(
+        level,
         "command %s failed (guild %s, channel %s, author %s, message %r)",
         ctx.command.qualified_name if ctx.command else "?",
         ctx.guild.id if ctx.guild else None,
@@ -319,7 +454,6 @@ def error_message(ctx: commands.Context, error: Exception) -> str | None:
         ctx.message.content if ctx.message else None,
         exc_info=error,
     )
-    return "Something went wrong; it has been logged."
 
 
 def _usage(ctx: commands.Context) -> str:

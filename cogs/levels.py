@@ -20,7 +20,10 @@ Messages
     Every guild message of a member (not a bot, not a command: no ``<prefix><word>``) goes to
     ``db.levels.grant_message_xp`` with the member's roles and the channel (a thread counts as
     its parent channel), which applies the cooldown, blacklist and no-XP channels and roles.
-    The listener costs one prefix lookup (hot cache) plus what the grant costs. On a level-up
+    Access rules for the ``levels`` module apply too: a module rule that denies or ignores it
+    for the member or the channel means no XP there (and no level-up messages). The listener
+    costs one prefix lookup and one rules lookup (hot cache; a dict lookup for a guild without
+    rules) plus what the grant costs. On a level-up
     the bot posts "<member> reached level N" (pinging only that member) and gives the reward
     roles the grant says are due, taking those it says to revoke (highest-only rewards).
 """
@@ -36,6 +39,7 @@ import discord
 import pydantic
 from discord.ext import commands
 
+from botdata.managers.permissions import Outcome
 from botdata.managers.xp import MAX_LEVEL, MAX_XP, LevelSettings, level_threshold
 from botdata.schemas import XPGrantSchema
 from cogs.core import BotdataCog, cog_setup, level_or_permissions, starts_with_prefix
@@ -88,6 +92,8 @@ class Levels(BotdataCog):
         if await starts_with_prefix(self.bot, message):
             return  # a command, or a snippet's short form (<prefix><name>)
         channel = message.channel
+        if await self.outcome(author, channel) is not Outcome.ALLOWED:
+            return
         grant = await self.db.levels.grant_message_xp(
             message.guild.id,
             author.id,

@@ -11,6 +11,7 @@ Basic Multilingual Plane (most emoji) counts twice. Cuts never split such a char
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import discord
@@ -28,6 +29,8 @@ AUTHOR: Final = 256
 EMBED_TOTAL: Final = 6000
 #: Characters of member input quoted in a refusal.
 EXCERPT: Final = 80
+#: Characters of a whole refusal (a short reply to bad input; it quotes excerpts only).
+REFUSAL: Final = 500
 #: What ends a text that was cut.
 ELLIPSIS: Final = "…"
 
@@ -54,6 +57,29 @@ def fit(text: str, limit: int) -> str:
 def excerpt(text: str, limit: int = EXCERPT) -> str:
     """A short quote of member input for a reply: on one line, at most ``limit`` characters."""
     return fit(" ".join(text.split()), limit)
+
+
+def fit_lines(lines: Sequence[str], limit: int) -> str:
+    """``lines`` joined by newlines in at most ``limit`` characters: as many whole lines as fit,
+    then ``… and N more`` for the lines left out (a first line too long is cut instead).
+    """
+    joined = "\n".join(lines)
+    if length(joined) <= limit:
+        return joined
+    kept: list[str] = []
+    used = 0
+    for index, line in enumerate(lines):
+        left = len(lines) - index - 1
+        reserve = length(f"\n{ELLIPSIS} and {left} more") if left else 0
+        if not kept:
+            line = fit(line, max(limit - reserve, 1))
+        cost = length(line) + (1 if kept else 0)
+        if kept and used + cost + reserve > limit:
+            kept.append(f"{ELLIPSIS} and {left + 1} more")
+            break
+        kept.append(line)
+        used += cost
+    return fit("\n".join(kept), limit)  # a limit too small even for the note
 
 
 def fit_embed(embed: discord.Embed) -> discord.Embed:
@@ -87,10 +113,10 @@ def fit_embed(embed: discord.Embed) -> discord.Embed:
 
 def _shorten_to_total(embed: discord.Embed) -> None:
     """Shorten ``embed`` (parts already within their own limits) to :data:`EMBED_TOTAL`."""
-    excess = _embed_length(embed) - EMBED_TOTAL
+    excess = embed_length(embed) - EMBED_TOTAL
     if excess > 0 and embed.description:
         embed.description = fit(embed.description, max(length(embed.description) - excess, 1))
-        excess = _embed_length(embed) - EMBED_TOTAL
+        excess = embed_length(embed) - EMBED_TOTAL
     for index in reversed(range(len(embed.fields))):
         if excess <= 0:
             return
@@ -98,23 +124,23 @@ def _shorten_to_total(embed: discord.Embed) -> None:
         value = field.value or ELLIPSIS
         shortened = fit(value, max(length(value) - excess, 1))
         embed.set_field_at(index, name=field.name, value=shortened, inline=bool(field.inline))
-        excess = _embed_length(embed) - EMBED_TOTAL
+        excess = embed_length(embed) - EMBED_TOTAL
     while excess > 0 and embed.fields:
         embed.remove_field(-1)
-        excess = _embed_length(embed) - EMBED_TOTAL
+        excess = embed_length(embed) - EMBED_TOTAL
     if excess > 0 and embed.footer.text:
         footer = embed.footer
         embed.set_footer(
             text=fit(footer.text, max(length(footer.text) - excess, 1)), icon_url=footer.icon_url
         )
-        excess = _embed_length(embed) - EMBED_TOTAL
+        excess = embed_length(embed) - EMBED_TOTAL
     if excess > 0 and embed.title:
         embed.title = fit(embed.title, max(length(embed.title) - excess, 1))
 
 
-def _embed_length(embed: discord.Embed) -> int:
-    """What Discord counts against :data:`EMBED_TOTAL`: title, description, field names and
-    values, footer text and author name."""
+def embed_length(embed: discord.Embed) -> int:
+    """``embed``'s length as Discord counts it against :data:`EMBED_TOTAL`: title,
+    description, field names and values, footer text and author name."""
     parts = [embed.title, embed.description, embed.footer.text, embed.author.name]
     for field in embed.fields:
         parts += [field.name, field.value]

@@ -13,15 +13,24 @@ Commands (a level OR the Discord permission; the bot needs the permission of the
   jail takes away the member's roles (the ones the bot can manage), saves them in the case
   and gives the configured jail role (``config jail``); unjail gives them back from the
   latest JAIL case. A jail with a duration is lifted when it expires. The duration is
-  optional: a first reason word that is not a duration (``10x``) starts the reason.
+  optional: a first word that looks like a duration (it starts with a digit: ``2000d``,
+  ``0s``, ``10x``) must be a valid one or the jail is refused; any other word starts the
+  reason (see :class:`cogs.core.OptionalDuration`).
 - ``snippetban``/``snippetunban @member [reason]``, ``pollban``/``pollunban @member [reason]``
   (level 2): recorded only; the snippet and poll commands check them.
 
-Durations look like ``10m``, ``2h30m``, ``1d``, ``1w``. A reason is at most 2000 characters
-("No reason given" when left out). Every action checks role hierarchy, posts the case in the
-mod-log channel when one is set and DMs the member where it makes sense (closed DMs are fine:
-the reply says so). A newer ban, tempban or unban settles a pending tempban (and likewise for
-timeouts), so the expiry task does not undo it later.
+Durations look like ``10m``, ``2h30m``, ``1d``, ``1w``, at most five years. A reason is at
+most 2000 characters ("No reason given" when left out). Every action checks role hierarchy,
+posts the case in the mod-log channel when one is set and DMs the member where it makes sense
+(closed DMs are fine: the reply says so; a DM too long for Discord is cut with an ellipsis).
+A newer ban, tempban or unban settles a pending tempban (and likewise for timeouts), so the
+expiry task does not undo it later.
+
+Rejoining: a member who leaves and comes back gets their jail back (``on_member_join``): while
+the records say jailed (``db.cases.is_jailed``) the jail role of the latest JAIL case (or the
+configured one) is given again and the roles the jail took are taken again if the member got
+them back; a timeout whose case has not expired nor been lifted is applied again until its
+expiry when the member is not timed out. Access rules do not apply to this: it enforces records.
 
 Expiry: every :data:`EXPIRY_INTERVAL` seconds :meth:`Moderation.lift_expired` claims the expired
 tempbans, timeouts and timed jails (``db.cases.claim_due``: each is handed to one bot process),
@@ -35,7 +44,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import discord
 from discord.ext import commands, tasks
@@ -45,6 +54,7 @@ from botdata.schemas import CaseSchema
 from cogs.core import (
     BotdataCog,
     Duration,
+    OptionalDuration,
     cog_setup,
     ensure_can_moderate,
     human,
@@ -252,7 +262,7 @@ class Moderation(BotdataCog):
         self,
         ctx: commands.Context,
         member: discord.Member,
-        duration: Optional[Annotated[timedelta, Duration]] = None,  # noqa: UP045 (read at runtime)
+        duration: Annotated[timedelta | None, OptionalDuration] = None,
         *,
         reason: Reason = NO_REASON,
     ) -> None:
@@ -367,6 +377,73 @@ class Moderation(BotdataCog):
         dm = await notify(member, _dm(ctx, text, reason))
         done = f"banned from {what}" if ban else f"allowed {what} again"
         await self._reply(ctx, case, f"{name_of(member)} was {done}", dm is not None)
+
+    # Rejoining -------------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_member_join(self, member: discord.Member) -> None:
+        """Put a jail and a timeout the records still hold back on a member who rejoined.
+
+        Discord refusing (missing permission, role above the bot) is logged, not raised.
+        """
+        try:
+            await self._rejail(member)
+            await self._retime_out(member)
+        except discord.HTTPException as exc:
+            log.warning(
+                "guild %s: cannot restore the jail or timeout of %s: %s",
+                member.guild.id,
+                member.id,
+                exc,
+            )
+
+    async def _rejail(self, member: discord.Member) -> None:
+        """Give the jail role again (and take the roles the jail took) if the member is jailed."""
+        guild = member.guild
+        if not await self.db.cases.is_jailed(guild.id, member.id):
+            return
+        [jailed] = await self.db.cases.search(
+            guild.id, user_id=member.id, case_type=CaseType.JAIL, active=True, limit=1
+        )
+        config = await self.db.guilds.config(guild.id)
+        jail_role = guild.get_role((jailed.metadata or {}).get("jail_role_id") or 0)
+        jail_role = jail_role or guild.get_role(config.jail_role_id or 0)
+        if jail_role is None or not jail_role.is_assignable():
+            log.warning("guild %s: no jail role to give back to %s", guild.id, member.id)
+            return
+        taken = set(jailed.user_roles)
+        kept = [
+            role
+            for role in member.roles
+            if not role.is_default()
+            and role != jail_role
+            and (role.id not in taken or not role.is_assignable())
+        ]
+        await member.edit(
+            roles=[*kept, jail_role], reason=f"Case #{jailed.number}: jailed, rejoined"
+        )
+
+    async def _retime_out(self, member: discord.Member) -> None:
+        """Time the member out again until their latest timeout's expiry, if it is still on."""
+        if member.is_timed_out():
+            return
+        guild_id = member.guild.id
+        latest = await self.db.cases.search(
+            guild_id, user_id=member.id, case_type=CaseType.TIMEOUT, active=True, limit=1
+        )
+        if not latest or latest[0].expires_at is None:
+            return
+        timeout = latest[0]
+        if timeout.expires_at <= datetime.now(timezone.utc):
+            return
+        lifted = await self.db.cases.search(
+            guild_id, user_id=member.id, case_type=CaseType.UNTIMEOUT, active=True, limit=1
+        )
+        if lifted and lifted[0].number > timeout.number:
+            return
+        await member.timeout(
+            timeout.expires_at, reason=f"Case #{timeout.number}: timed out, rejoined"
+        )
 
     # Expiry ----------------------------------------------------------------------------------
 

@@ -1,6 +1,11 @@
 """What the moderation, cases and notes cogs share: case embeds, the mod log, DMs, arguments
 and paged lists.
 
+Everything here fits Discord's limits whatever members wrote: a case embed shows a reason and a
+void reason of 2000 characters each in full (each part gets at least half of the description
+when both are long) and is fitted by :func:`cogs.limits.fit_embed`; a DM is cut with an
+ellipsis at 2000 characters.
+
 Not an extension: a helper module the cogs import.
 """
 
@@ -17,6 +22,7 @@ import botdata
 from botdata.managers.case_rules import MAX_REASON
 from botdata.models import CaseType
 from botdata.schemas import CaseSchema
+from cogs import limits
 from cogs.core import NO_MENTIONS
 
 log = logging.getLogger("cogs.modlog")
@@ -80,12 +86,15 @@ async def type_labels(
 
 
 async def case_embed(db: botdata.Database, case: CaseSchema) -> discord.Embed:
-    """An embed showing every part of ``case`` (its void too)."""
+    """An embed showing every part of ``case`` (its void too), within Discord's limits."""
     [label] = await type_labels(db, case.guild_id, [case])
     description = f"**Reason:** {case.reason}"
     if case.voided_at is not None:
         when = discord.utils.format_dt(case.voided_at, "R")
-        description += f"\n\n**Voided** by <@{case.voided_by}> {when}: {case.void_reason}"
+        void = f"**Voided** by <@{case.voided_by}> {when}: {case.void_reason}"
+        room = limits.EMBED_DESCRIPTION - 2  # the blank line between the parts
+        description = limits.fit(description, room - min(limits.length(void), room // 2))
+        description += "\n\n" + limits.fit(void, room - limits.length(description))
     embed = discord.Embed(
         title=f"Case #{case.number} · {label}" + (" (void)" if not case.active else ""),
         description=description,
@@ -101,7 +110,7 @@ async def case_embed(db: botdata.Database, case: CaseSchema) -> discord.Embed:
         more = len(case.user_roles) - SHOWN_ROLES
         shown += f" and {more} more" if more > 0 else ""
         embed.add_field(name="Saved roles", value=shown, inline=False)
-    return embed
+    return limits.fit_embed(embed)
 
 
 async def post_mod_log(
@@ -127,9 +136,12 @@ async def post_mod_log(
 
 
 async def notify(user: discord.abc.User, text: str) -> discord.Message | None:
-    """DM ``user`` (pinging nobody). Returns the message, or None when their DMs are closed."""
+    """DM ``user`` (pinging nobody) ``text``, cut with an ellipsis to Discord's 2000 characters.
+
+    Returns the message, or None when their DMs are closed.
+    """
     try:
-        return await user.send(text, allowed_mentions=NO_MENTIONS)
+        return await user.send(limits.fit(text, limits.CONTENT), allowed_mentions=NO_MENTIONS)
     except discord.HTTPException:
         return None
 
@@ -171,7 +183,4 @@ def list_embed(
 
 def shorten(text: str) -> str:
     """``text`` on one line, cut to :data:`SHOWN_TEXT` characters, markdown escaped."""
-    flat = " ".join(text.split())
-    if len(flat) > SHOWN_TEXT:
-        flat = flat[: SHOWN_TEXT - 1] + "…"
-    return discord.utils.escape_markdown(flat)
+    return discord.utils.escape_markdown(limits.excerpt(text, SHOWN_TEXT))

@@ -4,12 +4,16 @@ dpytest fakes Discord's HTTP API and gateway for one process, but a few calls th
 missing or wrong in dpytest 0.7 under discord.py 2.7: unbanning, banning by id, editing a
 member's roles, timeout or nickname, and reaction events. :class:`SimulatedDiscord` fills those
 in on a bot's HTTP client (updating dpytest's guild state like Discord would) and records them;
-:func:`react` delivers a reaction through discord.py's own gateway parser. ``example_bot.py
---offline`` and the cog tests use them. Only Discord is simulated: botdata runs for real.
+:func:`react` delivers a reaction through discord.py's own gateway parser. dpytest also sends a
+message of any size, where Discord refuses one over its limits: :func:`enforce_limits` makes
+the bot's sends fail as Discord's do. ``example_bot.py --offline`` and the cog tests use them.
+Only Discord is simulated: botdata runs for real.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +22,8 @@ import discord
 import discord.ext.test as dpytest
 from discord.ext import commands
 from discord.ext.test import backend, factories
+
+from cogs import limits
 
 
 @dataclass
@@ -102,3 +108,50 @@ async def react(
     else:
         state.parse_message_reaction_remove(data)  # type: ignore[arg-type]
     await dpytest.run_all_events()
+
+
+def enforce_limits(bot: commands.Bot) -> None:
+    """Make the bot's messages (in channels and DMs) fail as Discord fails them: content over
+    2000 characters, or embeds over their limits (:mod:`cogs.limits`), get HTTP 400."""
+    original = bot.http.send_message
+
+    async def send_message(channel_id: int, *, params: Any) -> Any:
+        # dpytest's fake send_message reads ``channel`` from its caller's locals.
+        channel = sys._getframe(1).f_locals.get("channel")  # noqa: F841
+        problem = _over_limits(_payload(params))
+        if problem is not None:
+            raise discord.HTTPException(backend.FakeRequest(400, "Bad Request"), problem)
+        return await original(channel_id, params=params)
+
+    bot.http.send_message = send_message  # type: ignore[method-assign]
+
+
+def _payload(params: Any) -> dict[str, Any]:
+    """The JSON of a message to send (with files it travels as a multipart part)."""
+    if params.payload is not None:
+        return params.payload  # type: ignore[no-any-return]
+    [part] = [part for part in params.multipart if part["name"] == "payload_json"]
+    return json.loads(part["value"])  # type: ignore[no-any-return]
+
+
+def _over_limits(payload: dict[str, Any]) -> str | None:
+    """What Discord would refuse in a message payload, or None."""
+    if limits.length(payload.get("content") or "") > limits.CONTENT:
+        return "Invalid Form Body: content is longer than 2000"
+    embeds = [discord.Embed.from_dict(data) for data in payload.get("embeds") or []]
+    for embed in embeds:
+        parts = [
+            (embed.title, limits.EMBED_TITLE),
+            (embed.description, limits.EMBED_DESCRIPTION),
+            (embed.footer.text, limits.FOOTER),
+            (embed.author.name, limits.AUTHOR),
+        ]
+        for item in embed.fields:
+            parts += [(item.name, limits.FIELD_NAME), (item.value, limits.FIELD_VALUE)]
+        if len(embed.fields) > limits.EMBED_FIELDS or any(
+            text and limits.length(text) > limit for text, limit in parts
+        ):
+            return "Invalid Form Body: an embed part is too long"
+    if sum(limits.embed_length(embed) for embed in embeds) > limits.EMBED_TOTAL:
+        return "Invalid Form Body: embeds are longer than 6000"
+    return None

@@ -1,9 +1,22 @@
 """Access rules: allow, deny or ignore a command or module for a member, role, channel, category.
 
-Commands (level 5 or Manage Server): ``perm allow|deny|ignore <command or module> <target>
-[duration]``, ``perm list``, ``perm remove <rule id>``. A rule names a top-level command (and
-covers its subcommands) or a module, which is a cog's name (``moderation``, ``snippets``...).
-See ``botdata.managers.permissions`` for which rule wins when several match.
+Commands (level 5 or Manage Server): ``perm allow|deny|ignore <target name> <member, role,
+channel or category> [duration]``, ``perm list``, ``perm remove <rule id>``. See
+``botdata.managers.permissions`` for which rule wins when several match.
+
+What a rule names
+    ``module:<name>`` names a module, which is a cog (``module:snippets``, ``module:levels``):
+    the rule covers every command of the cog and its listeners for members (the snippet short
+    form ``<prefix><name>``, XP per message, AFK notices and welcome-backs, stars).
+    ``command:<name>`` names a top-level command (or one of its aliases) and covers its
+    subcommands. A bare name is a module when a cog of that name exists and a command
+    otherwise, so ``perm ignore snippets #general`` silences the whole snippets module while
+    ``perm ignore command:snippets #general`` silences only the ``snippets`` list.
+
+Nobody is locked out
+    The guild owner and members with Administrator are not subject to access rules for this
+    cog's commands (``perm`` and its subcommands): whatever rule exists, they can list and
+    remove rules. Everyone else's use of ``perm`` follows the rules like any command.
 """
 
 from __future__ import annotations
@@ -16,8 +29,13 @@ from discord.ext import commands
 from botdata.models import AccessType, PermissionType
 from botdata.schemas import GuildPermissionSchema
 from cogs.core import BotdataCog, cog_setup, human, level_or_permissions, parse_duration
+from cogs.limits import CONTENT, excerpt, fit_lines
 
 RULES_LEVEL = 5
+#: The highest rule id ``perm remove`` takes (Discord's largest integer option).
+MAX_RULE_ID = 2**53
+#: Command argument: a rule's id.
+RuleId = commands.Range[int, 1, MAX_RULE_ID]
 Target = discord.Member | discord.Role | discord.TextChannel | discord.CategoryChannel
 
 
@@ -36,7 +54,9 @@ class RuleTarget(commands.Converter[Target]):
                 return await converter().convert(ctx, argument)
             except commands.BadArgument:
                 continue
-        raise commands.BadArgument(f"`{argument}` is not a member, role, channel or category.")
+        raise commands.BadArgument(
+            f"`{excerpt(argument)}` is not a member, role, channel or category."
+        )
 
 
 def _target_type(target: Target) -> PermissionType:
@@ -52,15 +72,38 @@ def _target_type(target: Target) -> PermissionType:
 class Permissions(BotdataCog):
     """Who may use which commands where."""
 
+    admins_bypass_rules = True
+
     def _scope(self, name: str) -> dict[str, str]:
-        """``{"command": ...}`` or ``{"module": ...}`` for a command or cog name."""
-        command = self.bot.get_command(name)
+        """``{"module": ...}`` or ``{"command": ...}`` for ``module:<name>``, ``command:<name>``
+        or a bare name (a module when a cog of that name exists, else a command).
+
+        Raises :class:`commands.BadArgument` when there is no such module or command.
+        """
+        kind, colon, rest = name.partition(":")
+        kind = kind.lower()
+        if colon and kind in ("module", "command"):
+            found = self._module(rest) if kind == "module" else self._command(rest)
+            if found is None:
+                raise commands.BadArgument(f"There is no {kind} called `{excerpt(rest)}`.")
+            return {kind: found}
+        module = self._module(name)
+        if module is not None:
+            return {"module": module}
+        command = self._command(name)
         if command is not None:
-            return {"command": (command.root_parent or command).qualified_name}
-        for cog_name in self.bot.cogs:
-            if cog_name.lower() == name.lower():
-                return {"module": cog_name.lower()}
-        raise commands.BadArgument(f"There is no command or module called `{name}`.")
+            return {"command": command}
+        raise commands.BadArgument(f"There is no command or module called `{excerpt(name)}`.")
+
+    def _module(self, name: str) -> str | None:
+        """The module (lower-case cog name) called ``name`` ignoring case, or None."""
+        wanted = name.lower()
+        return next((cog.lower() for cog in self.bot.cogs if cog.lower() == wanted), None)
+
+    def _command(self, name: str) -> str | None:
+        """The top-level command ``name`` is (or is an alias of), or None."""
+        command = self.bot.get_command(name)
+        return None if command is None else (command.root_parent or command).qualified_name
 
     async def _add(
         self,
@@ -96,7 +139,7 @@ class Permissions(BotdataCog):
             await self.send(ctx, "No access rules: every command is allowed.")
             return
         lines = [f"`{rule.id}` {describe(rule)}" for rule in rules]
-        await self.send(ctx, "\n".join(lines)[:2000])
+        await self.send(ctx, fit_lines(lines, CONTENT))
 
     @perm.command(name="allow")
     @level_or_permissions(RULES_LEVEL, manage_guild=True)
@@ -124,7 +167,7 @@ class Permissions(BotdataCog):
 
     @perm.command(name="remove")
     @level_or_permissions(RULES_LEVEL, manage_guild=True)
-    async def remove(self, ctx: commands.Context, rule_id: int) -> None:
+    async def remove(self, ctx: commands.Context, rule_id: RuleId) -> None:
         """Remove the rule with this number (see `perm list`)."""
         assert ctx.guild is not None
         if await self.db.permissions.remove_rule(ctx.guild.id, rule_id, removed_by=ctx.author.id):

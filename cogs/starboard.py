@@ -9,12 +9,18 @@ Reactions
     sends for every message, cached or not; it has no other reaction listener, so each reaction
     is counted once. Only the configured emoji counts and bots' reactions never do. In the
     starboard channel only stars on copies count (they count for the original message). The
-    guild must have a starboard; otherwise reactions are ignored.
+    guild must have a starboard; otherwise reactions are ignored. Access rules for the
+    ``starboard`` module apply to adding a star: one that denies or ignores it for the member
+    or the channel reacted in means the star does not count. Taking a star back is always
+    handled (a star that was never counted is a no-op), so a star counted before a rule can
+    still be removed.
 
     ``db.starboard`` counts atomically and decides what happens to the copy: post it (an embed of
     the message, pinging nobody, with ``⭐ 3 | #channel`` above it), edit its count, delete it, or
     nothing; whether a self-star counts is decided there too. Copies are looked up in the
     channel the starboard has now: copies left in a former starboard channel are not touched.
+
+    A copy's embed is fitted into Discord's limits (:func:`cogs.limits.fit_embed`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ import discord
 from discord.ext import commands
 
 from botdata.errors import StarboardMessageNotFoundError, StarboardNotConfiguredError
+from botdata.managers.permissions import Outcome
 from botdata.schemas import StarAction, StarboardSchema, StarDecision
+from cogs import limits
 from cogs.core import NO_MENTIONS, BotdataCog, cog_setup, level_or_permissions
 
 log = logging.getLogger("cogs.starboard")
@@ -64,7 +72,7 @@ class StarEmoji(commands.Converter[str]):
             return str(emoji)
         if is_unicode_emoji(text):
             return text
-        raise commands.BadArgument(f"`{argument}` is not an emoji.")
+        raise commands.BadArgument(f"`{limits.excerpt(argument)}` is not an emoji.")
 
 
 def same_emoji(configured: str, emoji: discord.PartialEmoji) -> bool:
@@ -84,9 +92,10 @@ def header(emoji: str, stars: int, channel_id: int) -> str:
 
 
 def copy_embed(message: discord.Message) -> discord.Embed:
-    """The embed of a starred message's copy: author, content, first image, jump link."""
+    """The embed of a starred message's copy: author, content, first image, jump link (fitted
+    into Discord's limits)."""
     embed = discord.Embed(
-        description=message.content[:4096] or None,
+        description=message.content or None,
         colour=discord.Colour.gold(),
         timestamp=message.created_at,
     )
@@ -96,7 +105,7 @@ def copy_embed(message: discord.Message) -> discord.Embed:
         embed.set_image(url=image.url)
     embed.add_field(name="Original", value=f"[Jump to the message]({message.jump_url})")
     embed.set_footer(text=f"Message {message.id}")
-    return embed
+    return limits.fit_embed(embed)
 
 
 def _is_image(attachment: discord.Attachment) -> bool:
@@ -223,6 +232,11 @@ class Starboard(BotdataCog):
         board = await self.db.starboard.get(guild.id)
         if board is None or not same_emoji(board.emoji, payload.emoji):
             return None
+        if payload.event_type == "REACTION_ADD" and isinstance(user, discord.Member):
+            channel = guild.get_channel_or_thread(payload.channel_id)
+            where = channel or discord.Object(payload.channel_id)
+            if await self.outcome(user, where) is not Outcome.ALLOWED:
+                return None  # the module's rules deny or ignore this member or channel
         if payload.channel_id == board.channel_id:
             entry = await self.db.starboard.get_message(guild.id, payload.message_id)
             if entry is None or entry.starboard_message_id != payload.message_id:

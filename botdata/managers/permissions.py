@@ -269,7 +269,7 @@ class PermissionManager(Manager):
         self,
         guild_id: int,
         *,
-        command: str,
+        command: str | None,
         module: str | None,
         user_id: int,
         role_ids: Iterable[int],
@@ -279,6 +279,9 @@ class PermissionManager(Manager):
     ) -> Decision:
         """May ``user_id`` (with ``role_ids``) run ``command`` of ``module`` in ``channel_id``
         (in ``category_id``)? Rules expired at ``now`` (default: the current time) are ignored.
+        With ``command`` None only module rules count (a listener of the module, such as XP
+        per message); with ``module`` None only command rules. A guild without rules costs a
+        hot-cache lookup.
 
         Precedence (see the module documentation): the most specific level decides - member,
         then role, then channel, then category, a command rule before a module rule at each -;
@@ -289,9 +292,7 @@ class PermissionManager(Manager):
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id and
         :class:`~botdata.errors.InvalidExpiryError` for a naive ``now``.
         """
-        if now is None:
-            now = datetime.now(timezone.utc)
-        else:
+        if now is not None:
             aware(now, "now")
         rules = await self._cached_rules(guild_id)
         if not rules:
@@ -304,7 +305,7 @@ class PermissionManager(Manager):
             role_ids=role_ids,
             channel_id=channel_id,
             category_id=category_id,
-            now=now,
+            now=now or datetime.now(timezone.utc),
         )
 
     async def _cached_rules(self, guild_id: int) -> list[GuildPermissionSchema]:
@@ -332,7 +333,7 @@ class PermissionManager(Manager):
 def decide(
     rules: Sequence[GuildPermissionSchema],
     *,
-    command: str,
+    command: str | None,
     module: str | None,
     user_id: int,
     role_ids: Iterable[int],
@@ -347,7 +348,10 @@ def decide(
     relevant = [
         rule
         for rule in rules
-        if (rule.command == command or (module is not None and rule.module == module))
+        if (
+            (command is not None and rule.command == command)
+            or (module is not None and rule.module == module)
+        )
         and _live(rule, now)
     ]
     if not relevant:

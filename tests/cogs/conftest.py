@@ -19,6 +19,7 @@ from discord.ext.test import backend
 
 import botdata
 from cogs.core import guild_prefix
+from cogs.offline import enforce_limits
 
 MOD_LEVEL = 5
 
@@ -41,6 +42,7 @@ async def bot(db: botdata.Database) -> AsyncIterator[commands.Bot]:
     bot.botdata = db  # type: ignore[attr-defined]
     await bot._async_setup_hook()
     dpytest.configure(bot, members=["Mod", "Member", "Other"])
+    enforce_limits(bot)  # a message over Discord's limits fails as on Discord
     await bot.load_extension("cogs")
     yield bot
     await bot.unload_extension("cogs")

@@ -18,6 +18,7 @@ import pytest
 from discord.ext.test import backend, factories
 
 import botdata
+from cogs import limits
 from cogs.afk import AFK, EXPIRY_INTERVAL
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
@@ -184,6 +185,36 @@ async def test_several_afk_members_in_one_notice_and_bots_ignored(
         f"{shown(scene.member)} is AFK (since {since(first)})",
         f"{shown(scene.other)} is AFK: sleeping (since {since(second)})",
     ])
+
+
+async def test_an_afk_module_rule_silences_notices_and_welcome_backs(
+    scene: Scene, db: botdata.Database, nicks: Nicks
+) -> None:
+    p = prefix(db)
+    await say(f"{p}afk away", scene.member)
+    [reply] = await say(f"{p}perm ignore afk {scene.channel.mention}", scene.mod)
+    assert "ignore module `afk`" in reply.content
+    assert await say(f"hey {scene.member.mention}", scene.other) == []
+    assert await say("I am back", scene.member) == []
+    assert await db.afk.get(scene.guild.id, scene.member.id) is not None  # not cleared
+    elsewhere = backend.make_text_channel("elsewhere", scene.guild)
+    [notice] = await say(f"hey {scene.member.mention}", scene.other, elsewhere)
+    assert notice.content.startswith(f"{shown(scene.member)} is AFK")
+
+
+async def test_a_notice_about_many_afk_members_fits_in_a_message(
+    scene: Scene, db: botdata.Database, nicks: Nicks
+) -> None:
+    away = [await dpytest.member_join(scene.guild, name=f"Away{n}") for n in range(12)]
+    reason = "\U0001f600" * 250  # 500 UTF-16 units, cut to 200 in a notice
+    for member in away:
+        await say(f"{prefix(db)}afk {reason}", member)
+    [notice] = await say(" ".join(member.mention for member in away), scene.other)
+    assert limits.length(notice.content) <= limits.CONTENT
+    lines = notice.content.split("\n")
+    assert lines[-1].startswith("… and ")
+    assert all(" is AFK: " in line for line in lines[:-1])
+    assert len(lines[:-1]) + int(lines[-1].split()[2]) == len(away)
 
 
 # Moderators ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import discord.ext.test as dpytest
 import botdata
 from botdata.models import CaseType
 from botdata.schemas import CaseSchema
+from cogs import limits
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 
@@ -135,6 +136,31 @@ async def test_case_void_marks_the_case_void_once(scene: Scene, db: botdata.Data
     assert "**Voided** by" in (reply.embeds[0].description or "")
     [reply] = await say(f"{p}case void 9 nothing", scene.mod)
     assert reply.content == "There is no case #9."
+
+
+async def test_a_case_with_a_long_reason_and_void_reason_shows_both(
+    scene: Scene, db: botdata.Database
+) -> None:
+    p = prefix(db)
+    await warn(db, scene, "r" * 2000)
+    await db.cases.void(scene.guild.id, 1, by=scene.mod.id, reason="v" * 2000)
+    [reply] = await say(f"{p}case 1", scene.mod)  # ASCII: both fit whole
+    description = reply.embeds[0].description or ""
+    assert "r" * 2000 in description
+    assert "v" * 2000 in description
+    smile = "\U0001f600"  # two UTF-16 units: 2000 of them are 4000 characters to Discord
+    await warn(db, scene, smile * 2000)
+    await db.cases.void(scene.guild.id, 2, by=scene.mod.id, reason=smile * 2000)
+    [reply] = await say(f"{p}case 2", scene.mod)
+    [embed] = reply.embeds
+    description = embed.description or ""
+    assert limits.length(description) <= limits.EMBED_DESCRIPTION
+    assert len(embed) <= limits.EMBED_TOTAL
+    reason, void = description.split("\n\n")
+    assert reason.startswith(f"**Reason:** {smile * 100}")
+    assert void.startswith("**Voided** by")
+    assert void.endswith(f"{smile * 100}{limits.ELLIPSIS}")
+    assert limits.length(reason) >= limits.EMBED_DESCRIPTION // 2 - 1  # each gets half
 
 
 async def test_bad_case_input_gets_a_clear_reply_and_changes_nothing(

@@ -89,3 +89,28 @@ async def test_blacklist_rule_refuses_and_ignore_rule_silences(
     )
     assert await say(f"{p}config", scene.mod) == []
     assert (await db.guilds.config(scene.guild.id)).prefix is None
+
+
+async def test_nobody_sets_or_clears_a_level_at_or_above_their_own(
+    scene: Scene, db: botdata.Database
+) -> None:
+    p = db.settings.DEFAULT_PREFIX
+    role = scene.member_role.mention
+    for command in (f"level 7 {role}", f"level 5 {role}", "level 5", "level 6"):
+        [reply] = await say(f"{p}config {command}", scene.mod)  # the mod is level 5
+        assert reply.content == "You can only set or clear levels below your own (5).", command
+    config = await db.guilds.config(scene.guild.id)
+    assert (config.perm_level_5_role_id, config.perm_level_7_role_id) == (scene.mod_role.id, None)
+    [reply] = await say(f"{p}config level 4 {role}", scene.mod)
+    assert reply.content == f"Level 4 is now {role}."
+    scene.guild.owner_id = scene.other.id
+    [reply] = await say(f"{p}config level 7 {role}", scene.other)
+    assert reply.content == f"Level 7 is now {role}."
+    [reply] = await say(f"{p}config level 5", scene.other)
+    assert reply.content == "Level 5 has no role now."
+    config = await db.guilds.config(scene.guild.id)
+    assert (config.perm_level_4_role_id, config.perm_level_7_role_id) == (
+        scene.member_role.id,
+        scene.member_role.id,
+    )
+    assert config.perm_level_5_role_id is None

@@ -116,6 +116,29 @@ async def test_blacklisted_members_earn_nothing(scene: Scene, db: botdata.Databa
     assert reply.content == f"{scene.other} is not blacklisted."
 
 
+async def test_a_levels_module_rule_stops_xp_for_the_member_or_the_channel(
+    scene: Scene, db: botdata.Database
+) -> None:
+    await configure(db, scene, cooldown=0)
+    p = prefix(db)
+    [reply] = await say(f"{p}perm deny levels {scene.member.mention}", scene.mod)
+    assert "deny module `levels`" in reply.content
+    await say("hello", scene.member)
+    assert await xp_of(db, scene, scene.member) is None
+    await say("hello", scene.other)
+    assert await xp_of(db, scene, scene.other) is not None
+    quiet = backend.make_text_channel("quiet", scene.guild)
+    [reply] = await say(f"{p}perm ignore levels {quiet.mention}", scene.mod)
+    assert "ignore module `levels`" in reply.content
+    before = await xp_of(db, scene, scene.other)
+    await say("hello quietly", scene.other, quiet)
+    assert await xp_of(db, scene, scene.other) == before
+    [rule, _] = await db.permissions.rules(scene.guild.id)
+    await db.permissions.remove_rule(scene.guild.id, rule.id)
+    await say("hello again", scene.member)
+    assert await xp_of(db, scene, scene.member) is not None
+
+
 # Level-ups and rewards --------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from discord.ext.test import backend
 import botdata
 from botdata.models import CaseType
 from botdata.schemas import CaseSchema
+from cogs import limits
 from cogs.moderation import EXPIRY_INTERVAL, Moderation
 from cogs.offline import SimulatedDiscord
 from tests.cogs.conftest import Scene, say
@@ -164,6 +165,20 @@ async def test_a_reason_over_2000_characters_is_refused_and_nothing_written(
     assert fake.bans == set()
     assert scene.guild.get_member(scene.member.id) is not None
     assert await all_cases(db, scene.guild.id) == []
+
+
+async def test_a_long_reason_still_reaches_the_member_and_the_mod_log(
+    scene: Scene, db: botdata.Database, mod_log: discord.TextChannel
+) -> None:
+    reason = "r" * 1990
+    sent = await say(f"{prefix(db)}warn {scene.member.mention} {reason}", scene.mod)
+    assert replies(sent, scene.channel) == [f"Case #1: {scene.member} was warned."]  # DM sent
+    [dm] = dms(sent)
+    assert limits.length(dm) <= limits.CONTENT
+    assert f"Reason: {'r' * 1900}" in dm
+    assert dm.endswith(limits.ELLIPSIS)
+    [log_message] = [m for m in sent if m.channel.id == mod_log.id]
+    assert reason in (log_message.embeds[0].description or "")
 
 
 # Who may act on whom ----------------------------------------------------------------------------
@@ -311,6 +326,11 @@ async def test_bad_durations_are_refused_and_nothing_written(
     assert "at most 28 days" in reply.content
     [reply] = await say(f"{p}tempban {scene.member.mention}", scene.mod)
     assert reply.content.startswith("Missing `duration`")
+    for huge in ("99999999999d", "99999999999999999999w", f"{'9' * 5000}s", "1w" * 300):
+        [reply] = await say(f"{p}tempban {scene.member.mention} {huge} spam", scene.mod)
+        assert "at most 5 years" in reply.content, huge
+        [reply] = await say(f"{p}timeout {scene.member.mention} {huge} spam", scene.mod)
+        assert "at most 5 years" in reply.content, huge
     assert fake.bans == set()
     assert fake.edits == []
     assert await all_cases(db, scene.guild.id) == []
@@ -394,12 +414,90 @@ async def test_jail_takes_an_optional_duration(
     p = prefix(db)
     sent = await say(f"{p}jail {scene.member.mention} 2h flooding", scene.mod)
     assert replies(sent, scene.channel) == [f"Case #1: {scene.member} was jailed for 2h."]
-    await say(f"{p}jail {scene.other.mention} 10x is not a duration", scene.mod)
+    await say(f"{p}jail {scene.other.mention} flooding again", scene.mod)
     timed, untimed = sorted(await all_cases(db, scene.guild.id), key=lambda c: c.number)
     assert timed.reason == "flooding"
     assert timed.expires_at is not None
-    assert untimed.reason == "10x is not a duration"
+    assert untimed.reason == "flooding again"
     assert untimed.expires_at is None
+
+
+async def test_a_jail_duration_that_does_not_parse_is_refused_not_permanent(
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord, jail_role: discord.Role
+) -> None:
+    p = prefix(db)
+    member = scene.member.mention
+    for words, refusal in (
+        ("2000d rude", "at most 5 years"),
+        ("0s rude", "more than 0"),
+        ("99999999999999999999d rude", "at most 5 years"),
+        (f"{'9' * 5000}d rude", "at most 5 years"),
+        ("10x rude", "`10x` is not a duration"),
+        ("5 rude", "`5` is not a duration"),
+        ('"2h rude"', "is not a duration"),
+    ):
+        [reply] = await say(f"{p}jail {member} {words}", scene.mod)
+        assert refusal in reply.content, words
+    sent = await slash(scene.bot, scene.mod, "jail", member=scene.member, duration="rude")
+    assert "`rude` is not a duration" in (sent[0].content or "")
+    assert fake.edits == []
+    assert await all_cases(db, scene.guild.id) == []
+    sent = await slash(
+        scene.bot, scene.mod, "jail", member=scene.member, duration="1h", reason="rude"
+    )
+    assert [s.content for s in sent] == [f"Case #1: {scene.member} was jailed for 1h."]
+    [case] = await all_cases(db, scene.guild.id)
+    assert (case.reason, case.expires_at is not None) == ("rude", True)
+
+
+async def test_a_jailed_member_who_rejoins_is_jailed_again(
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord, jail_role: discord.Role
+) -> None:
+    await say(f"{prefix(db)}jail {scene.member.mention} flooding", scene.mod)
+    backend.delete_member(scene.member)
+    returned = await dpytest.member_join(scene.guild, scene.member._user)
+    await dpytest.run_all_events()
+    assert [r.id for r in returned.roles if not r.is_default()] == [jail_role.id]
+    [case] = await all_cases(db, scene.guild.id)  # records only: no new case
+    assert case.type is CaseType.JAIL
+    await say(f"{prefix(db)}unjail {returned.mention} behaved", scene.mod)
+    backend.delete_member(returned)
+    edits = len(fake.edits)
+    returned = await dpytest.member_join(scene.guild, scene.member._user)
+    await dpytest.run_all_events()
+    assert len(fake.edits) == edits  # released: nothing to restore
+    assert [r for r in returned.roles if not r.is_default()] == []
+
+
+async def test_a_rejoining_member_takes_again_the_roles_the_jail_took(
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord, jail_role: discord.Role
+) -> None:
+    await say(f"{prefix(db)}jail {scene.member.mention} flooding", scene.mod)
+    keeps = backend.make_role("Newcomers", scene.guild, permissions=0)
+    keeps.position = 1
+    user = scene.member._user
+    backend.delete_member(scene.member)
+    # Joining with roles (another bot's autoroles): the saved role goes, the others stay.
+    returned = backend.make_member(user, scene.guild, roles=[scene.member_role, keeps])
+    await dpytest.run_all_events()
+    assert {r.id for r in returned.roles if not r.is_default()} == {keeps.id, jail_role.id}
+
+
+async def test_a_timed_out_member_who_rejoins_is_timed_out_again(
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
+) -> None:
+    await say(f"{prefix(db)}timeout {scene.member.mention} 1h spam", scene.mod)
+    [case] = await all_cases(db, scene.guild.id)
+    backend.delete_member(scene.member)
+    returned = await dpytest.member_join(scene.guild, scene.member._user)
+    await dpytest.run_all_events()
+    assert returned.timed_out_until == case.expires_at
+    assert returned.is_timed_out()
+    await say(f"{prefix(db)}untimeout {returned.mention} ok", scene.mod)
+    backend.delete_member(returned)
+    returned = await dpytest.member_join(scene.guild, scene.member._user)
+    await dpytest.run_all_events()
+    assert not returned.is_timed_out()  # lifted: not applied again
 
 
 async def test_jail_needs_a_jail_role(

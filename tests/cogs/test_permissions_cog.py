@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import discord
+import discord.ext.test as dpytest
+from discord.ext.test import backend
+
 import botdata
+from cogs import limits
 from tests.cogs.conftest import Scene, say
 
 
@@ -10,7 +15,7 @@ async def test_deny_a_command_for_a_member_then_remove_the_rule(
     scene: Scene, db: botdata.Database
 ) -> None:
     p = db.settings.DEFAULT_PREFIX
-    [reply] = await say(f"{p}perm deny config {scene.mod.mention}", scene.mod)
+    [reply] = await say(f"{p}perm deny command:config {scene.mod.mention}", scene.mod)
     assert reply.content.startswith("Rule ")
     assert f"deny command `config` for <@{scene.mod.id}>" in reply.content
     rule_id = int(reply.content.split()[1].rstrip(":"))
@@ -49,4 +54,88 @@ async def test_non_moderators_and_bad_input_are_refused_without_writing(
     assert "not a duration" in reply.content
     [reply] = await say(f"{p}perm remove 999", scene.mod)
     assert reply.content == "There is no rule 999."
+    assert await db.permissions.rules(scene.guild.id) == []
+
+
+async def test_the_owner_and_administrators_cannot_lock_themselves_out(
+    scene: Scene, db: botdata.Database
+) -> None:
+    p = db.settings.DEFAULT_PREFIX
+    owner = scene.other
+    scene.guild.owner_id = owner.id
+    admin = await dpytest.member_join(scene.guild, name="Admin")
+    admins = backend.make_role(
+        "Admins", scene.guild, permissions=discord.Permissions(administrator=True).value
+    )
+    await dpytest.add_role(admin, admins)
+    everyone = scene.guild.default_role
+    [reply] = await say(f"{p}perm deny perm @everyone", owner)  # the command and its subcommands
+    assert f"deny command `perm` for <@&{everyone.id}>" in reply.content
+    [reply] = await say(f"{p}perm ignore permissions @everyone", owner)  # the whole module
+    assert f"ignore module `permissions` for <@&{everyone.id}>" in reply.content
+    [refused] = await say(f"{p}perm", scene.mod)  # level 5 but no Administrator: rules apply
+    assert "not allowed" in refused.content
+    [listing] = await say(f"{p}perm", admin)
+    [first, second] = [line.split("`")[1] for line in listing.content.splitlines()]
+    [removed] = await say(f"{p}perm remove {first}", admin)
+    assert removed.content == f"Rule {first} removed."
+    [removed] = await say(f"{p}perm remove {second}", owner)
+    assert removed.content == f"Rule {second} removed."
+    [listing] = await say(f"{p}perm", scene.mod)
+    assert listing.content == "No access rules: every command is allowed."
+
+
+async def test_a_module_rule_covers_every_command_of_the_module_and_the_short_form(
+    scene: Scene, db: botdata.Database
+) -> None:
+    p = db.settings.DEFAULT_PREFIX
+    await db.snippets.create(scene.guild.id, "rules", "Be nice.", author_id=scene.mod.id)
+    [reply] = await say(f"{p}perm ignore snippets {scene.channel.mention}", scene.mod)
+    assert f"ignore module `snippets` for <#{scene.channel.id}>" in reply.content
+    for command in ("snippets", "snippet rules", "rules", "snippet info rules"):
+        assert await say(f"{p}{command}", scene.member) == [], command
+    elsewhere = backend.make_text_channel("elsewhere", scene.guild)
+    [answer] = await say(f"{p}rules", scene.member, elsewhere)
+    assert answer.content == "Be nice."
+
+
+async def test_explicit_command_and_module_targets(scene: Scene, db: botdata.Database) -> None:
+    p = db.settings.DEFAULT_PREFIX
+    await db.snippets.create(scene.guild.id, "rules", "Be nice.", author_id=scene.mod.id)
+    member = scene.member.mention
+    [reply] = await say(f"{p}perm deny command:snippets {member}", scene.mod)
+    assert "deny command `snippets`" in reply.content
+    [refused] = await say(f"{p}snippets", scene.member)
+    assert "not allowed" in refused.content
+    [answer] = await say(f"{p}snippet rules", scene.member)  # the rest of the module answers
+    assert answer.content == "Be nice."
+    [reply] = await say(f"{p}perm deny Module:Snippets {member}", scene.mod)
+    assert "deny module `snippets`" in reply.content
+    [refused] = await say(f"{p}rules", scene.member)
+    assert "not allowed" in refused.content
+    [reply] = await say(f"{p}perm deny module:nosuch {member}", scene.mod)
+    assert "There is no module called `nosuch`." in reply.content
+    [reply] = await say(f"{p}perm deny command:nosuch {member}", scene.mod)
+    assert "There is no command called `nosuch`." in reply.content
+    [reply] = await say(f"{p}perm deny command:ban {member}", scene.mod)
+    assert "deny command `ban`" in reply.content
+    assert len(await db.permissions.rules(scene.guild.id)) == 3
+
+
+async def test_huge_numbers_and_long_names_get_a_short_refusal(
+    scene: Scene, db: botdata.Database
+) -> None:
+    p = db.settings.DEFAULT_PREFIX
+    for rule_id in ("99999999999999999999", "9" * 5000, "0"):
+        [reply] = await say(f"{p}perm remove {rule_id}", scene.mod)
+        assert "Usage" in reply.content
+        assert "Something went wrong" not in reply.content
+        assert limits.length(reply.content) <= limits.REFUSAL
+    name = "x" * 1990
+    [reply] = await say(f"{p}perm deny {name} {scene.other.mention}", scene.mod)
+    assert f"There is no command or module called `{limits.excerpt(name)}`." in reply.content
+    [reply] = await say(f"{p}perm deny config {name}", scene.mod)
+    assert f"`{limits.excerpt(name)}` is not a member, role, channel or category." in reply.content
+    [reply] = await say(f"{p}perm deny config {scene.other.mention} 99999999999d", scene.mod)
+    assert "at most 5 years" in reply.content
     assert await db.permissions.rules(scene.guild.id) == []

@@ -14,7 +14,7 @@ import pytest
 from discord.ext.test import backend
 
 import botdata
-from cogs import offline
+from cogs import limits, offline
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 
@@ -186,6 +186,34 @@ async def test_reactions_are_ignored_without_a_starboard_and_on_its_own_messages
     await sent()
     assert await react(scene.other, notice) == []
     assert await db.starboard.get_message(scene.guild.id, notice.id) is None
+
+
+async def test_a_starboard_module_rule_stops_the_members_stars(
+    scene: Scene, db: botdata.Database, board: discord.TextChannel
+) -> None:
+    p = db.settings.DEFAULT_PREFIX
+    await db.starboard.configure(scene.guild.id, channel_id=board.id, threshold=1)
+    [reply] = await say(f"{p}perm deny starboard {scene.other.mention}", scene.mod)
+    assert "deny module `starboard`" in reply.content
+    original = await post(scene.member, "star me")
+    assert await react(scene.other, original) == []
+    assert await db.starboard.get_message(scene.guild.id, original.id) is None
+    assert await react(scene.other, original, add=False) == []  # a star never counted: no-op
+    [copy] = await react(scene.mod, original)
+    assert copy.content == f"{STAR} 1 | <#{scene.channel.id}>"
+
+
+async def test_the_copy_of_a_long_message_fits_in_an_embed(
+    scene: Scene, db: botdata.Database, board: discord.TextChannel
+) -> None:
+    await db.starboard.configure(scene.guild.id, channel_id=board.id, threshold=1)
+    original = await post(scene.member, "\U0001f600" * 3000)  # 6000 UTF-16 units
+    [copy] = await react(scene.other, original)
+    [embed] = copy.embeds
+    assert embed.description is not None
+    assert limits.length(embed.description) <= limits.EMBED_DESCRIPTION
+    assert embed.description.endswith(limits.ELLIPSIS)
+    assert len(embed) <= limits.EMBED_TOTAL
 
 
 async def test_custom_emoji_and_allowed_self_stars(

@@ -1,0 +1,156 @@
+"""What every cog shares (cogs.core): the rate limit and who is exempt from it, durations,
+refusals that quote member input, and replies to a database that is down (both backends)."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+import discord.ext.test as dpytest
+import pytest
+from discord.ext import commands
+from discord.ext.test import backend
+
+import botdata
+from botdata.errors import DatabaseUnavailableError
+from cogs import limits
+from cogs.core import BotdataCog
+from tests.cogs.conftest import Scene, say
+
+SECRET_URL = "postgres://bot:hunter2@db.internal:5432/bot"
+
+
+def prefix(db: botdata.Database) -> str:
+    return db.settings.DEFAULT_PREFIX
+
+
+# The rate limit -------------------------------------------------------------------------------
+
+
+async def test_staff_are_not_rate_limited_members_are(scene: Scene, db: botdata.Database) -> None:
+    p = prefix(db)
+    over = db.settings.COMMAND_RATE_LIMIT + 2
+    for number in range(1, over + 1):  # a moderator (level 5) in the middle of a raid
+        sent = await say(f"{p}warn {scene.member.mention} raid", scene.mod)
+        [reply] = [m.content for m in sent if m.channel.id == scene.channel.id]
+        assert reply == f"Case #{number}: {scene.member} was warned.", number
+    scene.guild.owner_id = scene.other.id  # the owner, without any level or Discord permission
+    for _ in range(over):
+        [reply] = await say(f"{p}rank", scene.other)
+        assert "too fast" not in reply.content
+    kicker = await dpytest.member_join(scene.guild, name="Kicker")
+    kickers = backend.make_role(
+        "Kickers", scene.guild, permissions=discord.Permissions(kick_members=True).value
+    )
+    await dpytest.add_role(kicker, kickers)
+    for _ in range(over):  # a Discord moderation permission is enough
+        [reply] = await say(f"{p}rank", kicker)
+        assert "too fast" not in reply.content
+    for _ in range(db.settings.COMMAND_RATE_LIMIT):
+        [reply] = await say(f"{p}rank", scene.member)
+        assert "too fast" not in reply.content
+    [reply] = await say(f"{p}rank", scene.member)
+    assert reply.content == "You are running commands too fast; wait a little."
+
+
+# Durations --------------------------------------------------------------------------------------
+
+
+async def test_every_duration_command_refuses_a_huge_duration(
+    scene: Scene, db: botdata.Database
+) -> None:
+    p = prefix(db)
+    member = scene.member.mention
+    for command in (
+        "remind 99999999999d stretch",
+        f"tempban {member} 99999999999d spam",
+        f"timeout {member} 99999999999d spam",
+        f"jail {member} 99999999999d spam",
+        f"afk set {member} 99999999999d away",
+        f"perm deny config {member} 99999999999d",
+    ):
+        [reply] = await say(f"{p}{command}", scene.mod)
+        assert "at most 5 years" in reply.content, command
+    assert await db.reminders.pending(scene.guild.id, scene.mod.id) == []
+    assert await db.afk.get(scene.guild.id, scene.member.id) is None
+    assert await db.cases.search(scene.guild.id) == []
+    assert await db.permissions.rules(scene.guild.id) == []
+
+
+async def test_afk_set_refuses_a_duration_that_does_not_parse(
+    scene: Scene, db: botdata.Database
+) -> None:
+    p = prefix(db)
+    for words in ("0s away", "10x away", "2000d away"):
+        [reply] = await say(f"{p}afk set {scene.member.mention} {words}", scene.mod)
+        assert "not a duration" in reply.content or "at most 5 years" in reply.content, words
+    assert await db.afk.get(scene.guild.id, scene.member.id) is None
+    await say(f"{p}afk set {scene.member.mention} away for now", scene.mod)
+    status = await db.afk.get(scene.guild.id, scene.member.id)
+    assert status is not None
+    assert (status.reason, status.permanent) == ("away for now", True)
+
+
+# Refusals ---------------------------------------------------------------------------------------
+
+
+async def test_refusals_quote_only_an_excerpt_of_a_long_argument(
+    scene: Scene, db: botdata.Database
+) -> None:
+    p = prefix(db)
+    long = "x" * 1990
+    channel = scene.channel.mention
+    for command in (
+        f"warn {long}",  # discord.py's MemberNotFound quotes the whole argument
+        f"config prefix {long}",  # botdata's InvalidPrefixError quotes its repr
+        f"starboard setup {channel} {long}",
+        f"levels settings cooldown {long}",
+        f"case edit 1 {long}{long}",  # Range: too long, not quoted
+    ):
+        [reply] = await say(f"{p}{command}", scene.mod)
+        assert limits.length(reply.content) <= limits.REFUSAL, command
+        assert "Something went wrong" not in reply.content, command
+        assert long not in reply.content, command
+    [reply] = await say(f"{p}warn {long}", scene.mod)
+    assert f'Member "{limits.excerpt(long)}" not found.' in reply.content
+    assert (await db.guilds.config(scene.guild.id)).prefix is None
+
+
+async def test_refusals_ping_nobody(scene: Scene, db: botdata.Database) -> None:
+    seen: list[object] = []
+    original = scene.bot.http.send_message
+
+    async def send_message(channel_id: int, *, params: object) -> object:
+        channel = scene.channel  # noqa: F841 (dpytest reads it from its caller's locals)
+        seen.append(params.payload.get("allowed_mentions"))  # type: ignore[attr-defined]
+        return await original(channel_id, params=params)  # type: ignore[arg-type]
+
+    scene.bot.http.send_message = send_message  # type: ignore[method-assign]
+    [reply] = await say(f"{prefix(db)}warn <@{scene.other.id}>x", scene.mod)
+    assert "not found" in reply.content
+    assert seen == [{"parse": []}]
+
+
+# A database that is down ------------------------------------------------------------------------
+
+
+class Failing(BotdataCog):
+    """A cog whose command meets a database that is down."""
+
+    @commands.command(name="failing")
+    async def failing(self, ctx: commands.Context) -> None:
+        raise DatabaseUnavailableError(f"cannot reach {SECRET_URL}")
+
+
+async def test_a_database_failure_gets_a_short_reply_naming_nothing_and_is_logged(
+    scene: Scene, db: botdata.Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    await scene.bot.add_cog(Failing(scene.bot, db))
+    with caplog.at_level(logging.WARNING, logger="cogs"):
+        [reply] = await say(f"{prefix(db)}failing", scene.member)
+    assert reply.content == "The database is unavailable or busy right now; try again in a moment."
+    [record] = [r for r in caplog.records if r.name == "cogs"]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is not None
+    assert "hunter2" in str(record.exc_info[1])  # the log has the details, the member does not
+    await scene.bot.remove_cog("Failing")
