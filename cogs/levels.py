@@ -43,6 +43,7 @@ from botdata.managers.permissions import Outcome
 from botdata.managers.xp import MAX_LEVEL, MAX_XP, LevelSettings, level_threshold
 from botdata.schemas import XPGrantSchema
 from cogs.core import BotdataCog, cog_setup, level_or_permissions, starts_with_prefix
+from cogs.limits import excerpt
 from cogs.modlog import PAGE_SIZE, list_embed, name_of
 
 log = logging.getLogger("cogs.levels")
@@ -72,7 +73,9 @@ SettingName = Literal[
 #: The names ``levels settings`` takes.
 SETTINGS: tuple[str, ...] = get_args(SettingName)
 
-_XP_RANGE = re.compile(r"(\d+)\s*(?:-|\s)\s*(\d+)")
+_XP_RANGE = re.compile(r"([0-9]+)\s*(?:-|\s)\s*([0-9]+)")
+# Digits a whole number typed into a setting may have: every bound is below 10**9.
+_MAX_DIGITS = 9
 _SWITCH = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
 
 
@@ -334,7 +337,7 @@ async def _xp(ctx: commands.Context, current: LevelSettings, value: str) -> dict
     found = _XP_RANGE.fullmatch(value)
     if found is None:
         raise commands.BadArgument("Give the XP range as min-max, e.g. 15-25.")
-    return {"xp_min": int(found[1]), "xp_max": int(found[2])}
+    return {"xp_min": _whole(found[1], "an XP amount"), "xp_max": _whole(found[2], "an XP amount")}
 
 
 async def _cooldown(ctx: commands.Context, current: LevelSettings, value: str) -> dict[str, Any]:
@@ -376,9 +379,11 @@ async def _multiplier(ctx: commands.Context, current: LevelSettings, value: str)
 async def _reward(ctx: commands.Context, current: LevelSettings, value: str) -> dict[str, Any]:
     level_text, _, rest = value.partition(" ")
     rest = rest.strip()
-    if not level_text.isdigit() or not rest:
+    if not rest:
         raise commands.BadArgument("Give a level, then a role or remove: `reward 5 @Role`.")
-    level = int(level_text)
+    level = _whole(level_text, "a level")
+    if level > MAX_LEVEL:
+        raise commands.BadArgument(f"A reward's level is at most {MAX_LEVEL}.")
     rewards = dict(current.role_rewards)
     if rest.lower() == "remove":
         if rewards.pop(level, None) is None:
@@ -422,7 +427,15 @@ def _number(text: str, what: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise commands.BadArgument(f"`{text}` is not {what}.") from None
+        raise commands.BadArgument(f"`{excerpt(text)}` is not {what}.") from None
+
+
+def _whole(text: str, what: str) -> int:
+    """``text`` as a whole number of at most :data:`_MAX_DIGITS` digits (the settings check
+    the range), else :class:`commands.BadArgument`."""
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > _MAX_DIGITS:
+        raise commands.BadArgument(f"`{excerpt(text)}` is not {what} (too large or not a number).")
+    return int(text)
 
 
 def _add_or_remove(value: str) -> tuple[bool, str]:

@@ -12,7 +12,8 @@ import pytest
 from discord.ext.test import backend
 
 import botdata
-from botdata.managers.xp import LevelSettings
+from botdata.managers.xp import MAX_LEVEL, LevelSettings
+from cogs import limits
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 
@@ -31,13 +32,6 @@ async def xp_of(db: botdata.Database, scene: Scene, member: discord.abc.User) ->
 
 async def configure(db: botdata.Database, scene: Scene, **changes: Any) -> LevelSettings:
     return await db.levels.configure(scene.guild.id, LevelSettings(**changes))
-
-
-async def new_mod(scene: Scene) -> discord.Member:
-    """Another moderator: each member may run only COMMAND_RATE_LIMIT commands a minute."""
-    member = await dpytest.member_join(scene.guild, name="Helper")
-    await dpytest.add_role(member, scene.mod_role)
-    return member
 
 
 @pytest.fixture
@@ -327,10 +321,16 @@ async def test_bad_input_gets_a_clear_reply_and_writes_nothing(
         "levelupchannel nowhere": 'Channel "nowhere" not found.',
         "colour red": "Settings are xp, cooldown, curve,",
         "cooldown": "Give a value for `cooldown`.",
+        "xp 1234567890-5": "`1234567890` is not an XP amount (too large or not a number).",
+        f"xp 5-{'9' * 5000}": "is not an XP amount (too large or not a number).",
+        f"reward {'9' * 5000} Members": "is not a level (too large or not a number).",
+        "reward 99999999999999999999 Members": "is not a level (too large or not a number).",
+        f"reward {MAX_LEVEL + 1} Members": f"A reward's level is at most {MAX_LEVEL}.",
     }
     for words, expected in bad.items():
-        [reply] = await say(f"{p}levels settings {words}", await new_mod(scene))
+        [reply] = await say(f"{p}levels settings {words}", scene.mod)
         assert expected in reply.content, (words, reply.content)
+        assert limits.length(reply.content) <= limits.REFUSAL
     assert await db.levels.settings_for(scene.guild.id) == before
 
 
@@ -355,7 +355,7 @@ async def test_settings_show_and_change(scene: Scene, db: botdata.Database) -> N
         f"levelupchannel {ups.mention}": f"Updated. Level-up messages: <#{ups.id}>",
     }
     for words, expected in changes.items():
-        [reply] = await say(f"{p}levels settings {words}", await new_mod(scene))
+        [reply] = await say(f"{p}levels settings {words}", scene.mod)
         assert reply.content == expected, words
     settings = await db.levels.settings_for(scene.guild.id)
     assert settings == LevelSettings(
@@ -378,7 +378,7 @@ async def test_settings_show_and_change(scene: Scene, db: botdata.Database) -> N
         "stacking on",
         "levelupchannel none",
     ):
-        [reply] = await say(f"{p}levels settings {words}", await new_mod(scene))
+        [reply] = await say(f"{p}levels settings {words}", scene.mod)
         assert reply.content.startswith("Updated."), (words, reply.content)
     settings = await db.levels.settings_for(scene.guild.id)
     assert settings == LevelSettings(xp_min=5, xp_max=10, cooldown=30, curve_multiplier=1.5)
