@@ -51,7 +51,7 @@ from __future__ import annotations
 import logging
 import re
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
@@ -355,7 +355,7 @@ class BotdataCog(commands.Cog):
             command=_root_name(command) if command is not None else None,
             module=self.module,
             user_id=member.id,
-            role_ids=[role.id for role in member.roles],
+            role_ids=_role_ids(member),
             channel_id=channel.id,
             category_id=getattr(channel, "category_id", None),
         )
@@ -398,6 +398,12 @@ class BotdataCog(commands.Cog):
             if embed is not None:
                 limits.fit_embed(embed)
         return await ctx.send(content, allowed_mentions=mentions, **kwargs)
+
+
+def _role_ids(member: discord.Member) -> Iterator[int]:
+    # Lazy: only a guild with rules for the module reads them (member.roles sorts the roles).
+    for role in member.roles:
+        yield role.id
 
 
 def _root_name(command: commands.Command | None) -> str:
