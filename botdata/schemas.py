@@ -223,6 +223,9 @@ class ErasureSummary(Schema):
 
     ``starboard_copies``: the erased user's starred messages that had a copy on a starboard;
     the bot should delete those Discord messages.
+
+    ``afk_statuses``: the user's AFK statuses that were deleted; the bot should give back the
+    nicknames stored with them (where the AFK nickname is still there).
     """
 
     user_id: int
@@ -230,6 +233,7 @@ class ErasureSummary(Schema):
     anonymised: dict[str, int]
     kept: dict[str, int]
     starboard_copies: list[StarboardMessageSchema]
+    afk_statuses: list[AFKSchema]
 
 
 class XPGrantSchema(Schema):

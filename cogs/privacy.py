@@ -3,16 +3,20 @@
 Commands (anyone, in a server or in DMs): ``mydata`` (what these do), ``mydata export`` and
 ``mydata erase [confirm]``.
 
-- ``export`` sends a JSON file of every row that concerns the member (``db.privacy.export_user``)
-  by DM, never in a server channel; when their DMs are closed they are told to open them. Besides
+- ``export`` sends a JSON file of what botdata holds about the member (``db.privacy.export_user``:
+  their own data and the records about them; of what they did as a moderator, only which case
+  or note, when and in what role, never the other member's reason or notes) by DM, never in a
+  server channel; when their DMs are closed they are told to open them. Besides
   the per-member limit of every command, exports have their own rate-limit budget
   (:data:`EXPORT_SCOPE`, with the default ``COMMAND_RATE_LIMIT`` per ``COMMAND_RATE_WINDOW``).
 - ``erase`` asks first: Erase / Cancel buttons only the member can press, for
   :data:`CONFIRM_TIMEOUT` seconds; ``mydata erase confirm`` skips the question. Erasure is
   ``db.privacy.erase_user``: the member's own data goes, moderation records servers keep about
-  them stay. Their starboard copies are then deleted from Discord where the bot still can. The
-  summary (row counts) goes by DM, or ephemerally after a button press: the counts of kept
-  moderation records are not for a server channel.
+  them stay. Their starboard copies are then deleted from Discord where the bot still can, and
+  where they were AFK the nickname stored with the status is given back (only while their
+  nickname still starts with the AFK tag, as when an AFK ends). The summary (row counts) goes by
+  DM, or ephemerally after a button press: the counts of kept moderation records are not for a
+  server channel.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from discord.ext import commands
 
 import botdata
 from botdata.schemas import ErasureSummary, StarboardMessageSchema
+from cogs.afk import _restore
 from cogs.core import NO_MENTIONS, BotdataCog, RateLimited, cog_setup
 
 log = logging.getLogger("cogs.privacy")
@@ -107,7 +112,8 @@ class Privacy(BotdataCog):
             )
 
     async def erase_data(self, user_id: int) -> str:
-        """Erase the user's data, delete their starboard copies; returns the summary to show.
+        """Erase the user's data, delete their starboard copies, give back the nicknames of
+        their AFK statuses; returns the summary to show.
 
         Raises what ``db.privacy.erase_user`` raises.
         """
@@ -115,7 +121,19 @@ class Privacy(BotdataCog):
         removed = 0
         for copy in summary.starboard_copies:
             removed += await self._delete_copy(copy)
+        for status in summary.afk_statuses:
+            member = await self._member(status.guild_id, status.member_id)
+            if member is not None:
+                await _restore(member, status)  # only while the AFK nickname is there
         return describe(summary, removed)
+
+    async def _member(self, guild_id: int, member_id: int) -> discord.Member | None:
+        """The member, from the cache or Discord (another shard's guild); None when gone."""
+        try:
+            guild = self.bot.get_guild(guild_id) or await self.bot.fetch_guild(guild_id)
+            return guild.get_member(member_id) or await guild.fetch_member(member_id)
+        except discord.HTTPException:
+            return None
 
     async def _delete_copy(self, copy: StarboardMessageSchema) -> bool:
         """Delete a starboard copy from Discord; False when the bot cannot (anymore)."""

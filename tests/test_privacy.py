@@ -13,11 +13,22 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
+from tortoise import Tortoise, fields
+from tortoise.fields.data import CharEnumFieldInstance
 from tortoise.queryset import QuerySet
 
 import botdata
 from botdata.errors import InvalidFlagError, InvalidSnowflakeError
-from botdata.managers.privacy import REFERENCES, SECRET_COLUMNS, Erase
+from botdata.managers.numbering import dialect_sql
+from botdata.managers.privacy import (
+    ACTION_FIELDS,
+    KEPT_TEXT,
+    PLACEHOLDER,
+    REFERENCES,
+    SECRET_COLUMNS,
+    Erase,
+)
 from botdata.models import (
     AFK,
     AccessType,
@@ -192,6 +203,9 @@ def ids(rows: list[dict[str, Any]], key: str = "id") -> set[Any]:
 def test_every_user_id_column_of_every_model_is_covered() -> None:
     # A new model (or column) holding a user id must be added to privacy.REFERENCES.
     covered = {(ref.table, ref.lookup) for ref in REFERENCES if ref.export}
+    # and a table where users act names the action's identifying fields for their export
+    acting = {ref.table for ref in REFERENCES if ref.erase in (Erase.KEEP, Erase.ANONYMISE)}
+    assert acting == set(ACTION_FIELDS)
     missing = user_id_columns() - covered
     assert not missing, f"user-id columns not covered by privacy.REFERENCES: {sorted(missing)}"
     # and the classification finds what it should (the check above is not vacuous)
@@ -206,33 +220,27 @@ async def test_export_contains_every_table_concerning_the_user(db: botdata.Datab
     assert export["user_id"] == USER
     datetime.fromisoformat(export["exported_at"])
     json.dumps(export)  # JSON-serialisable as is
-    tables = export["tables"]
+    tables, actions = export["tables"], export["actions"]
 
-    # every table with a user-id column has the user's rows
+    # every table with a user-id column has the user's rows, or their actions
     for table, _ in user_id_columns():
-        assert tables[table], f"nothing exported from {table}"
-    assert set(tables) == {ref.table for ref in REFERENCES if ref.export}
+        assert tables.get(table) or any(a["table"] == table for a in actions), table
+    subject = (Erase.DELETE, Erase.MODERATION)
+    assert set(tables) == {ref.table for ref in REFERENCES if ref.export and ref.erase in subject}
 
-    assert ids(tables["cases"]) == {rows.case_about_user.id, rows.case_by_user.id}
-    # the edits of their case, and the edit they made
-    assert ids(tables["case_edits"], "case_id") == {rows.case_about_user.id, rows.case_by_user.id}
+    # records about them whole; where they only acted, an action (test_a_moderators_export_...)
+    assert ids(tables["cases"]) == {rows.case_about_user.id}
+    assert ids(tables["case_edits"], "case_id") == {rows.case_about_user.id}
     # soft-deleted notes are exported too
-    assert ids(tables["notes"]) == {
-        rows.note_about_user.id,
-        rows.deleted_note_about_user.id,
-        rows.note_by_user.id,
-    }
-    assert ids(tables["guild_permissions"]) == {rows.member_rule.id, rows.rule_by_user.id}
-    assert ids(tables["snippets"]) == {rows.user_snippet.id, rows.other_snippet.id}
+    assert ids(tables["notes"]) == {rows.note_about_user.id, rows.deleted_note_about_user.id}
+    assert ids(tables["guild_permissions"]) == {rows.member_rule.id}
+    assert ids(tables["snippets"]) == {rows.user_snippet.id}
     assert {row["name"] for row in tables["snippet_names"]} == {"Mine", "m"}
     assert ids(tables["starboard_messages"]) == {rows.user_message.id}
     # their own star, not the stars others gave them
     assert [(row["message_id"], row["user_id"]) for row in tables["starboard_stars"]] == [
         (rows.other_message.id, USER)
     ]
-    assert ids(tables["guild_configs"], "guild_id") == {GUILD}
-    assert {row["key"] for row in tables["guild_settings"]} == {"a"}
-    assert [row["name"] for row in tables["custom_case_types"]] == ["spam"]
     for table in ("reminders", "afk", "levels", "web_guild_permissions", "web_sessions"):
         assert len(tables[table]) == 1
     assert tables["web_users"][0]["email"] == f"{USER}@example.org"
@@ -251,10 +259,48 @@ async def test_export_contains_every_table_concerning_the_user(db: botdata.Datab
         for row in exported:
             if table == "snippet_names":
                 assert row["snippet_id"] == rows.user_snippet.id
-            elif table == "case_edits" and row["editor_id"] != USER:
+            elif table == "case_edits":
                 assert row["case_id"] == rows.case_about_user.id
             else:
                 assert USER in row.values(), (table, row)
+
+
+async def test_a_moderators_export_lists_their_actions_without_others_data(
+    db: botdata.Database,
+) -> None:
+    # Issue #9 point 7: a moderator's export handed out other members' reasons and notes.
+    rows = await populate()
+    await Case.filter(id=rows.case_by_user.id).update(reason=f"private reason about {OTHER}")
+    await QuerySet(Note).filter(id=rows.note_by_user.id).update(content="private remark")
+    export = await db.privacy.export_user(USER)
+    text = json.dumps(export)
+    for private in ("private reason", "private remark", str(OTHER), "theirs"):
+        assert private not in text, private
+    # what they did in others' rows: identified, with their roles and dates, nothing more
+    guild = {"guild_id": GUILD}
+    case_2 = {"table": "cases", **guild, "number": 2, "type": "WARN", "custom_type_id": None}
+    note_3 = {"table": "notes", **guild, "number": 3}
+    rule = {"table": "guild_permissions", **guild, "id": rows.rule_by_user.id, "type": "member"}
+    expected = [
+        ({"table": "guild_configs", **guild}, {"created_by"}),
+        ({"table": "guild_settings", **guild, "module": "m", "key": "a"}, {"updated_by"}),
+        ({"table": "custom_case_types", **guild, "name": "spam"}, {"created_by"}),
+        (case_2, {"moderator_id", "updated_by", "voided_by"}),
+        ({**case_2, "table": "case_edits"}, {"editor_id"}),
+        (note_3, {"moderator_id", "deleted_by"}),
+        (rule, {"created_by", "updated_by"}),
+        ({"table": "snippets", **guild, "id": rows.other_snippet.id}, {"updated_by"}),
+    ]
+    got = [
+        ({k: v for k, v in action.items() if k != "roles"}, set(action["roles"]))
+        for action in export["actions"]
+    ]
+    assert sorted(got, key=repr) == sorted(expected, key=repr)
+    [moderated] = [a for a in export["actions"] if a["table"] == "cases"]
+    assert datetime.fromisoformat(moderated["roles"]["moderator_id"]) == (
+        rows.case_by_user.created_at
+    )
+    assert moderated["roles"]["voided_by"] is None  # populate set no voided_at
 
 
 async def test_export_of_a_stranger_is_empty(db: botdata.Database) -> None:
@@ -362,6 +408,10 @@ async def test_erase_keeps_moderation_records_by_default(db: botdata.Database) -
         "guild_permissions": 1,
     }
     assert [c.starboard_message_id for c in summary.starboard_copies] == [1 << 43]
+    # the AFK status it deleted, so that the bot gives the nickname back
+    assert [(a.guild_id, a.member_id, a.nickname) for a in summary.afk_statuses] == [
+        (GUILD, USER, "nick")
+    ]
     # caches may hold erased data: they are dropped
     assert await db.cache.get_json(db.cache.key("anything", guild_id=GUILD)) is None
 
@@ -390,8 +440,14 @@ async def test_erase_without_moderation_records(db: botdata.Database) -> None:
         "cases": 1,
         "notes": 1,
     }
-    after = (await db.privacy.export_user(USER))["tables"]
-    assert {table for table, found in after.items() if found} == {"cases", "case_edits", "notes"}
+    after = await db.privacy.export_user(USER)
+    assert {table for table, found in after["tables"].items() if found} == set()
+    # what remains are their actions in others' records
+    assert {(a["table"], tuple(a["roles"])) for a in after["actions"]} == {
+        ("cases", ("moderator_id",)),
+        ("case_edits", ("editor_id",)),
+        ("notes", ("moderator_id",)),
+    }
 
 
 async def test_erase_rejects_bad_input_and_changes_nothing(db: botdata.Database) -> None:
@@ -422,3 +478,126 @@ def test_policies_are_declared_for_every_reference() -> None:
     assert kinds["cases", "moderator_id"] is Erase.KEEP
     for audit in ("created_by", "updated_by"):
         assert kinds["guild_configs", audit] is Erase.ANONYMISE
+
+
+# Scrubbing the id from what stays ----------------------------------------------------------------
+
+
+def text_columns() -> set[tuple[str, str]]:
+    """(table, column) of every text and JSON column of every model (enums are no text)."""
+    return {
+        (model._meta.db_table, column)
+        for model in __models__
+        for name, column in model._meta.fields_db_projection.items()
+        if isinstance(model._meta.fields_map[name], (fields.CharField, fields.JSONField))
+        and not isinstance(model._meta.fields_map[name], CharEnumFieldInstance)
+    }
+
+
+async def holding(db: botdata.Database, user_id: int) -> set[tuple[str, str]]:
+    """(table, column) of the text and JSON columns where some row holds ``user_id``'s digits."""
+    conn = Tortoise.get_connection("default")
+    found = set()
+    for table, column in text_columns():
+        query = f'SELECT 1 AS hit FROM "{table}" WHERE CAST("{column}" AS TEXT) LIKE $1 LIMIT 1'
+        if await conn.execute_query_dict(dialect_sql(query, db.dialect), [f"%{user_id}%"]):
+            found.add((table, column))
+    return found
+
+
+class Exempt(BaseModel):
+    """A registered settings model holding member ids."""
+
+    members: list[int]
+
+
+async def mention_everywhere(rows: Rows) -> None:
+    """USER's id in every text and JSON column that can hold one, in rows that stay (other
+    members', the guild's, kept moderation records) and in rows erasure deletes."""
+    at, bang, bare = f"<@{USER}>", f"<@!{USER}>", str(USER)
+    await GuildSetting.filter(key="a").update(module=f"mod-{bare}")
+    await GuildSetting.filter(key="b").update(key=f"exempt-{bare}", value={"members": [USER]})
+    await CustomCaseType.filter(name="spam").update(
+        name=f"t{bare}", display_name=f"Type of {at}", description=f"see {bang}"
+    )
+    await Case.filter(id=rows.case_about_user.id).update(reason=f"{at} spammed")
+    await Case.filter(id=rows.case_by_user.id).update(void_reason=f"{bang} appealed")
+    await Case.filter(id=rows.case_unrelated.id).update(
+        reason=f"spam towards {at}",
+        metadata={"reporter": USER, "note": f"asked by {bare}", bare: [USER, 7]},
+        user_roles=[11, USER],
+    )
+    await CaseEdit.filter(case_id=rows.case_unrelated.id).update(
+        old_reason=f"about {at}", new_reason=f"about {bare}"
+    )
+    await QuerySet(Note).filter(id=rows.note_about_user.id).update(content=f"{bang} again")
+    await QuerySet(Note).filter(id=rows.note_unrelated.id).update(content=f"friend of {at}")
+    await GuildPermission.filter(id=rows.rule_by_user.id).update(
+        target_name=f"pal of {bare}", command=f"c{bare}", module=f"m{bare}"
+    )
+    await Snippet.filter(id=rows.other_snippet.id).update(content=f"ask {at}")
+    await Snippet.filter(id=rows.user_snippet.id).update(content=f"mine, {at}")  # deleted
+    await SnippetName.filter(key="theirs").update(name=f"u{bare}", key=f"u{bare}")
+    await Reminder.filter(user_id=OTHER).update(content=f"call {at}")
+    await Reminder.filter(user_id=USER).update(content=f"{at} myself")  # deleted
+    await AFK.filter(member_id=OTHER).update(reason=f"with {at}", nickname=f"fan of {bare}")
+    await Starboard.filter(guild_id=GUILD).update(emoji=f"<:e:{bare}>")
+    await WebUser.filter(id=OTHER).update(
+        username=f"fan-{bare}", avatar=f"a{bare}", email=f"{bare}@example.org"
+    )
+    await WebSession.filter(user_id=OTHER).update(token_hash=bare.rjust(64, "0"), ip_address=bare)
+
+
+async def test_erasure_leaves_the_id_only_where_documented(db: botdata.Database) -> None:
+    # Issue #9 point 24: erase_user left the id in text and JSON all over the database.
+    rows = await populate()
+    await mention_everywhere(rows)
+    db.guilds.register_settings("m", f"exempt-{USER}", Exempt)
+    unfit = {("guild_configs", "prefix")}  # at most 10 characters: no id fits
+    assert await holding(db, USER) == text_columns() - unfit  # every other column holds it
+
+    summary = await db.privacy.erase_user(USER)
+
+    assert await holding(db, USER) == {
+        (table, column) for table, columns in KEPT_TEXT.items() for column in columns
+    }
+    unrelated = await Case.get(id=rows.case_unrelated.id)
+    assert unrelated.reason == f"spam towards {PLACEHOLDER}"
+    assert unrelated.metadata == {
+        "reporter": None, "note": f"asked by {PLACEHOLDER}", PLACEHOLDER: [7]
+    }
+    assert unrelated.user_roles == [11]
+    # the kept record about them is scrubbed too, and still a valid case
+    about = await db.cases.get(GUILD, rows.case_about_user.number)
+    assert (about.user_id, about.reason) == (USER, f"{PLACEHOLDER} spammed")
+    assert (await db.cases.get(GUILD, rows.case_by_user.number)).void_reason == (
+        f"{PLACEHOLDER} appealed"
+    )
+    edits = await CaseEdit.filter(case_id=rows.case_unrelated.id)
+    assert [(e.old_reason, e.new_reason) for e in edits] == [
+        (f"about {PLACEHOLDER}", f"about {PLACEHOLDER}")
+    ]
+    assert (await db.notes.get(GUILD, rows.note_unrelated.number)).content == (
+        f"friend of {PLACEHOLDER}"
+    )
+    assert (await Reminder.get(user_id=OTHER)).content == f"call {PLACEHOLDER}"
+    afk = await AFK.get(member_id=OTHER)
+    assert (afk.reason, afk.nickname) == (f"with {PLACEHOLDER}", f"fan of {PLACEHOLDER}")
+    # settings values stay whole, and their registered model still validates them
+    setting = await db.guilds.get_setting(GUILD, "m", f"exempt-{USER}")
+    assert setting == Exempt(members=[USER])
+    # scrubbed rows count as anonymised
+    for table in ("cases", "case_edits", "notes", "snippets", "reminders", "afk", "starboards"):
+        assert summary.anonymised[table] >= 1, table
+    assert summary.anonymised["reminders"] == summary.anonymised["afk"] == 1
+
+
+async def test_scrubbing_leaves_longer_numbers_alone(db: botdata.Database) -> None:
+    rows = await populate()
+    text = f"ticket 9{USER}1, id {USER}0, by <@{USER}> (<@!{USER}>, {USER})"
+    await QuerySet(Note).filter(id=rows.note_unrelated.id).update(content=text)
+    await db.privacy.erase_user(USER)
+    note = await db.notes.get(GUILD, rows.note_unrelated.number)
+    assert note.content == (
+        f"ticket 9{USER}1, id {USER}0, by {PLACEHOLDER} ({PLACEHOLDER}, {PLACEHOLDER})"
+    )

@@ -15,6 +15,7 @@ from discord.ext.test import backend
 
 import botdata
 from botdata.models import CaseType
+from cogs.offline import SimulatedDiscord
 from cogs.privacy import CLOSED_DMS, ERASE_WARNING, EXPORT_SCOPE, EraseConfirmation, Privacy
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
@@ -117,6 +118,44 @@ async def test_export_is_a_json_file_by_dm_and_nothing_public(
     assert [row["content"] for row in tables["notes"]] == ["keeps spamming the mods"]
     assert [row["xp"] for row in tables["levels"]] == [150]
     assert [row["message_id"] for row in tables["starboard_messages"]] == [rows.original.id]
+
+
+async def test_a_moderators_export_holds_no_other_members_reason_or_note(
+    scene: Scene, db: botdata.Database
+) -> None:
+    # Issue #9 point 7: it handed out the reasons and notes of the members they moderated.
+    guild, member, mod = scene.guild.id, scene.member.id, scene.mod.id
+    case = await db.cases.create(guild, member, mod, CaseType.WARN, "a private reason")
+    note = await db.notes.add(guild, member, mod, "a private remark")
+    dms, _ = split(await say(f"{db.settings.DEFAULT_PREFIX}mydata export", scene.mod))
+    [dm] = dms
+    data = attachment_json(dm)
+    text = json.dumps(data)
+    for private in ("a private reason", "a private remark", str(member)):
+        assert private not in text, private
+    assert data["tables"]["cases"] == data["tables"]["notes"] == []
+    actions = {(a["table"], a["guild_id"], a["number"]) for a in data["actions"]}
+    assert actions == {("cases", guild, case.number), ("notes", guild, note.number)}
+    assert all("moderator_id" in action["roles"] for action in data["actions"])
+
+
+async def test_erasing_while_afk_gives_the_nickname_back(
+    scene: Scene, db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue #9 point 14: the "[AFK] " nickname stayed for good.
+    discord_api = SimulatedDiscord(scene.guild)
+    monkeypatch.setattr(scene.bot.http, "edit_member", discord_api.edit_member)
+    scene.member.nick = "Sam"
+    scene.other.nick = "Alex"
+    p = db.settings.DEFAULT_PREFIX
+    await say(f"{p}afk lunch", scene.member)
+    await say(f"{p}afk away", scene.other)
+    assert (scene.member.nick, scene.other.nick) == ("[AFK] Sam", "[AFK] Alex")
+    scene.other.nick = "Alex again"  # changed it meanwhile: left alone
+    await say(f"{p}mydata erase confirm", scene.member)
+    await say(f"{p}mydata erase confirm", scene.other)
+    assert (scene.member.nick, scene.other.nick) == ("Sam", "Alex again")
+    assert await db.afk.get(scene.guild.id, scene.member.id) is None
 
 
 async def test_export_with_closed_dms_asks_to_open_them(
