@@ -12,7 +12,7 @@ from tortoise import Tortoise
 from tortoise.context import TortoiseContext
 from tortoise.exceptions import DBConnectionError, OperationalError
 
-from botdata.cache import Cache, create_cache
+from botdata.cache import Cache, MemoryCache, create_cache
 from botdata.config import Settings, load_settings
 from botdata.errors import (
     AlreadyConnectedError,
@@ -52,6 +52,9 @@ class Database:
         self.cache = cache
         # "sqlite" or "postgres"
         self.dialect = dialect_of(settings.DATABASE_URL)
+        if self.dialect == "sqlite" and isinstance(cache, MemoryCache):
+            # Other processes may use the file too: drop the cached copies when they commit.
+            cache.follow(self._data_version)
         self.closed = False
         # Awaited first by close() (managers' background tasks), before the connections go.
         self.on_close: list[Callable[[], Awaitable[None]]] = []
@@ -69,6 +72,12 @@ class Database:
         self.afk = AFKManager(self)
         self.levels = LevelManager(self)  # after guilds: registers its settings model
         self.permissions = PermissionManager(self)
+
+    async def _data_version(self) -> int:
+        """SQLite's change counter, as this process's connection sees it: it moves when
+        another connection (another process) commits to the file."""
+        _, rows = await self._context.db().execute_query("PRAGMA data_version")
+        return int(rows[0][0])
 
     async def close(self) -> None:
         """Close the database connections. Calling it twice is harmless."""

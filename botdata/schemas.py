@@ -226,6 +226,11 @@ class ErasureSummary(Schema):
 
     ``afk_statuses``: the user's AFK statuses that were deleted; the bot should give back the
     nicknames stored with them (where the AFK nickname is still there).
+
+    ``cache_cleared``: False when the cache could not be cleared at once (Redis did not
+    answer). The clear is then queued: this process applies it before its next use of Redis
+    (its own reads never show the erased data) and retries it in the background until it
+    succeeds; until then other processes may still serve cached copies of the user's data.
     """
 
     user_id: int
@@ -234,6 +239,7 @@ class ErasureSummary(Schema):
     kept: dict[str, int]
     starboard_copies: list[StarboardMessageSchema]
     afk_statuses: list[AFKSchema]
+    cache_cleared: bool
 
 
 class XPGrantSchema(Schema):

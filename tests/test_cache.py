@@ -248,6 +248,32 @@ async def test_sorted_set_writes_only_to_an_existing_set(db: botdata.Database) -
     assert await cache.zrevrange(key, 0, -1) == []
 
 
+async def test_sorted_set_guarded_writes_stop_once_the_set_is_not_theirs(
+    db: botdata.Database,
+) -> None:
+    """A writer that marked the set (member "marker" with its own score) writes only while
+    that mark is there: not after the set was deleted, nor into a set another writer marked."""
+    cache = db.cache
+    key = cache.key("ranks", guild_id=10)
+    mine, theirs = ("marker", -1.0 - 2**39), ("marker", -2.0)
+    await cache.zadd(key, {"a": 1}, guard=mine)
+    assert await cache.zrevrange(key, 0, -1) == []  # no set was created
+    await cache.zadd(key, dict([mine]), ttl=60)
+    await cache.zadd(key, {"a": 1, "b": 2}, higher_only=True, guard=mine)
+    many = {str(i): float(i) for i in range(2500)}  # written in parts, each guarded
+    await cache.zadd(key, many, higher_only=True, guard=mine)
+    assert await cache.zrevrank(key, "0") == 2501
+    await cache.zadd(key, {"marker": 1e6}, guard=mine)  # the last guarded write moves it
+    await cache.zadd(key, {"c": 3}, guard=mine)
+    assert await cache.zrevrange(key, 0, 0) == [("marker", 1e6)]
+    assert await cache.zrevrank(key, "c") is None
+    await cache.delete(key)
+    await cache.zadd(key, dict([theirs]), ttl=60)  # another writer's set
+    await cache.zadd(key, {"a": 1}, guard=mine)
+    await cache.zadd(key, many, guard=mine)
+    assert await cache.zrevrange(key, 0, -1) == [theirs]
+
+
 # Pub/sub ---------------------------------------------------------------------------------
 async def test_publish_reaches_subscribers_of_the_channel(db: botdata.Database) -> None:
     cache = db.cache
@@ -420,6 +446,32 @@ async def test_value_loaded_during_invalidate_is_not_kept(db: botdata.Database) 
     assert len(calls) == 2
 
 
+async def test_a_reader_finding_a_fill_under_way_loads_for_itself(db: botdata.Database) -> None:
+    """A second reader of a key being filled loads it itself and stores nothing; the lease is
+    never seen as a value; the first reader's fill lands."""
+    cache = db.cache
+    key = cache.key("busy", guild_id=4)
+    loading, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_load() -> str:
+        loading.set()
+        await release.wait()
+        return "first"
+
+    first = asyncio.create_task(cache.get_or_load(key, slow_load, ttl=60))
+    await loading.wait()
+    second, calls = counting_loader("second")
+    assert await cache.get_json(key) is None  # the lease is not a value
+    assert await cache.get_or_load(key, second, ttl=60, hot=True) == "second"
+    assert cache.hot_get(key) is None  # not the shared value: not kept
+    assert await cache.get_json(key) is None
+    release.set()
+    assert await first == "first"
+    assert await cache.get_json(key) == "first"
+    assert await cache.get_or_load(key, second, ttl=60) == "first"
+    assert len(calls) == 1
+
+
 async def test_clear_removes_everything_under_the_prefix(db: botdata.Database) -> None:
     cache = db.cache
     plain, tagged, board = cache.key("a"), cache.key("b", guild_id=8), cache.key("z", guild_id=8)
@@ -473,6 +525,59 @@ async def test_hot_layer_ttl_is_capped() -> None:
     assert cache.hot_get(key) is None
     assert await cache.get_or_load(key, load, ttl=60, hot=True) == "v"  # still in the store
     assert len(calls) == 1
+
+
+async def test_following_the_database_drops_copies_only_when_it_changed() -> None:
+    """``follow``: when the change counter moves, cached values, sorted sets and the hot layer
+    go (a fill under way does not land); claims, rate-limit counters and locks stay; while it
+    does not move nothing is dropped. ``close`` stops it."""
+    cache = MemoryCache(load_settings(REDIS_URL=None))
+    version = [1]
+    checks: list[int] = []
+
+    async def read_version() -> int:
+        checks.append(version[0])
+        return version[0]
+
+    value, board = cache.key("config", guild_id=1), cache.key("board", guild_id=1)
+    claim, lock, rate = cache.key("claim"), cache.key("lock"), cache.key("rate")
+    tasks_before = asyncio.all_tasks()
+    cache.follow(read_version, interval=0.05)
+    assert await eventually(lambda: len(checks) >= 1)
+    load, calls = counting_loader("v")
+    first = await cache.get_or_load(value, load, ttl=60, hot=True)
+    await cache.zadd(board, {"m": 1})
+    assert await cache.claim(claim, 60) is None
+    assert await cache.set_if_absent(lock, "1", 60) is True
+    assert await cache.check_rate_limit(rate, 1, 60) is False
+    loading, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_load() -> str:
+        loading.set()
+        await release.wait()
+        return "old"
+
+    filling = asyncio.create_task(cache.get_or_load(cache.key("slow"), slow_load, ttl=60))
+    await loading.wait()
+    await asyncio.sleep(0.2)  # several checks, no change
+    assert cache.hot_get(value) is first
+    version[0] = 2
+    assert await eventually(lambda: cache.hot_get(value) is None)
+    release.set()
+    assert await filling == "old"
+    assert await cache.get_json(cache.key("slow")) is None
+    assert await cache.get_json(value) is None
+    assert await cache.zrevrange(board, 0, -1) == []
+    assert await cache.claim(claim, 60) is not None
+    assert await cache.set_if_absent(lock, "1", 60) is False
+    assert await cache.check_rate_limit(rate, 1, 60) is True
+    assert await cache.get_or_load(value, load, ttl=60, hot=True) == "v"
+    assert len(calls) == 2
+    await cache.close()
+    assert asyncio.all_tasks() - tasks_before == set()
+    seen = len(checks)
+    await asyncio.sleep(0.15)
+    assert len(checks) == seen
 
 
 async def test_no_redis_url_gives_the_in_process_cache() -> None:
@@ -553,6 +658,38 @@ async def test_invalidation_from_another_process(
     await asyncio.to_thread(run_processes, code, 1)
     assert await eventually(lambda: cache.hot_get(key) is None, within=1.0)
     assert await cache.get_json(key) is None
+
+
+async def test_a_fill_racing_another_process_invalidation_is_not_stored(
+    redis_caches: Callable[..., Awaitable[RedisCache]],
+) -> None:
+    """Another process updates the value and invalidates it while this cache loads it, and
+    its announcement has not reached this cache yet (here: it never does, the invalidating
+    cache announces on another prefix's channel). Only the lease can stop the stale fill."""
+    here = await redis_caches()
+    elsewhere = await create_cache(
+        load_settings(REDIS_URL=REDIS_URL, CACHE_PREFIX=here.prefix + "-unheard")
+    )
+    key = here.key("config", guild_id=13)
+    source = {"prefix": "!"}
+
+    async def racing_load() -> dict[str, str]:
+        value = dict(source)
+        source["prefix"] = "?"
+        await elsewhere.invalidate(key)  # deletes this very key
+        return value
+
+    async def load() -> dict[str, str]:
+        return dict(source)
+
+    try:
+        assert await here.get_or_load(key, racing_load, ttl=60, hot=True) == {"prefix": "!"}
+        assert await here.get_json(key) is None
+        assert here.hot_get(key) is None
+        assert await here.get_or_load(key, load, ttl=60, hot=True) == {"prefix": "?"}
+        assert await here.get_json(key) == {"prefix": "?"}
+    finally:
+        await elsewhere.close()
 
 
 async def test_claims_are_shared_and_remembered(

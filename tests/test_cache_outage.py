@@ -12,6 +12,7 @@ import inspect
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -107,6 +108,15 @@ class RedisServer:
             finally:
                 client.close()
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, nothing is answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.kill()
@@ -127,6 +137,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path)
     server.start()
     yield server
+    server.resume()  # a failed test may have left it paused
     server.stop()
 
 
@@ -379,6 +390,94 @@ async def test_one_slow_call_is_not_an_outage_but_a_long_pause_is(
 
         assert await eventually(hot_again, 4.0)
         assert len(outage_logs(caplog, logging.WARNING)) == 1
+    finally:
+        client.close()
+        await quick(here.close())
+        await quick(there.close())
+
+
+async def fill(cache: RedisCache, guild_id: int) -> tuple[str, str, str]:
+    """A value (also in the hot layer), a sorted set and a plain value, all in Redis."""
+    value, board, plain = (cache.key(name, guild_id=guild_id) for name in ("v", "board", "p"))
+
+    async def load() -> str:
+        return "cached"
+
+    await cache.get_or_load(value, load, 60, hot=True)
+    await cache.zadd(board, {"member": 1.0})
+    await cache.set_json(plain, 1)
+    return value, board, plain
+
+
+async def test_clear_while_redis_is_paused_is_owed_and_applied_before_the_next_call(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clear Redis does not get is reported (False), and applied before this cache's next
+    call reaches Redis: nothing cleared is read back. The background retry is held off
+    here (a long SETTLE_INTERVAL) so that only the next call can apply it."""
+    monkeypatch.setattr("botdata.cache.redis.SETTLE_INTERVAL", 60.0)
+    cache = await redis_cache(redis_server.url)
+    value, board, plain = await fill(cache, 1)
+    client = redis_server.client()
+    try:
+        assert cache.hot_get(value) == "cached"
+        redis_server.pause()
+        assert await quick(cache.clear()) is False
+        assert cache.hot_get(value) is None
+        redis_server.resume()
+        probe = cache.key("probe")
+
+        async def written_through() -> bool:
+            await cache.set_json(probe, 1)
+            return client.get(probe) == b"1"
+
+        assert await eventually(written_through, 4.0)
+        assert [client.exists(key) for key in (value, board, plain)] == [0, 0, 0]
+        assert await cache.get_json(value) is None
+        assert await cache.zrevrange(board, 0, -1) == []
+    finally:
+        client.close()
+        await quick(cache.close())
+
+
+async def test_owed_clear_and_invalidations_are_retried_in_the_background(
+    redis_server: RedisServer,
+) -> None:
+    """With no further call, the owed clear reaches Redis by itself once it answers, and is
+    announced to the other caches. More owed keys than CACHE_MAX_ENTRIES become a clear."""
+    prefix = f"outage-{uuid.uuid4().hex[:8]}"
+    here, there = await redis_cache(redis_server.url, prefix), await redis_cache(
+        redis_server.url, prefix
+    )
+    client = redis_server.client()
+    try:
+        keys = await fill(here, 2)
+
+        async def load() -> str:
+            return "cached"
+
+        assert await there.get_or_load(keys[0], load, 60, hot=True) == "cached"
+        assert there.hot_get(keys[0]) == "cached"
+        redis_server.pause()
+        assert await quick(here.clear()) is False
+        redis_server.resume()
+        assert await eventually(lambda: not any(client.exists(key) for key in keys), 4.0)
+        assert await eventually(lambda: there.hot_get(keys[0]) is None, 2.0)
+
+        small = await create_cache(
+            load_settings(REDIS_URL=redis_server.url, CACHE_PREFIX=prefix, CACHE_MAX_ENTRIES=2)
+        )
+        try:
+            many = [small.key("k", i) for i in range(4)]
+            for key in many:
+                await small.set_json(key, 1)
+            redis_server.pause()
+            for key in many:
+                await quick(small.invalidate(key))
+            redis_server.resume()
+            assert await eventually(lambda: not any(client.exists(key) for key in many), 4.0)
+        finally:
+            await quick(small.close())
     finally:
         client.close()
         await quick(here.close())

@@ -12,13 +12,25 @@ working per process meanwhile.
 Values are stored as JSON (see :mod:`botdata.cache.codec`): what :meth:`Cache.get_json`
 returns is a fresh copy. The hot layer (:meth:`Cache.hot_get`, ``get_or_load(hot=True)``)
 returns shared Python objects: treat them as read-only (the schemas are frozen).
+
+Fills never outlive an invalidation. :meth:`Cache.get_or_load` reads a key and, when it is
+missing, leaves a lease in it in the same step (one round trip, one key: a script on Redis);
+it loads the value from the database and stores it only if the key still holds its own lease
+(again one round trip, one key). An invalidation deletes the key, lease included, so a value
+read from the database before a concurrent update is never stored after that update's
+invalidation, in this process or any other; a reader that finds another reader's lease loads
+the value for itself and stores nothing. The hot layer adds its own rule (the epoch, see
+:mod:`botdata.cache.hot`): a value is kept there only if no invalidation reached this process
+while it was being loaded.
 """
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
 
@@ -33,6 +45,10 @@ Loader = Callable[[], Awaitable[Any]]
 #: Called with each message published on a subscribed channel.
 Handler = Callable[[str], Awaitable[None]]
 
+#: Seconds a lease lives at most: a reader that takes longer to load (or died) stores nothing,
+#: and until then the other readers of the key load it themselves.
+LEASE_TTL: Final = 5.0
+
 
 class Cache(ABC):
     """What botdata needs from a cache. Values are JSON-serialisable unless noted."""
@@ -40,6 +56,9 @@ class Cache(ABC):
     def __init__(self, settings: Settings) -> None:
         self.prefix = settings.CACHE_PREFIX
         self._hot = HotLayer(settings.CACHE_MAX_ENTRIES, settings.HOT_CACHE_TTL)
+        # Leases are this prefix and a number: unique across processes.
+        self._lease_prefix = codec.LEASE + uuid.uuid4().hex.encode() + b":"
+        self._leases = itertools.count()
 
     def key(self, *parts: object, guild_id: int | None = None) -> str:
         """``prefix[:{g:<guild_id>}]:part:part...``: the one way keys are built."""
@@ -54,9 +73,10 @@ class Cache(ABC):
 
     # JSON values -------------------------------------------------------------------------
     async def get_json(self, key: str) -> Any | None:
-        """The value stored at ``key``, or None (missing, expired or backend unavailable)."""
+        """The value stored at ``key``, or None (missing, expired, being filled by
+        :meth:`get_or_load` or backend unavailable)."""
         raw = await self._get_raw(key)
-        return None if raw is None else codec.load(raw)
+        return None if raw is None or codec.is_lease(raw) else codec.load(raw)
 
     async def set_json(self, key: str, value: Any, ttl: float | None = None) -> None:
         """Store ``value`` at ``key`` for ``ttl`` seconds (forever if None).
@@ -110,14 +130,18 @@ class Cache(ABC):
         *,
         higher_only: bool = False,
         only_existing: bool = False,
+        guard: tuple[str, float] | None = None,
     ) -> None:
         """Set the score of each member; with ``ttl`` the whole set expires after it.
 
         ``higher_only``: an existing member's score is only ever raised (Redis ``ZADD GT``),
         so writes of growing totals that arrive out of order keep the highest.
         ``only_existing``: write only when the set exists (checked atomically with the
-        write), so updates never create a partial set. Raises
-        :class:`~botdata.errors.ValidationError` unless ``ttl`` is None or > 0.
+        write), so updates never create a partial set. ``guard`` (member, score): write only
+        while the set holds that member with exactly that score (checked atomically too), so
+        a writer that marked a set as its own writes nothing once the set was deleted or
+        another writer marked it. Raises :class:`~botdata.errors.ValidationError` unless
+        ``ttl`` is None or > 0.
         """
 
     @abstractmethod
@@ -180,26 +204,22 @@ class Cache(ABC):
         in the in-process hot layer (at most ``HOT_CACHE_TTL`` seconds), so a hit costs a
         dict lookup. With the backend unavailable this is ``await loader()``.
 
-        A value loaded while :meth:`invalidate` runs (here, or announced by another process)
-        is returned but not cached. Raises what ``loader`` raises.
+        A value loaded while :meth:`invalidate` runs (here, or in another process) is returned
+        but not cached: see the module docstring. Raises what ``loader`` raises.
         """
         if hot:
             value = self._hot.get(key)
             if value is not MISSING:
                 return value
         epoch = self._hot.epoch
-        raw = await self._get_raw(key)
-        if raw is not None:
+        lease = self._lease_prefix + str(next(self._leases)).encode()
+        raw = await self._get_or_lease(key, lease)
+        if raw is not None and not codec.is_lease(raw):
             value = codec.load(raw, model)
         else:
             value = await loader()
-            if self._hot.epoch != epoch:
-                return value
-            await self._set_raw(key, codec.dump(value), ttl)
-            if self._hot.epoch != epoch:
-                # An invalidation ran while the value was being written: its delete may have
-                # reached the backend first, so remove (and announce) what may now be stale.
-                await self._forget([key])
+            # Stored only under our own lease: another reader's, or none left (invalidated).
+            if raw is not None or not await self._fill(key, lease, codec.dump(value), ttl):
                 return value
         if hot:
             self._hot.put(key, value, ttl, epoch)
@@ -209,15 +229,23 @@ class Cache(ABC):
         """Drop ``keys`` here, in the shared backend and in every other process's hot layer.
 
         Call it after the database change is committed. Other processes drop the keys from
-        their hot layer when the announcement reaches them (well under a second).
+        their hot layer when the announcement reaches them (well under a second). When the
+        shared backend does not answer, the invalidation is owed: applied before this cache's
+        next call to the backend (so this process reads nothing it dropped) and retried in
+        the background until it succeeds.
         """
         self._hot.drop(keys)
         await self._forget(keys)
 
     # Lifecycle ---------------------------------------------------------------------------
     @abstractmethod
-    async def clear(self) -> None:
-        """Remove every key under this cache's prefix and empty every hot layer."""
+    async def clear(self) -> bool:
+        """Remove every key under this cache's prefix and empty every hot layer.
+
+        Returns True when done. False when the shared backend did not answer: the clear is
+        then owed like an invalidation (see :meth:`invalidate`); this process's hot layer is
+        empty already, other processes may serve cached copies until it is applied.
+        """
 
     @abstractmethod
     async def close(self) -> None:
@@ -226,7 +254,19 @@ class Cache(ABC):
     # Backend primitives ----------------------------------------------------------------------
     @abstractmethod
     async def _get_raw(self, key: str) -> bytes | None:
-        """The JSON stored at ``key``, or None (missing, expired or backend unavailable)."""
+        """The JSON (or lease) stored at ``key``, or None (missing, expired or backend
+        unavailable)."""
+
+    @abstractmethod
+    async def _get_or_lease(self, key: str, lease: bytes) -> bytes | None:
+        """What ``key`` holds (JSON, or another reader's lease); when it holds nothing, store
+        ``lease`` there for :data:`LEASE_TTL` seconds and return None. Atomic, one round trip.
+        None as well when the backend is unavailable."""
+
+    @abstractmethod
+    async def _fill(self, key: str, lease: bytes, raw: bytes, ttl: float) -> bool:
+        """Store JSON ``raw`` at ``key`` for ``ttl`` seconds if ``key`` still holds ``lease``.
+        Atomic, one round trip. Returns whether it was stored."""
 
     @abstractmethod
     async def _set_raw(self, key: str, raw: bytes, ttl: float | None) -> None:

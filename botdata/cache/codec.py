@@ -1,11 +1,24 @@
-"""How values are stored: JSON bytes, with pydantic models rebuilt on the way out."""
+"""How values are stored: JSON bytes, with pydantic models rebuilt on the way out.
+
+A key being filled by :meth:`Cache.get_or_load <botdata.cache.base.Cache.get_or_load>` holds a
+lease instead: :data:`LEASE` followed by a token. No JSON starts with a NUL byte, so a lease is
+never taken for a value.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import pydantic_core
 from pydantic import BaseModel
+
+#: First byte of a lease.
+LEASE: Final = b"\0"
+
+
+def is_lease(raw: bytes) -> bool:
+    """Whether ``raw`` (read from the cache) is a lease rather than a value."""
+    return raw[:1] == LEASE
 
 
 def dump(value: Any) -> bytes:

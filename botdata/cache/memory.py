@@ -1,18 +1,31 @@
-"""The in-process cache: used when no ``REDIS_URL`` is set (one process, nothing to share)."""
+"""The in-process cache: used when no ``REDIS_URL`` is set (nothing is shared between processes).
+
+Another process using the same database (a dashboard, a script, a second bot process) changes
+rows behind this cache's back. :meth:`MemoryCache.follow` keeps up: the handle of a SQLite
+database makes the cache check SQLite's change counter (``PRAGMA data_version``, which moves
+when another connection commits) every :data:`WATCH_INTERVAL` seconds, and when it moved the
+cache drops every copy of database rows it holds (values, sorted sets, the hot layer), so
+changes made elsewhere are seen within about that time. Cooldown claims, rate-limit counters
+and locks are kept: they are this process's own. Pub/sub stays within the process.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Final
 
-from botdata.cache.base import Cache, Handler
+from botdata.cache.base import LEASE_TTL, Cache, Handler
 from botdata.cache.store import MemoryStore, check_ttl
 
 if TYPE_CHECKING:
     from botdata.config import Settings
 
 log = logging.getLogger("botdata.cache")
+
+#: Seconds between two checks of the database's change counter (see MemoryCache.follow).
+WATCH_INTERVAL: Final = 1.0
 
 
 class MemoryCache(Cache):
@@ -23,6 +36,36 @@ class MemoryCache(Cache):
         super().__init__(settings)
         self._store = MemoryStore(settings.CACHE_MAX_ENTRIES)
         self._handlers: dict[str, list[Handler]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    def follow(
+        self, version: Callable[[], Awaitable[int]], interval: float = WATCH_INTERVAL
+    ) -> None:
+        """Keep up with changes other processes make to the database until :meth:`close`:
+        every ``interval`` seconds ``await version()`` (a counter that moves when another
+        process commits), and when its answer changed (or could not be read) drop every
+        cached copy of database rows: what ``get_or_load`` stored, sorted sets, the hot layer.
+        Claims, rate-limit counters, locks and ``set_json`` values stay. Call it once, from the
+        event loop.
+        """
+        self._watcher = asyncio.create_task(
+            self._watch(version, interval), name=f"botdata cache watcher {self.prefix}"
+        )
+
+    async def _watch(self, version: Callable[[], Awaitable[int]], interval: float) -> None:
+        seen: int | None = None
+        while True:
+            try:
+                current: int | None = await version()
+            except Exception:  # unknown: take it as changed
+                log.exception("botdata cache: cannot read the database's change counter")
+                current = None
+            if current is None or current != seen:
+                # Also on the first round: what was cached before it may predate a change.
+                self._store.drop_derived()
+                self._hot.clear()
+            seen = current
+            await asyncio.sleep(interval)
 
     async def delete(self, *keys: str) -> None:
         """Remove ``keys`` (missing ones are ignored). Does not touch the hot layer."""
@@ -60,20 +103,24 @@ class MemoryCache(Cache):
         *,
         higher_only: bool = False,
         only_existing: bool = False,
+        guard: tuple[str, float] | None = None,
     ) -> None:
         """Set the score of each member; with ``ttl`` the whole set expires after it.
 
         ``higher_only``: an existing member's score is only ever raised (Redis ``ZADD GT``),
         so writes of growing totals that arrive out of order keep the highest.
-        ``only_existing``: nothing is written when the set does not exist.
+        ``only_existing``: nothing is written when the set does not exist. ``guard`` (member,
+        score): nothing is written unless the set holds that member with that score.
         """
         check_ttl(ttl)
         members = self._store.sorted_set(key)
+        if guard is not None and (members is None or members.get(guard[0]) != guard[1]):
+            return
         if members is None:
             if only_existing:
                 return
             members = {}
-            self._store.set(key, members, None)
+            self._store.set(key, members, None, derived=True)
         for member, score in scores.items():
             if not higher_only or float(score) > members.get(member, float("-inf")):
                 members[member] = float(score)
@@ -85,7 +132,7 @@ class MemoryCache(Cache):
         members = self._store.sorted_set(key)
         if members is None:
             members = {}
-            self._store.set(key, members, None)
+            self._store.set(key, members, None, derived=True)
         score = members[member] = members.get(member, 0.0) + amount
         return score
 
@@ -130,13 +177,18 @@ class MemoryCache(Cache):
         """Call ``await handler(message)`` for each message published on ``channel``."""
         self._handlers.setdefault(self._channel(channel), []).append(handler)
 
-    async def clear(self) -> None:
-        """Remove every key and empty the hot layer."""
+    async def clear(self) -> bool:
+        """Remove every key and empty the hot layer. Returns True (always done)."""
         self._store.clear()
         self._hot.clear()
+        return True
 
     async def close(self) -> None:
-        """Nothing to release (the in-process cache holds no connection)."""
+        """Stop following the database (see :meth:`follow`). Calling it twice is harmless."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
 
     async def _get_raw(self, key: str) -> bytes | None:
         return self._store.get(key)
@@ -144,6 +196,19 @@ class MemoryCache(Cache):
     async def _set_raw(self, key: str, raw: bytes, ttl: float | None) -> None:
         check_ttl(ttl)
         self._store.set(key, raw, ttl)
+
+    async def _get_or_lease(self, key: str, lease: bytes) -> bytes | None:
+        raw = self._store.get(key)
+        if raw is None:
+            self._store.set(key, lease, LEASE_TTL, derived=True)
+        return raw
+
+    async def _fill(self, key: str, lease: bytes, raw: bytes, ttl: float) -> bool:
+        check_ttl(ttl)
+        if self._store.get(key) != lease:
+            return False
+        self._store.set(key, raw, ttl, derived=True)
+        return True
 
     async def _forget(self, keys: Collection[str]) -> None:
         self._store.delete(keys)

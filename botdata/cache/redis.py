@@ -21,8 +21,17 @@ connection (or fails its health check: a ``PING`` it sends when an outage is dec
 after :data:`HEARTBEAT` seconds of silence, unanswered for :data:`PING_ANSWER` seconds), as
 invalidations may have been missed; it starts empty again when the subscriber is back.
 
-The per-message calls (cooldown claims, rank writes) are Lua scripts; those made during one
-turn of the event loop are sent together in one pipeline.
+Invalidations and clears are never dropped silently. One that Redis does not get (slow,
+paused, down) is owed: every later call of this process applies what is owed first (a call
+that cannot gets a miss, so this process never reads what it dropped), and a background task
+retries every :data:`SETTLE_INTERVAL` seconds (at most once per :data:`RETRY_INTERVAL` while
+Redis is down) until Redis has it. :meth:`RedisCache.clear` says whether it is done or owed.
+Too many owed keys for ``CACHE_MAX_ENTRIES`` become an owed clear.
+
+The per-message calls (cooldown claims, rank writes) and the reads and fills of
+:meth:`~botdata.cache.base.Cache.get_or_load` (see its leases in :mod:`botdata.cache.base`)
+are Lua scripts on one key each; those made during one turn of the event loop are sent
+together in one pipeline.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import logging
 import math
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -46,7 +55,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from botdata.cache.base import Cache, Handler
+from botdata.cache.base import LEASE_TTL, Cache, Handler
 from botdata.cache.store import MemoryStore, check_ttl
 from botdata.errors import ConfigurationError
 from botdata.schema import redact_url
@@ -65,6 +74,8 @@ T = TypeVar("T")
 
 #: Seconds between attempts to reach Redis after a failure.
 RETRY_INTERVAL: Final = 1.0
+#: Seconds between background attempts to apply owed invalidations.
+SETTLE_INTERVAL: Final = 0.25
 #: Seconds of silence after which the subscriber pings Redis.
 HEARTBEAT: Final = 5.0
 #: Seconds the subscriber waits for the answer to its PING before it reconnects (a half-open
@@ -103,15 +114,34 @@ return redis.call('PTTL', KEYS[1])
 #: ``_CLAIM_SCRIPT``'s answer when it claimed the key.
 _CLAIMED: Final = -3
 #: ``ZADD [GT] KEYS[1] score member...`` (then ``PEXPIRE`` unless ARGV[2] is 0) only when the
-#: set exists. ARGV: 1 for GT else 0, milliseconds or 0, then score, member pairs.
+#: set exists and, unless ARGV[3] is empty, holds member ARGV[3] with score ARGV[4]. ARGV: 1 for
+#: GT else 0, milliseconds or 0, guard member, guard score, then score, member pairs.
 _ZADD_EXISTING_SCRIPT: Final = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[3] ~= '' and tonumber(redis.call('ZSCORE', KEYS[1], ARGV[3])) ~= tonumber(ARGV[4]) then
+    return 0
+end
 if ARGV[1] == '1' then
-    redis.call('ZADD', KEYS[1], 'GT', unpack(ARGV, 3))
+    redis.call('ZADD', KEYS[1], 'GT', unpack(ARGV, 5))
 else
-    redis.call('ZADD', KEYS[1], unpack(ARGV, 3))
+    redis.call('ZADD', KEYS[1], unpack(ARGV, 5))
 end
 if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"""
+
+#: ``GET``; when the key is missing, ``SET`` lease ARGV[1] for ARGV[2] milliseconds instead.
+#: The value (or another reader's lease), or nil when the lease was stored.
+_GET_OR_LEASE_SCRIPT: Final = """
+local value = redis.call('GET', KEYS[1])
+if value then return value end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+#: ``SET`` ARGV[2] for ARGV[3] milliseconds only while the key holds lease ARGV[1]; 1 if set.
+_FILL_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
@@ -182,8 +212,11 @@ class RedisCache(Cache):
         self._slots = asyncio.Semaphore(POOL_SIZE)
         self._claim_script = self._redis.register_script(_CLAIM_SCRIPT)
         self._zadd_existing_script = self._redis.register_script(_ZADD_EXISTING_SCRIPT)
-        # Script calls of this turn of the event loop, waiting to be sent (see _eval).
-        self._queued: list[tuple[_Call, asyncio.Future[Any]]] = []
+        self._get_or_lease_script = self._redis.register_script(_GET_OR_LEASE_SCRIPT)
+        self._fill_script = self._redis.register_script(_FILL_SCRIPT)
+        # Script calls of this turn of the event loop (with their size in items), waiting to
+        # be sent (see _eval).
+        self._queued: list[tuple[_Call, int, asyncio.Future[Any]]] = []
         self._fallback = MemoryStore(settings.CACHE_MAX_ENTRIES)
         # Claims this process made or saw (see claim): key -> True until the claim ends.
         self._claimed = MemoryStore(settings.CACHE_MAX_ENTRIES)
@@ -206,9 +239,13 @@ class RedisCache(Cache):
         self._listener: asyncio.Task[None] | None = None
         self._handlers: dict[str, list[Handler]] = {}
         self._confirmations: dict[str, asyncio.Future[None]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        # Keys invalidated while Redis did not answer: deleted and announced once it does.
-        self._pending: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # Invalidations Redis did not get (see the module docstring): keys, or everything.
+        self._owed: set[str] = set()
+        self._owed_everything = False
+        # The attempt to apply them in flight, and the task retrying them.
+        self._settling: asyncio.Task[bool] | None = None
+        self._settler: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start the subscriber; return once it is in, or has failed once (Redis down)."""
@@ -298,13 +335,15 @@ class RedisCache(Cache):
         *,
         higher_only: bool = False,
         only_existing: bool = False,
+        guard: tuple[str, float] | None = None,
     ) -> None:
         """Set the score of each member; with ``ttl`` the whole set expires after it.
 
         ``higher_only``: an existing member's score is only ever raised (Redis ``ZADD GT``),
         so writes of growing totals that arrive out of order keep the highest.
-        ``only_existing``: nothing is written when the set does not exist (a script checks
-        and writes atomically). One round trip. Raises
+        ``only_existing``: nothing is written when the set does not exist; ``guard`` (member,
+        score): nothing is written unless the set holds that member with that score (a script
+        checks and writes atomically). One round trip. Raises
         :class:`~botdata.errors.ValidationError` unless ``ttl`` is None or > 0.
         """
         check_ttl(ttl)
@@ -312,8 +351,9 @@ class RedisCache(Cache):
             return
         members = list(scores.items())
         parts = [members[start : start + BATCH] for start in range(0, len(members), BATCH)]
-        if only_existing:
-            flags = [1 if higher_only else 0, 0 if ttl is None else milliseconds(ttl)]
+        if only_existing or guard is not None:
+            guarded = ["", ""] if guard is None else [guard[0], repr(float(guard[1]))]
+            flags = [1 if higher_only else 0, 0 if ttl is None else milliseconds(ttl), *guarded]
             calls = [
                 (self._zadd_existing_script, key, flags + [x for m, v in part for x in (v, m)])
                 for part in parts
@@ -388,34 +428,29 @@ class RedisCache(Cache):
             self._confirmations.pop(name, None)
 
     # Lifecycle ---------------------------------------------------------------------------
-    async def clear(self) -> None:
-        """Remove every key under the prefix (SCAN + UNLINK) and empty every hot layer."""
+    async def clear(self) -> bool:
+        """Remove every key under the prefix (SCAN + UNLINK) and empty every hot layer.
+
+        Returns True when done; False when Redis did not answer: the clear is then owed (see
+        the module docstring), and this process's hot layer is empty already.
+        """
         self._hot.clear()
         self._claimed.clear()
         self._fallback.clear()
-        self._pending.clear()
-
-        async def unlink_all(r: Redis) -> None:
-            # Deleting many keys may take longer than one command: each command is bounded.
-            cursor = 0
-            while True:
-                async with timeout_after(self.timeout):
-                    cursor, keys = await r.scan(cursor, match=f"{self.prefix}:*", count=BATCH)
-                if keys:
-                    async with timeout_after(self.timeout + len(keys) * ITEM_ALLOWANCE):
-                        await r.unlink(*keys)
-                if not cursor:
-                    break
-            async with timeout_after(self.timeout):
-                await r.publish(self._invalidations, self._announcement(EVERYTHING))
-
-        await self._run(unlink_all, None, items=None)
+        self._owe(everything=True)
+        return self._reachable() and await self._settle()
 
     async def close(self) -> None:
         """Stop the subscriber and its handler tasks, close the connections. Idempotent."""
         if self._closed:
             return
         self._closed = True
+        if self._owes():
+            log.warning(
+                "botdata cache: closing with invalidations Redis at %s did not get; other "
+                "processes may serve the values they dropped until their TTL",
+                self.url,
+            )
         tasks = [*self._tasks, *([self._listener] if self._listener else [])]
         for task in tasks:
             task.cancel()
@@ -432,51 +467,133 @@ class RedisCache(Cache):
         px = None if ttl is None else milliseconds(ttl)
         await self._run(lambda r: r.set(key, raw, px=px), None, items=len(raw) // 1024 + 1)
 
+    async def _get_or_lease(self, key: str, lease: bytes) -> bytes | None:
+        answer = await self._eval(self._get_or_lease_script, key, [lease, milliseconds(LEASE_TTL)])
+        return None if answer is _FAILED else answer
+
+    async def _fill(self, key: str, lease: bytes, raw: bytes, ttl: float) -> bool:
+        check_ttl(ttl)
+        args = [lease, raw, milliseconds(ttl)]
+        return await self._eval(self._fill_script, key, args, items=len(raw) // 1024 + 1) == 1
+
     async def _forget(self, keys: Collection[str]) -> None:
         if not keys:
             return
         self._claimed.delete(keys)
+        listed = list(keys)
+        if await self._run(lambda r: self._drop(r, listed), _FAILED, items=len(listed)) is _FAILED:
+            self._owe(listed)
 
-        async def forget(r: Redis) -> None:
-            listed = list(keys)
-            async with r.pipeline(transaction=False) as pipe:
-                for start in range(0, len(listed), BATCH):
-                    pipe.delete(*listed[start : start + BATCH])
-                # After the deletes (one connection's commands run in order).
-                pipe.publish(self._invalidations, self._announcement(listed))
-                await pipe.execute()
+    async def _drop(self, r: Redis, keys: list[str]) -> None:
+        """Delete ``keys`` and announce it, in one round trip."""
+        async with r.pipeline(transaction=False) as pipe:
+            for start in range(0, len(keys), BATCH):
+                pipe.delete(*keys[start : start + BATCH])
+            # After the deletes (one connection's commands run in order).
+            pipe.publish(self._invalidations, self._announcement(keys))
+            await pipe.execute()
 
-        if await self._run(forget, _FAILED, items=len(keys)) is _FAILED:
-            if len(self._pending) + len(keys) > self._fallback.max_entries:
-                log.warning("botdata cache: too many invalidations during the outage; some "
-                            "cached values may stay stale until their TTL")
+    async def _unlink_all(self, r: Redis) -> None:
+        """Delete every key under the prefix and announce it; each command is bounded (there
+        may be more keys than one command should take)."""
+        cursor = 0
+        while True:
+            async with timeout_after(self.timeout):
+                cursor, keys = await r.scan(cursor, match=f"{self.prefix}:*", count=BATCH)
+            if keys:
+                async with timeout_after(self.timeout + len(keys) * ITEM_ALLOWANCE):
+                    await r.unlink(*keys)
+            if not cursor:
+                break
+        async with timeout_after(self.timeout):
+            await r.publish(self._invalidations, self._announcement(EVERYTHING))
+
+    # Owed invalidations ------------------------------------------------------------------
+    def _owes(self) -> bool:
+        """Whether invalidations are owed, or being applied."""
+        return self._owed_everything or bool(self._owed) or self._settling is not None
+
+    def _owe(self, keys: Collection[str] = (), *, everything: bool = False) -> None:
+        """Remember invalidations Redis did not get (``everything``: a clear) and make sure
+        the background task retries them."""
+        if everything or len(self._owed) + len(keys) > self._fallback.max_entries:
+            self._owed_everything = True  # covers every key, in bounded memory
+            self._owed.clear()
+        elif not self._owed_everything:
+            self._owed.update(keys)
+        if self._settler is None and not self._closed:
+            self._settler = self._start(self._settle_in_background())
+
+    async def _settle(self) -> bool:
+        """Apply what is owed, joining the attempt in flight if there is one. Returns True
+        when nothing is owed any more, False when Redis did not take it (still owed)."""
+        while self._owes():
+            if self._settling is None:
+                self._settling = self._start(self._pay())
+            # Shielded: a cancelled caller must not cancel the attempt the others wait for.
+            if not await asyncio.shield(self._settling):
+                return False
+        return True
+
+    async def _pay(self) -> bool:
+        """One attempt at what is owed; what fails is owed again. True if it all went."""
+        everything, keys = self._owed_everything, list(self._owed)
+        self._owed_everything, self._owed = False, set()
+        try:
+            if everything:
+                answer = await self._call(self._unlink_all, _FAILED, items=None)
             else:
-                self._pending.update(keys)
+                answer = await self._call(lambda r: self._drop(r, keys), _FAILED, items=len(keys))
+        finally:
+            self._settling = None
+        if answer is _FAILED:
+            self._owe(keys, everything=everything)
+            return False
+        return True
+
+    async def _settle_in_background(self) -> None:
+        """Retry what is owed until it is applied (a call of this process may apply it first)."""
+        try:
+            while self._owes():
+                await asyncio.sleep(SETTLE_INTERVAL)
+                if self._reachable():
+                    await self._settle()
+        finally:
+            self._settler = None
+
+    def _start(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``work`` in a task that :meth:`close` cancels."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     # Scripts -----------------------------------------------------------------------------
-    async def _eval(self, script: AsyncScript, key: str, args: list[Any]) -> Any:
-        """``script`` on ``key`` with ``args``: its answer, or ``_FAILED`` (Redis unavailable
-        or slow). Raises what the script raises (a key of another type).
+    async def _eval(self, script: AsyncScript, key: str, args: list[Any], *, items: int = 1) -> Any:
+        """``script`` on ``key`` with ``args`` (``items``: its size, as for :meth:`_run`): its
+        answer, or ``_FAILED`` (Redis unavailable or slow). Raises what the script raises (a
+        key of another type).
 
         Sent in one pipeline with the other script calls made during this turn of the event
-        loop (the first of them sends them all): under load, the claims and rank writes of
-        messages handled together share one round trip.
+        loop (the first of them sends them all): under load, the claims, rank writes and
+        cache reads of messages handled together share one round trip.
         """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queued.append(((script, key, args), future))
+        self._queued.append(((script, key, args), items, future))
         if len(self._queued) > 1:
             return await future  # the first call of this turn sends it
-        queued: list[tuple[_Call, asyncio.Future[Any]]] | None = None
+        queued: list[tuple[_Call, int, asyncio.Future[Any]]] | None = None
         answers: list[Any] | None = None
         try:
             await asyncio.sleep(0)  # the other calls of this turn join
             queued, self._queued = self._queued, []
-            calls = [call for call, _ in queued]
-            answers = await self._run(lambda r: evaluate(r, calls), None, items=len(calls))
+            calls = [call for call, _, _ in queued]
+            size = sum(size for _, size, _ in queued)
+            answers = await self._run(lambda r: evaluate(r, calls), None, items=size)
         finally:
             if queued is None:  # cancelled before sending: the others get a miss
                 queued, self._queued = self._queued, []
-            for index, (_, waiting) in enumerate(queued):
+            for index, (_, _, waiting) in enumerate(queued):
                 answer = _FAILED if answers is None else answers[index]
                 if waiting.done():
                     pass
@@ -496,14 +613,22 @@ class RedisCache(Cache):
         self, op: Callable[[Redis], Awaitable[T]], default: T, *, items: int | None = 1
     ) -> T:
         """``await op(redis)``, or ``default`` when Redis does not answer in time or is
-        unavailable.
+        unavailable, or when the invalidations owed (applied first) cannot be applied.
 
         Bounded by ``REDIS_TIMEOUT`` plus :data:`ITEM_ALLOWANCE` per item beyond the first,
         waiting for a connection included (``items=None``: ``op`` bounds each of its commands
         itself, for calls whose number of commands is not known in advance).
         """
-        if self._down and not self._retry_due():
+        if not self._reachable():
             return default
+        if self._owes() and not await self._settle():
+            return default
+        return await self._call(op, default, items=items)
+
+    async def _call(
+        self, op: Callable[[Redis], Awaitable[T]], default: T, *, items: int | None
+    ) -> T:
+        """:meth:`_run` without the owed invalidations (the call that applies them)."""
         if self._closed:
             return default
         struck = self._struck
@@ -521,9 +646,13 @@ class RedisCache(Cache):
         except FAILURES as exc:
             self._mark_down(exc)
             return default
-        if self._down or self._strikes or self._pending:
-            await self._answered()
+        if self._down or self._strikes:
+            self._answered()
         return result
+
+    def _reachable(self) -> bool:
+        """Whether to call Redis now: not closed, and not down (or due for a retry)."""
+        return not self._closed and (not self._down or self._retry_due())
 
     def _retry_due(self) -> bool:
         """While Redis is down: whether to try it now (at most once per RETRY_INTERVAL)."""
@@ -549,9 +678,7 @@ class RedisCache(Cache):
             self._mark_down(exc)
         elif not self._checking:
             self._checking = True
-            task = asyncio.create_task(self._health_check())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(self._health_check())
 
     async def _health_check(self) -> None:
         try:
@@ -559,15 +686,10 @@ class RedisCache(Cache):
         finally:
             self._checking = False
 
-    async def _answered(self) -> None:
-        """Redis answered: no strike stands; end the outage; apply pending invalidations."""
+    def _answered(self) -> None:
+        """Redis answered: no strike stands; end the outage."""
         self._strikes = 0
-        if self._down:
-            await self._mark_up()
-        elif self._pending:
-            keys = list(self._pending)
-            self._pending.clear()
-            await self._forget(keys)
+        self._mark_up()
 
     def _mark_down(self, exc: BaseException) -> None:
         if self._down:
@@ -582,17 +704,13 @@ class RedisCache(Cache):
             exc.__class__.__name__ + (f": {exc}" if str(exc) else ""),
         )
 
-    async def _mark_up(self) -> None:
+    def _mark_up(self) -> None:
         if not self._down:
             return
         self._down = False
         self._strikes = 0
         log.info("botdata cache: Redis at %s is back", self.url)
         self._fallback.clear()
-        if self._pending:
-            keys = list(self._pending)
-            self._pending.clear()
-            await self._forget(keys)
 
     def _update_hot(self) -> None:
         """The hot layer is on only while the subscriber is in (and starts empty)."""
@@ -659,7 +777,7 @@ class RedisCache(Cache):
         if kind == "subscribe" and channel == self._invalidations:
             # In: everything published from now on reaches us; what came before may be lost.
             self._subscribed = True
-            await self._mark_up()
+            self._mark_up()
             self._update_hot()
             self._ready.set()
         elif kind == "subscribe" and channel is not None:
@@ -687,9 +805,7 @@ class RedisCache(Cache):
         elif kind == "message" and channel is not None:
             text = message["data"].decode()
             for handler in self._handlers.get(channel, ()):
-                task = asyncio.create_task(self._deliver(handler, channel, text))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._start(self._deliver(handler, channel, text))
 
     async def _deliver(self, handler: Handler, channel: str, message: str) -> None:
         try:

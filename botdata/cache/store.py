@@ -2,6 +2,10 @@
 
 Synchronous (one event loop makes every operation atomic). Also the fallback the Redis cache
 uses for cooldowns and rate limits while Redis is unreachable.
+
+Entries stored with ``derived=True`` are copies of database rows (cached values, their leases,
+sorted sets): :meth:`MemoryStore.drop_derived` removes them all at once, when the database was
+changed behind the cache's back, and leaves the claims, counters and locks alone.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ class _Entry:
     value: Any
     #: ``time.monotonic()`` deadline, None for no expiry.
     expires_at: float | None
+    #: A copy of database rows (see the module docstring).
+    derived: bool = False
 
 
 class MemoryStore:
@@ -50,9 +56,10 @@ class MemoryStore:
         entry = self._live(key)
         return None if entry is None else entry.value
 
-    def set(self, key: str, value: Any, ttl: float | None) -> None:
-        """Store ``value`` at ``key`` for ``ttl`` seconds (forever if None)."""
-        self._entries[key] = _Entry(value, None if ttl is None else monotonic() + ttl)
+    def set(self, key: str, value: Any, ttl: float | None, *, derived: bool = False) -> None:
+        """Store ``value`` at ``key`` for ``ttl`` seconds (forever if None); ``derived``: a copy
+        of database rows."""
+        self._entries[key] = _Entry(value, None if ttl is None else monotonic() + ttl, derived)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
@@ -107,6 +114,12 @@ class MemoryStore:
     def clear(self) -> None:
         """Remove everything."""
         self._entries.clear()
+
+    def drop_derived(self) -> None:
+        """Remove the entries stored with ``derived=True``; keep the others in their order."""
+        self._entries = OrderedDict(
+            (key, entry) for key, entry in self._entries.items() if not entry.derived
+        )
 
     def _live(self, key: str) -> _Entry | None:
         entry = self._entries.get(key)

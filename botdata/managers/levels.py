@@ -45,7 +45,13 @@ Ranks (1-based, by XP descending, ties by member id ascending)
     the member's next message. Admin operations (set, reset) overwrite. The set expires
     ``XP_LEADERBOARD_TTL`` seconds after it was built, which bounds the staleness left by
     writes lost while Redis was unreachable (or by an admin operation racing a grant of the
-    same member), and is rebuilt on the next call.
+    same member), and is rebuilt on the next call. A build writes only while the set holds its
+    own marker score (``zadd(guard=...)``): a reset or an erasure (which clears the whole
+    cache, the build's lock included) deletes the set, and the rows the build read before that
+    are never written, not even to the set of a later build. What remains is a grant whose
+    total reaches a set rebuilt after an erasure of its member that committed after the grant:
+    the member is back in the set until its TTL. That takes an erasure and a whole rebuild
+    within one grant's Redis round trip.
 
     Without Redis (the in-process cache is not shared between processes) and as the fallback,
     the database counts the members above with the ``(guild_id, xp)`` index: an index range
@@ -98,10 +104,9 @@ COOLDOWN_KEY: Final = "xp_cooldown"
 RANK_KEY: Final = "xp_rank"
 
 #: Member of every rank set: at position 0 (scored above any XP) once the set is complete, at
-#: the bottom (scored below any XP) while it is being built.
+#: the bottom while it is being built, scored ``-1 - n`` with a random ``n`` of that build's own.
 RANK_MARKER: Final = "complete"
 _MARKER_SCORE: Final = float(2**60)
-_BUILDING_SCORE: Final = -1.0
 #: The first member of a complete rank set, with its score (``zrevrange(key, 0, 0)``).
 _COMPLETE: Final = [(RANK_MARKER, _MARKER_SCORE)]
 #: Rows read (and written to the sorted set) per step when building a rank set.
@@ -574,14 +579,18 @@ class LevelManager(Manager):
 
         The set is created first, holding only the marker below any total (incomplete): from
         then on grants write their totals to it, so a grant committed after its member's row
-        was read here still lands in the set.
+        was read here still lands in the set. The marker's score is this build's own, and the
+        build writes only while the set holds it: once the set is deleted (a reset, a clear
+        for an erasure, which also drops the lock) or rebuilt by another build, rows read
+        before that are never written.
         """
         lock = self.cache.key(RANK_KEY, "building", guild_id=guild_id)
         if not await self.cache.set_if_absent(lock, "1", BUILD_LOCK_TTL):
             return False
+        mine = (RANK_MARKER, -1.0 - random.randrange(1, 2**40))
         try:
             await self.cache.delete(key)
-            await self.cache.zadd(key, {RANK_MARKER: _BUILDING_SCORE}, ttl=BUILD_LOCK_TTL)
+            await self.cache.zadd(key, dict([mine]), ttl=BUILD_LOCK_TTL)
             connection, dialect = get_connection("default"), self.db.dialect
 
             def page(after: int) -> Awaitable[list[dict[str, Any]]]:
@@ -594,13 +603,13 @@ class LevelManager(Manager):
                 # Read the next page while this one is written.
                 rows, _ = await asyncio.gather(
                     page(after),
-                    self.cache.zadd(key, scores, higher_only=True, only_existing=True),
+                    self.cache.zadd(key, scores, higher_only=True, guard=mine),
                 )
                 if await self.cache.zrevrank(key, _encode(after)) is None:
                     return False  # the write did not reach Redis, or the set was dropped
             await self.cache.zadd(
                 key, {RANK_MARKER: _MARKER_SCORE},
-                ttl=self.settings.XP_LEADERBOARD_TTL, only_existing=True,
+                ttl=self.settings.XP_LEADERBOARD_TTL, guard=mine,
             )
             return True
         finally:

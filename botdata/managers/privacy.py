@@ -61,6 +61,10 @@ Caches: after the erasure commits, the whole cache is cleared (``cache.clear()``
 rare, and every cached value is a copy of database rows that can be reloaded, while a targeted
 invalidation would have to know every manager's key layout and a missed key would keep serving
 erased data. Hot layers of other processes drop their entries as ``clear()`` announces it.
+When Redis does not answer, the clear is queued (applied before this process's next use of
+Redis, retried in the background until it succeeds) and the summary says so
+(``cache_cleared=False``): this process's reads never show the erased data, other processes'
+may until the clear is applied.
 """
 
 from __future__ import annotations
@@ -301,7 +305,8 @@ class PrivacyManager(Manager):
         rows kept (still naming the user) for every table of :data:`REFERENCES` (0 when none;
         scrubbed rows count as anonymised, in any table), the AFK statuses deleted (the bot
         should give the nicknames back),
-        and the user's starred messages whose starboard copies the bot should delete. Raises
+        the user's starred messages whose starboard copies the bot should delete, and whether
+        the cache is cleared already or the clear is still queued (Redis did not answer). Raises
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id and
         :class:`~botdata.errors.InvalidFlagError` when ``keep_moderation_records`` is not a bool.
         Nothing is changed when it raises.
@@ -342,7 +347,7 @@ class PrivacyManager(Manager):
             for model, refs in _by_model(remaining).items():
                 query = Q(*(ref.matching(user_id) for ref in refs), join_type=Q.OR)
                 kept[model._meta.db_table] = await _all(model, conn).filter(query).count()
-        await self.cache.clear()
+        cache_cleared = await self.cache.clear()
         return ErasureSummary(
             user_id=user_id,
             deleted=deleted,
@@ -350,6 +355,7 @@ class PrivacyManager(Manager):
             kept=kept,
             starboard_copies=copies,
             afk_statuses=afk,
+            cache_cleared=cache_cleared,
         )
 
 
