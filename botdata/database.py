@@ -75,8 +75,10 @@ class Database:
 
     async def _data_version(self) -> int:
         """SQLite's change counter, as this process's connection sees it: it moves when
-        another connection (another process) commits to the file."""
-        _, rows = await self._context.db().execute_query("PRAGMA data_version")
+        another connection (another process) commits to the file. Read on the connection
+        itself, so that it is not logged as a statement (``DATABASE_ECHO``) every second."""
+        async with self._context.db().acquire_connection() as connection:
+            rows = await connection.execute_fetchall("PRAGMA data_version")
         return int(rows[0][0])
 
     async def close(self) -> None:

@@ -528,15 +528,17 @@ async def test_hot_layer_ttl_is_capped() -> None:
 
 
 async def test_following_the_database_drops_copies_only_when_it_changed() -> None:
-    """``follow``: when the change counter moves, cached values, sorted sets and the hot layer
-    go (a fill under way does not land); claims, rate-limit counters and locks stay; while it
-    does not move nothing is dropped. ``close`` stops it."""
+    """``follow``: when the change counter moves (or cannot be read), cached values, sorted
+    sets and the hot layer go (a fill under way does not land); claims, rate-limit counters and
+    locks stay; while it does not move nothing is dropped. ``close`` stops it."""
     cache = MemoryCache(load_settings(REDIS_URL=None))
     version = [1]
     checks: list[int] = []
 
     async def read_version() -> int:
         checks.append(version[0])
+        if version[0] == 0:
+            raise RuntimeError("database gone")
         return version[0]
 
     value, board = cache.key("config", guild_id=1), cache.key("board", guild_id=1)
@@ -573,6 +575,8 @@ async def test_following_the_database_drops_copies_only_when_it_changed() -> Non
     assert await cache.check_rate_limit(rate, 1, 60) is True
     assert await cache.get_or_load(value, load, ttl=60, hot=True) == "v"
     assert len(calls) == 2
+    version[0] = 0  # unreadable: taken as changed
+    assert await eventually(lambda: cache.hot_get(value) is None)
     await cache.close()
     assert asyncio.all_tasks() - tasks_before == set()
     seen = len(checks)

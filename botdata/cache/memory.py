@@ -54,12 +54,20 @@ class MemoryCache(Cache):
 
     async def _watch(self, version: Callable[[], Awaitable[int]], interval: float) -> None:
         seen: int | None = None
+        failing = False
         while True:
             try:
                 current: int | None = await version()
-            except Exception:  # unknown: take it as changed
-                log.exception("botdata cache: cannot read the database's change counter")
-                current = None
+            except Exception as exc:  # unknown (the database busy or gone): taken as changed
+                if not failing:
+                    log.warning(
+                        "botdata cache: cannot read the database's change counter "
+                        "(%s); dropping the cached copies until it can",
+                        exc,
+                    )
+                current, failing = None, True
+            else:
+                failing = False
             if current is None or current != seen:
                 # Also on the first round: what was cached before it may predate a change.
                 self._store.drop_derived()
