@@ -4,7 +4,11 @@ The handle
     Each cog extension calls :func:`acquire` in its ``setup``: it reuses ``bot.botdata`` when the
     bot already holds an open :class:`botdata.Database` there, and otherwise connects from the
     settings and stores the handle in ``bot.botdata``. :func:`release` (in ``teardown``) closes
-    the handle only when the extensions opened it and the last of them is unloaded.
+    the handle only when the extensions opened it and the last of them is unloaded. The count
+    of extensions sharing such a handle is kept on the bot, not in this module: unloading the
+    ``cogs`` package drops this module from ``sys.modules`` and cogs loaded afterwards import it
+    anew. An extension whose setup fails is released once, by its ``teardown`` (discord.py calls
+    it after a failed ``setup``).
 
 Checks
     Every command of a :class:`BotdataCog` first passes the guild's access rules
@@ -83,8 +87,8 @@ MODERATION_PERMISSIONS = discord.Permissions(
     manage_nicknames=True,
 )
 
-# Extensions that share a handle they opened themselves, per bot.
-_opened: weakref.WeakKeyDictionary[commands.Bot, int] = weakref.WeakKeyDictionary()
+# The bot attribute counting the extensions that share a handle they opened themselves.
+_SHARING = "_botdata_extensions"
 
 T = TypeVar("T")
 
@@ -95,23 +99,24 @@ async def acquire(bot: commands.Bot) -> botdata.Database:
     Raises whatever :func:`botdata.connect` raises (bad settings, unreachable database).
     """
     db: botdata.Database | None = getattr(bot, "botdata", None)
-    if db is not None and not db.closed and bot not in _opened:
+    sharing: int = getattr(bot, _SHARING, 0)
+    if db is not None and not db.closed and not sharing:
         return db  # the bot's own handle: never closed by the extensions
     if db is None or db.closed:
         db = await botdata.connect()
         bot.botdata = db  # type: ignore[attr-defined]
-        _opened[bot] = 0
-    _opened[bot] += 1
+        sharing = 0
+    setattr(bot, _SHARING, sharing + 1)
     return db
 
 
 async def release(bot: commands.Bot) -> None:
     """Undo one :func:`acquire`; the last extension out closes a handle the extensions opened."""
-    if bot not in _opened:
-        return
-    _opened[bot] -= 1
-    if _opened[bot] == 0:
-        del _opened[bot]
+    sharing: int = getattr(bot, _SHARING, 0)
+    if sharing > 1:
+        setattr(bot, _SHARING, sharing - 1)
+    elif sharing == 1:
+        delattr(bot, _SHARING)
         await bot.botdata.close()  # type: ignore[attr-defined]
         del bot.botdata  # type: ignore[attr-defined]
 
@@ -475,17 +480,21 @@ def cog_setup(
     Callable[[commands.Bot], Coroutine[Any, Any, None]],
     Callable[[commands.Bot], Coroutine[Any, Any, None]],
 ]:
-    """The ``setup`` and ``teardown`` of an extension holding one cog class."""
+    """The ``setup`` and ``teardown`` of an extension holding one cog class.
+
+    ``teardown`` releases the handle only for a bot whose ``setup`` acquired it: once after a
+    failed ``add_cog`` (discord.py calls ``teardown`` then), never after a failed connect.
+    """
+    holders: weakref.WeakSet[commands.Bot] = weakref.WeakSet()
 
     async def setup(bot: commands.Bot) -> None:
         db = await acquire(bot)
-        try:
-            await bot.add_cog(cog(bot, db))
-        except BaseException:
-            await release(bot)
-            raise
+        holders.add(bot)
+        await bot.add_cog(cog(bot, db))
 
     async def teardown(bot: commands.Bot) -> None:
-        await release(bot)
+        if bot in holders:
+            holders.discard(bot)
+            await release(bot)
 
     return setup, teardown

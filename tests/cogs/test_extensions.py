@@ -176,11 +176,6 @@ async def test_unloading_the_package_keeps_the_handle_a_cog_loaded_alone_uses(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cogs/core.py cog_setup releases the handle twice when a cog's setup fails (its own "
-    "except, then discord.py calls its teardown): the count drops by one too many",
-)
 async def test_a_failed_package_load_keeps_the_handle_a_cog_loaded_alone_uses(
     db: botdata.Database, database_url: str
 ) -> None:
@@ -192,12 +187,6 @@ async def test_a_failed_package_load_keeps_the_handle_a_cog_loaded_alone_uses(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cogs/core.py counts the extensions sharing a handle in a module global; unloading "
-    "the package makes discord.py drop cogs.core from sys.modules, so a cog loaded later counts "
-    "in a new module and the older cog's last release closes the handle under it",
-)
 async def test_a_cog_loaded_after_the_package_shares_the_handle_count(
     db: botdata.Database, database_url: str
 ) -> None:
