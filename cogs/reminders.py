@@ -115,7 +115,9 @@ class Reminders(BotdataCog):
             f"**#{r.id}** {discord.utils.format_dt(r.due_at, 'R')} · {shorten(r.content)}"
             for r in pending
         ]
-        embed = discord.Embed(title="Your reminders", description="\n".join(lines))
+        embed = discord.Embed(
+            title="Your reminders", description=limits.fit_lines(lines, limits.EMBED_DESCRIPTION)
+        )
         embed.set_footer(text=f"Cancel one with {ctx.clean_prefix}reminder cancel <id>")
         await self.send(ctx, embed=embed, mentions=NO_MENTIONS)
 

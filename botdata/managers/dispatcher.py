@@ -34,9 +34,10 @@ Duplicates after a crash (the remaining bound)
     callback delivered it and before its ``UPDATE ... sent_at`` committed: another dispatcher
     takes it when the lease ends. So one crash repeats at most the reminders whose callbacks
     were running at that moment, at most :data:`BATCH`, and in practice only those between a
-    delivery and its one-row commit (a few milliseconds each): tests/test_reminder_dispatch_
-    processes.py kills a dispatcher in the middle of 30 staggered deliveries and counts the
-    repeats (0 to 1 per kill on both backends). A callback can close that gap itself with an
+    delivery and its one-row commit (a few milliseconds each). Measured by
+    ``test_a_killed_dispatcher_repeats_only_deliveries_it_had_not_recorded``: a dispatcher
+    SIGKILLed after 15 of 30 staggered deliveries caused 0 or 1 repeats per kill on both
+    backends (marking once per batch had repeated all 15). A callback can close that gap with an
     idempotent delivery keyed by the reminder's id: the reminders cog sends each message with
     the reminder's id as Discord ``nonce`` and ``enforce_nonce``, so Discord drops a repeat that
     comes within its nonce window (a few minutes; the default lease is one).

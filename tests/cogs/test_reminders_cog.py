@@ -20,6 +20,7 @@ from discord.ext import commands
 from discord.ext.test import backend, callbacks
 
 import botdata
+from cogs import limits
 from cogs.reminders import MAX_ATTEMPTS
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
@@ -150,6 +151,23 @@ async def test_reminders_lists_only_your_own(scene: Scene, db: botdata.Database)
     assert first.endswith("· sooner")
     assert second.endswith(r"· later \*\*bold\*\*")
     assert embed.footer.text == f"Cancel one with {p(db)}reminder cancel <id>"
+
+
+async def test_a_long_list_of_reminders_fits_one_embed(
+    scene: Scene, db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db.settings, "REMINDER_MAX_PER_USER", 60)
+    due = datetime.now(timezone.utc) + timedelta(hours=1)
+    for n in range(60):
+        await db.reminders.create(
+            scene.guild.id, scene.member.id, scene.channel.id, f"{n:02} " + "x" * 1990, due
+        )
+    [reply] = await say(f"{p(db)}reminders", scene.member)
+    description = reply.embeds[0].description or ""
+    assert limits.length(description) <= limits.EMBED_DESCRIPTION
+    lines = description.splitlines()
+    assert lines[-1] == f"{limits.ELLIPSIS} and {61 - len(lines)} more"
+    assert all(line.startswith("**#") for line in lines[:-1])  # whole lines only
 
 
 async def test_cancel_only_your_own(scene: Scene, db: botdata.Database) -> None:

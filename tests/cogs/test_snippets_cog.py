@@ -262,13 +262,6 @@ async def add_raw_aliases(db: botdata.Database, scene: Scene, name: str, count: 
         )
 
 
-def embed_length(embed: discord.Embed) -> int:
-    """What Discord counts against an embed's 6000 characters."""
-    parts = [embed.title, embed.description, embed.footer.text, embed.author.name]
-    parts += [text for field in embed.fields for text in (field.name, field.value)]
-    return sum(limits.length(part) for part in parts if part)
-
-
 async def test_info_and_list_fit_a_message_with_many_long_aliases(
     scene: Scene, db: botdata.Database
 ) -> None:
@@ -283,7 +276,7 @@ async def test_info_and_list_fit_a_message_with_many_long_aliases(
     shown = aliases.count("`") // 2
     assert 1 <= shown < 40
     assert aliases.endswith(f" and {40 - shown} more")
-    assert embed_length(embed) <= limits.EMBED_TOTAL
+    assert limits.embed_length(embed) <= limits.EMBED_TOTAL
 
     [reply] = await say(f"{p(db)}snippets", scene.member)
     [embed] = reply.embeds
@@ -293,7 +286,7 @@ async def test_info_and_list_fit_a_message_with_many_long_aliases(
         assert line.startswith("`s")
         assert line.endswith(" more"), line
     assert limits.length(embed.description or "") <= limits.EMBED_DESCRIPTION
-    assert embed_length(embed) <= limits.EMBED_TOTAL
+    assert limits.embed_length(embed) <= limits.EMBED_TOTAL
     [reply] = await say(f"{p(db)}snippets s3-039", scene.member)
     assert (reply.embeds[0].description or "").startswith("`s3` · 0 uses · aka `s3-000-")
 
