@@ -2,7 +2,8 @@
 
 dpytest fakes Discord's HTTP API and gateway for one process, but a few calls the cogs make are
 missing or wrong in dpytest 0.7 under discord.py 2.7: unbanning, banning by id, editing a
-member's roles, timeout or nickname, and reaction events. :class:`SimulatedDiscord` fills those
+member's roles, timeout or nickname, fetching a user nobody knows (Discord answers 404), and
+reaction events. :class:`SimulatedDiscord` fills those
 in on a bot's HTTP client (updating dpytest's guild state like Discord would) and records them;
 :func:`react` delivers a reaction through discord.py's own gateway parser. dpytest also sends a
 message of any size, where Discord refuses one over its limits: :func:`enforce_limits` makes
@@ -40,10 +41,17 @@ class SimulatedDiscord:
     fail_unban: bool = False
 
     def install(self, bot: commands.Bot) -> None:
-        """Route the bot's ban, unban and member edits here."""
+        """Route the bot's ban, unban, member edits and user fetches here."""
         bot.http.ban = self.ban  # type: ignore[method-assign]
         bot.http.unban = self.unban  # type: ignore[method-assign]
         bot.http.edit_member = self.edit_member  # type: ignore[method-assign]
+        bot.http.get_user = self.get_user  # type: ignore[method-assign]
+
+    async def get_user(self, user_id: int) -> dict[str, Any]:
+        user = self.guild._state.get_user(int(user_id))
+        if user is None:
+            raise discord.NotFound(backend.FakeRequest(404, "Not Found"), "Unknown User")
+        return factories.dict_from_user(user)  # type: ignore[return-value]
 
     async def ban(self, user_id: int, guild_id: int, *_: Any, **__: Any) -> None:
         self.bans.add(int(user_id))

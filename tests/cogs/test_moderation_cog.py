@@ -32,7 +32,7 @@ OTHER_GUILD = 100_000_000_000_000_009
 @pytest.fixture
 def fake(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> SimulatedDiscord:
     record = SimulatedDiscord(scene.guild)
-    for name in ("ban", "unban", "edit_member"):
+    for name in ("ban", "unban", "edit_member", "get_user"):
         monkeypatch.setattr(scene.bot.http, name, getattr(record, name))
     return record
 
@@ -297,6 +297,17 @@ async def test_hackban_bans_a_user_who_is_not_in_the_server(
     assert dms(sent) == []
     [case] = await all_cases(db, scene.guild.id)
     assert (case.type, case.user_id) == (CaseType.HACKBAN, stranger.id)
+
+
+async def test_an_id_no_user_has_is_refused(
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord
+) -> None:
+    for command in ("hackban", "unban"):
+        for user_id in ("99999999999999999999", "123456789012345678"):
+            [reply] = await say(f"{prefix(db)}{command} {user_id} raider", scene.mod)
+            assert reply.content.startswith(f'User "{user_id}" not found.'), reply.content
+    assert fake.bans == set()
+    assert await all_cases(db, scene.guild.id) == []
 
 
 async def test_tempban_records_when_it_ends(
