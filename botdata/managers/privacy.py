@@ -431,7 +431,8 @@ def _mention(user_id: int) -> re.Pattern[str]:
 
 def _scrub_json(value: Any, user_id: int, mention: re.Pattern[str]) -> Any:
     """``value`` without the user's id: dropped from lists, None elsewhere as a number,
-    replaced by :data:`PLACEHOLDER` in strings (object keys too)."""
+    replaced by :data:`PLACEHOLDER` in strings (object keys too; of two keys that become the
+    same, the later one's value stays)."""
     if isinstance(value, dict):
         return {
             mention.sub(PLACEHOLDER, key): _scrub_json(item, user_id, mention)
