@@ -27,6 +27,15 @@ class ValidationError(BotdataError, ValueError):
     """Input that botdata refuses before writing anything."""
 
 
+class UnstorableTextError(ValidationError):
+    """Text holds a NUL character or a surrogate code point (U+D800-U+DFFF), which no backend
+    stores as given (PostgreSQL refuses NUL, nothing encodes a lone surrogate as UTF-8).
+
+    Refused in every text argument and every string (keys included) inside a JSON value, on
+    both backends alike; the message names the argument. See :mod:`botdata.managers.checks`.
+    """
+
+
 class InvalidSnowflakeError(ValidationError):
     """A value given as a Discord id is not a snowflake."""
 
@@ -87,7 +96,8 @@ class InvalidEmailError(ValidationError):
 
 
 class InvalidIPAddressError(ValidationError):
-    """An IP address is not a valid IPv4 or IPv6 address."""
+    """An IP address is not a valid IPv4 or IPv6 address (of at most 45 characters, an IPv6
+    zone included)."""
 
 
 class InvalidSessionTokenError(ValidationError):
@@ -95,7 +105,8 @@ class InvalidSessionTokenError(ValidationError):
 
 
 class InvalidTimestampError(ValidationError):
-    """A time is not a timezone-aware datetime."""
+    """A time is not a timezone-aware datetime, or it (or the time a method derives from it)
+    is outside ``datetime``'s range in UTC (years 1 to 9999)."""
 
 
 # Moderation (botdata.managers.cases, case_types, notes) ---------------------------------------
@@ -155,11 +166,19 @@ class DurationNotAllowedError(ValidationError):
 
 class InvalidExpiryError(ValidationError):
     """A duration is not a positive timedelta, an expiry time is not a timezone-aware time in
-    the future, both were given, or a claim's ``now``/``lease`` is not aware/positive."""
+    the future, both were given, or a claim's ``now``/``lease`` is not aware/positive; or a
+    time (given, or derived as time + duration) is outside ``datetime``'s range in UTC (years
+    1 to 9999)."""
 
 
 class InvalidCaseMetadataError(ValidationError):
-    """Case metadata is not a JSON-serialisable dict with str keys."""
+    """Case metadata is not a JSON-serialisable dict with str keys, nests deeper than
+    ``MAX_JSON_DEPTH`` (32) levels or encodes to more than ``MAX_JSON_SIZE`` (65,536) bytes
+    (see :mod:`botdata.managers.checks`)."""
+
+
+class TooManyRolesError(ValidationError):
+    """A case's ``user_roles`` holds more role ids than a guild can have (250)."""
 
 
 class CaseAlreadyVoidedError(BotdataError):
@@ -175,7 +194,8 @@ class InvalidPageError(ValidationError):
 
 
 class InvalidNumberError(ValidationError):
-    """A case or note number is not a positive int."""
+    """A case or note number is not a positive int. (A positive int above any number a row
+    can have, 2**31 - 1, is "not found": :class:`CaseNotFoundError`, :class:`NoteNotFoundError`.)"""
 
 
 # Snippets and reminders (botdata.managers.snippets, reminders) --------------------------------
@@ -228,7 +248,8 @@ class InvalidReminderContentError(ValidationError):
 
 
 class InvalidReminderTimeError(ValidationError):
-    """A reminder's due time is not a timezone-aware datetime in the future."""
+    """A reminder's due time is not a timezone-aware datetime in the future (within
+    ``datetime``'s range in UTC)."""
 
 
 class ReminderLimitError(BotdataError):
@@ -264,7 +285,9 @@ class InvalidSettingNameError(ValidationError):
 
 
 class SettingNotSerializableError(ValidationError):
-    """A dynamic setting's value cannot be stored as JSON (or is None: delete it instead)."""
+    """A dynamic setting's value cannot be stored as JSON (or is None: delete it instead), nests
+    deeper than ``MAX_JSON_DEPTH`` (32) levels or encodes to more than ``MAX_JSON_SIZE``
+    (65,536) bytes (see :mod:`botdata.managers.checks`)."""
 
 
 class InvalidSettingValueError(ValidationError):
@@ -304,8 +327,8 @@ class InvalidAFKNicknameError(ValidationError):
 
 
 class InvalidAFKExpiryError(ValidationError):
-    """An AFK ``until`` is not a timezone-aware time in the future, or was given together with
-    ``permanent=True`` (a permanent AFK never expires)."""
+    """An AFK ``until`` is not a timezone-aware time in the future (within ``datetime``'s range
+    in UTC), or was given together with ``permanent=True`` (a permanent AFK never expires)."""
 
 
 class InvalidXPError(ValidationError):
@@ -314,3 +337,10 @@ class InvalidXPError(ValidationError):
 
 class InvalidLevelError(ValidationError):
     """A level is not an int from 0 to the highest level whose XP stays within 2**53 - 1."""
+
+
+# Rate limits (botdata.managers.ratelimits) ------------------------------------------------------
+
+
+class InvalidRateLimitScopeError(ValidationError):
+    """A rate-limit scope is not a str of 1-100 characters."""

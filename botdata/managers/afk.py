@@ -31,7 +31,7 @@ from botdata.errors import (
     InvalidTimestampError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import snowflake
+from botdata.managers.checks import aware, excerpt, snowflake, text
 from botdata.managers.member_sets import cached_member_ids
 from botdata.managers.numbering import ensure_guild, fetch
 from botdata.models import AFK
@@ -101,32 +101,33 @@ class AFKManager(Manager):
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id,
         :class:`~botdata.errors.InvalidAFKNicknameError` /
         :class:`~botdata.errors.InvalidAFKReasonError` for text that is not a str or too long
-        (100 / 500 characters), :class:`~botdata.errors.InvalidAFKExpiryError` for an
-        ``until`` that is not aware, not in the future, or given with ``permanent``,
+        (100 / 500 characters), :class:`~botdata.errors.UnstorableTextError` for text with a NUL
+        or a surrogate, :class:`~botdata.errors.InvalidAFKExpiryError` for an ``until`` that is
+        not aware (or beyond the year 9999 in UTC), not in the future, or given with
+        ``permanent``,
         :class:`~botdata.errors.InvalidFlagError` for a non-bool flag. Nothing is written then.
         """
         snowflake(guild_id, "guild_id")
         snowflake(member_id, "member_id")
+        text(nickname, "nickname")
+        text(reason, "reason")
         if not isinstance(nickname, str) or len(nickname) > MAX_NICKNAME:
             raise InvalidAFKNicknameError(
-                f"nickname must be a str of at most {MAX_NICKNAME} characters, not {nickname!r}"
+                f"nickname must be a str of at most {MAX_NICKNAME} characters, "
+                f"not {excerpt(nickname)}"
             )
         if not isinstance(reason, str) or len(reason) > MAX_REASON:
             raise InvalidAFKReasonError(f"reason must be a str of at most {MAX_REASON} characters")
         for name, flag in (("enforced", enforced), ("permanent", permanent)):
             if not isinstance(flag, bool):
-                raise InvalidFlagError(f"{name} must be a bool, not {flag!r}")
+                raise InvalidFlagError(f"{name} must be a bool, not {excerpt(flag)}")
         now = datetime.now(timezone.utc)
         if until is not None:
-            if not isinstance(until, datetime) or until.utcoffset() is None:
-                raise InvalidAFKExpiryError(
-                    f"until must be a timezone-aware datetime, not {until!r}"
-                )
+            until = aware(until, "until", InvalidAFKExpiryError)
             if until <= now:
                 raise InvalidAFKExpiryError(f"until ({until.isoformat()}) is not in the future")
             if permanent:
                 raise InvalidAFKExpiryError("a permanent AFK cannot have an until")
-            until = until.astimezone(timezone.utc)
         values = [guild_id, member_id, nickname, reason, now, until, enforced, permanent]
         async with in_transaction() as connection:
             await ensure_guild(connection, self.db.dialect, guild_id)
@@ -201,18 +202,21 @@ class AFKManager(Manager):
         Atomic (``DELETE ... RETURNING``): with several processes claiming at once each row is
         returned to exactly one of them. Call it periodically and restore the nicknames.
         Raises :class:`~botdata.errors.InvalidTimestampError` for a naive or non-datetime
-        ``now``, :class:`~botdata.errors.InvalidPageError` for a ``limit`` outside 1..1000.
+        ``now`` (or one beyond the year 9999 in UTC), :class:`~botdata.errors.InvalidPageError`
+        for a ``limit`` outside 1..1000.
         """
         if now is None:
             now = datetime.now(timezone.utc)
-        elif not isinstance(now, datetime) or now.utcoffset() is None:
-            raise InvalidTimestampError(f"now must be a timezone-aware datetime, not {now!r}")
+        else:
+            now = aware(now, "now", InvalidTimestampError)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIM:
-            raise InvalidPageError(f"limit must be an int from 1 to {MAX_CLAIM}, not {limit!r}")
+            raise InvalidPageError(
+                f"limit must be an int from 1 to {MAX_CLAIM}, not {excerpt(limit)}"
+            )
         lock = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgres" else ""
         query = _CLAIM.format(lock=lock, columns=_COLUMNS)
         rows: list[dict[str, Any]] = await fetch(
-            get_connection("default"), self.db.dialect, query, [now.astimezone(timezone.utc), limit]
+            get_connection("default"), self.db.dialect, query, [now, limit]
         )
         claimed = sorted((AFKSchema.model_validate(row) for row in rows), key=lambda a: a.until)
         guilds = {status.guild_id for status in claimed}

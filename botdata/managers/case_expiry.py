@@ -16,7 +16,7 @@ from tortoise.connection import get_connection
 
 from botdata.errors import CaseNotFoundError, InvalidExpiryError
 from botdata.managers.base import Manager
-from botdata.managers.checks import aware, check_number, page, snowflake
+from botdata.managers.checks import aware, check_number, excerpt, page, shifted, snowflake
 from botdata.managers.numbering import fetch
 from botdata.models import Case
 from botdata.schemas import CaseSchema
@@ -48,12 +48,14 @@ class CaseExpiry(Manager):
 
         Returns the claimed cases, soonest expiry first. Raises
         :class:`~botdata.errors.InvalidExpiryError` (``now`` not timezone-aware, ``lease`` not a
-        positive timedelta) and :class:`~botdata.errors.InvalidPageError` (``limit`` not 1-100).
+        positive timedelta, ``now + lease`` beyond the year 9999) and
+        :class:`~botdata.errors.InvalidPageError` (``limit`` not 1-100).
         """
-        now = aware(now, "now").astimezone(timezone.utc)
+        now = aware(now, "now")
         page(limit, None)
         if not isinstance(lease, timedelta) or lease <= timedelta(0):
-            raise InvalidExpiryError(f"lease must be a positive timedelta, not {lease!r}")
+            raise InvalidExpiryError(f"lease must be a positive timedelta, not {excerpt(lease)}")
+        claimed_until = shifted(now, lease, "lease")
         lock = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgres" else ""
         rows = await fetch(
             get_connection("default"),
@@ -64,7 +66,7 @@ class CaseExpiry(Manager):
             f"(SELECT id FROM cases WHERE {_DUE} ORDER BY expires_at, id LIMIT $3{lock}) "
             f"UPDATE cases SET expiry_claimed_until = $2 "
             f"WHERE id IN (SELECT id FROM due) AND {_DUE} RETURNING id",
-            [now, now + lease, limit],
+            [now, claimed_until, limit],
         )
         claimed = await Case.filter(id__in=[row["id"] for row in rows]).order_by("expires_at", "id")
         return [CaseSchema.model_validate(case) for case in claimed]
@@ -98,7 +100,7 @@ class CaseExpiry(Manager):
     ) -> bool:
         """Update the case if it expires, is not handled yet and meets ``conditions``."""
         snowflake(guild_id, "guild_id")
-        check_number(number)
+        check_number(number, "case", CaseNotFoundError)
         updated = await Case.filter(
             guild_id=guild_id,
             number=number,

@@ -22,7 +22,7 @@ from botdata.errors import (
     InvalidSeverityError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import snowflake
+from botdata.managers.checks import excerpt, snowflake, text
 from botdata.managers.numbering import ensure_guild
 from botdata.models import CaseType, CustomCaseType
 from botdata.schemas import CustomCaseTypeSchema
@@ -34,12 +34,14 @@ _BUILTIN = frozenset(member.value.lower() for member in CaseType)
 def normalise_name(name: object) -> str:
     """``name`` as stored: stripped and lower-cased.
 
-    Raises :class:`~botdata.errors.InvalidCaseTypeNameError` when it is not a valid name and
+    Raises :class:`~botdata.errors.UnstorableTextError` (a NUL or a surrogate),
+    :class:`~botdata.errors.InvalidCaseTypeNameError` when it is not a valid name and
     :class:`~botdata.errors.BuiltinCaseTypeNameError` when it is a built-in type's name.
     """
+    text(name, "case type name")
     if not isinstance(name, str) or not _NAME.fullmatch(name.strip().lower()):
         raise InvalidCaseTypeNameError(
-            f"case type name {name!r} must be 1-50 characters of a-z, 0-9, _ and -"
+            f"case type name {excerpt(name)} must be 1-50 characters of a-z, 0-9, _ and -"
         )
     key = name.strip().lower()
     if key in _BUILTIN:
@@ -71,7 +73,8 @@ class CaseTypeManager(Manager):
         :class:`~botdata.errors.InvalidCaseTypeNameError`,
         :class:`~botdata.errors.BuiltinCaseTypeNameError`,
         :class:`~botdata.errors.InvalidCaseTypeTextError` (display name not 1-100 characters,
-        description over 500), :class:`~botdata.errors.InvalidSeverityError` (not 1-10) before
+        description over 500), :class:`~botdata.errors.UnstorableTextError` (a NUL or a
+        surrogate in a text), :class:`~botdata.errors.InvalidSeverityError` (not 1-10) before
         writing anything, and :class:`~botdata.errors.CaseTypeExistsError` when the guild has a
         type of that name already.
         """
@@ -79,6 +82,8 @@ class CaseTypeManager(Manager):
         if created_by is not None:
             snowflake(created_by, "created_by")
         key = normalise_name(name)
+        text(display_name, "display_name")
+        text(description, "description")
         if not isinstance(display_name, str) or not 1 <= len(display_name.strip()) <= 100:
             raise InvalidCaseTypeTextError("display_name must be 1-100 characters")
         if description is not None and (
@@ -86,7 +91,9 @@ class CaseTypeManager(Manager):
         ):
             raise InvalidCaseTypeTextError("description must be at most 500 characters")
         if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 10:
-            raise InvalidSeverityError(f"severity must be an int from 1 to 10, not {severity!r}")
+            raise InvalidSeverityError(
+                f"severity must be an int from 1 to 10, not {excerpt(severity)}"
+            )
         try:
             async with in_transaction() as conn:
                 await ensure_guild(conn, self.db.dialect, guild_id)

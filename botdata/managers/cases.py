@@ -42,7 +42,7 @@ from botdata.errors import (
 )
 from botdata.managers.case_expiry import CaseExpiry
 from botdata.managers.case_rules import check_metadata, check_reason, check_roles, expiry
-from botdata.managers.checks import check_number, page, snowflake
+from botdata.managers.checks import check_number, excerpt, page, snowflake
 from botdata.managers.invalidation import Invalidator
 from botdata.managers.numbering import insert_numbered
 from botdata.models import Case, CaseEdit, CaseType
@@ -90,7 +90,10 @@ class CaseManager(CaseExpiry):
 
         Returns the case. Raises, before writing anything:
         :class:`~botdata.errors.InvalidSnowflakeError` (an id or role),
+        :class:`~botdata.errors.TooManyRolesError`,
         :class:`~botdata.errors.ReasonTooLongError`,
+        :class:`~botdata.errors.UnstorableTextError` (text with a NUL or a surrogate, in the
+        reason, the type's name or the metadata),
         :class:`~botdata.errors.CaseTypeNotFoundError` (no custom type of that name; also when
         it is deleted while the case is made), :class:`~botdata.errors.BuiltinCaseTypeNameError`,
         :class:`~botdata.errors.InvalidCaseTypeNameError`,
@@ -146,16 +149,17 @@ class CaseManager(CaseExpiry):
     ) -> list[CaseSchema]:
         """The member's cases in the guild, newest first, voided ones included.
 
-        ``before``: only cases numbered below it (the last number of the previous page).
-        Served from the cache when the member's cached recent cases cover the page (warm: from
-        this process's hot layer, no I/O); the cases are then shared with other callers, so
-        treat their ``user_roles`` and ``metadata`` as read-only. Returns at most ``limit``
-        cases. Raises :class:`~botdata.errors.InvalidSnowflakeError`
-        and :class:`~botdata.errors.InvalidPageError`.
+        ``before``: only cases numbered below it (the last number of the previous page; one
+        above every number means no bound). Served from the cache when the member's cached
+        recent cases cover the page (warm: from this process's hot layer, no I/O); the cases
+        are then shared with other callers, so treat their ``user_roles`` and ``metadata`` as
+        read-only. Returns at most ``limit`` cases. Raises
+        :class:`~botdata.errors.InvalidSnowflakeError` and
+        :class:`~botdata.errors.InvalidPageError`.
         """
         snowflake(guild_id, "guild_id")
         snowflake(user_id, "user_id")
-        page(limit, before)
+        before = page(limit, before)
 
         async def load() -> list[CaseSchema]:
             return await self._query(guild_id, CACHED_CASES, None, user_id=user_id)
@@ -185,13 +189,14 @@ class CaseManager(CaseExpiry):
         """The guild's cases matching every given filter, newest (highest number) first.
 
         ``case_type`` as in :meth:`create`; ``active``: False for voided cases only;
-        ``before``: only cases numbered below it (keyset pagination). Returns at most ``limit``
+        ``before``: only cases numbered below it (keyset pagination; one above every number
+        means no bound). Returns at most ``limit``
         cases. Raises :class:`~botdata.errors.InvalidSnowflakeError`,
         :class:`~botdata.errors.InvalidPageError`, and for ``case_type`` the errors of
         :meth:`create`.
         """
         snowflake(guild_id, "guild_id")
-        page(limit, before)
+        before = page(limit, before)
         filters: dict[str, Any] = {}
         if user_id is not None:
             filters["user_id"] = snowflake(user_id, "user_id")
@@ -213,11 +218,12 @@ class CaseManager(CaseExpiry):
 
         Returns the case. Raises :class:`~botdata.errors.CaseNotFoundError`,
         :class:`~botdata.errors.ReasonTooLongError`,
+        :class:`~botdata.errors.UnstorableTextError`,
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidNumberError`.
         """
         snowflake(guild_id, "guild_id")
-        check_number(number)
+        check_number(number, "case", CaseNotFoundError)
         snowflake(editor_id, "editor_id")
         check_reason(reason)
         now = datetime.now(timezone.utc)
@@ -263,12 +269,13 @@ class CaseManager(CaseExpiry):
         :class:`~botdata.errors.CaseNotFoundError`,
         :class:`~botdata.errors.CaseAlreadyVoidedError`,
         :class:`~botdata.errors.ReasonTooLongError`,
+        :class:`~botdata.errors.UnstorableTextError`,
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidNumberError`.
         """
         snowflake(guild_id, "guild_id")
         snowflake(by, "by")
-        check_number(number)
+        check_number(number, "case", CaseNotFoundError)
         check_reason(reason, "void reason")
         now = datetime.now(timezone.utc)
         voided = await Case.filter(
@@ -322,17 +329,19 @@ class CaseManager(CaseExpiry):
             return case_type, None
         if isinstance(case_type, str):
             return None, await self.db.case_types.get(guild_id, case_type)
-        raise InvalidCaseTypeNameError(f"case_type must be a CaseType or a str, not {case_type!r}")
+        raise InvalidCaseTypeNameError(
+            f"case_type must be a CaseType or a str, not {excerpt(case_type)}"
+        )
 
     async def _row(
         self, guild_id: int, number: int, conn: BaseDBAsyncClient | None = None
     ) -> Case:
         """The case row, read on ``conn`` (a transaction) if given."""
         snowflake(guild_id, "guild_id")
-        check_number(number)
+        check_number(number, "case", CaseNotFoundError)
         case = await Case.filter(guild_id=guild_id, number=number).using_db(conn).first()
         if case is None:
-            raise CaseNotFoundError(f"guild {guild_id} has no case {number!r}")
+            raise CaseNotFoundError(f"guild {guild_id} has no case {number}")
         return case
 
     async def _query(

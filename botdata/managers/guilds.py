@@ -16,6 +16,10 @@ Dynamic settings
     back as plain JSON (``dict``/``list``/``str``/``int``/``float``/``bool``; tuples come back as
     lists). All settings of a guild are cached as one entry, dropped on every change.
 
+Values are JSON within the bounds of :mod:`botdata.managers.checks`: at most 32 levels of nesting
+and 64 KiB of JSON text each (checked on what is stored: a registered model's dump). Module and
+key names, and every string in a value, are storable text (no NUL, no surrogates).
+
 Every write first makes sure the guild exists (``INSERT ... ON CONFLICT DO NOTHING`` of the guild
 and its default configuration, in the write's transaction), so it is safe when several processes
 touch the same new guild at once.
@@ -43,8 +47,9 @@ from botdata.errors import (
     UnknownConfigFieldError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import snowflake
+from botdata.managers.checks import excerpt, json_text, snowflake, text
 from botdata.models import Guild, GuildConfig, GuildSetting
+from botdata.models.base import MAX_SNOWFLAKE, MIN_SNOWFLAKE
 from botdata.schemas import GuildConfigSchema, GuildSchema
 
 if TYPE_CHECKING:
@@ -147,8 +152,10 @@ class GuildManager(Manager):
         """
         if guild_id is None:
             return self.settings.DEFAULT_PREFIX
-        # Validated by config() unless the hot layer knows the guild (then it is an id).
-        config = self.cache.hot_get(self._config_key(guild_id)) if type(guild_id) is int else None
+        # Validated by config() unless the hot layer knows the guild (then it is an id; the
+        # range keeps ints too long to print out of the key).
+        known = type(guild_id) is int and MIN_SNOWFLAKE <= guild_id <= MAX_SNOWFLAKE
+        config = self.cache.hot_get(self._config_key(guild_id)) if known else None
         if config is None:
             config = await self.config(guild_id)
         return config.prefix or self.settings.DEFAULT_PREFIX
@@ -162,20 +169,22 @@ class GuildManager(Manager):
         cached configuration is dropped in every process. Returns the new configuration.
         Raises :class:`~botdata.errors.UnknownConfigFieldError` for a name that is not a
         configuration field, :class:`~botdata.errors.InvalidPrefixError` for a prefix that is
-        not 1-10 characters without whitespace, :class:`~botdata.errors.InvalidSnowflakeError`
-        for a bad guild, channel, role or ``updated_by`` id.
+        not 1-10 characters without whitespace, :class:`~botdata.errors.UnstorableTextError` for
+        a prefix with a NUL or a surrogate, :class:`~botdata.errors.InvalidSnowflakeError` for a
+        bad guild, channel, role or ``updated_by`` id.
         """
         snowflake(guild_id, "guild_id")
         unknown = sorted(set(fields) - CONFIG_FIELDS)
         if unknown:
-            raise UnknownConfigFieldError(f"not guild configuration fields: {', '.join(unknown)}")
+            raise UnknownConfigFieldError(f"not guild configuration fields: {excerpt(unknown)}")
         for name, value in fields.items():
             if name == "prefix":
+                text(value, "prefix")
                 if value is not None and not (
                     isinstance(value, str) and _PREFIX.fullmatch(value)
                 ):
                     raise InvalidPrefixError(
-                        f"prefix {value!r} must be 1-10 characters without whitespace"
+                        f"prefix {excerpt(value)} must be 1-10 characters without whitespace"
                     )
             elif value is not None:
                 snowflake(value, name)
@@ -199,7 +208,8 @@ class GuildManager(Manager):
         its data) and stores ``model_dump(mode="json")``; :meth:`get_setting` and
         :meth:`module_settings` return ``model`` instances. Registering again replaces the model
         (a reloaded cog). Returns nothing. Raises
-        :class:`~botdata.errors.InvalidSettingNameError` for a bad module or key and
+        :class:`~botdata.errors.InvalidSettingNameError` for a bad module or key
+        (:class:`~botdata.errors.UnstorableTextError` for a NUL or a surrogate in one) and
         ``TypeError`` when ``model`` is not a pydantic model class.
         """
         _check_setting_name(module, "module")
@@ -214,7 +224,8 @@ class GuildManager(Manager):
 
         Returns an instance of the registered model (of a frozen model, the same instance while
         the setting is unchanged), or else the JSON value (a fresh copy).
-        Cached. Raises :class:`~botdata.errors.InvalidSettingNameError` for a bad module or key,
+        Cached. Raises :class:`~botdata.errors.InvalidSettingNameError` for a bad module or key
+        (:class:`~botdata.errors.UnstorableTextError` for a NUL or a surrogate in one),
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id and
         :class:`~botdata.errors.InvalidSettingValueError` when the stored value no longer
         matches the registered model.
@@ -242,7 +253,8 @@ class GuildManager(Manager):
         """Every setting of ``module`` in the guild, ``{key: value}`` (values as in
         :meth:`get_setting`); empty when none is set.
 
-        Raises :class:`~botdata.errors.InvalidSettingNameError` for a bad module,
+        Raises :class:`~botdata.errors.InvalidSettingNameError` for a bad module
+        (:class:`~botdata.errors.UnstorableTextError` for a NUL or a surrogate in it),
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id and
         :class:`~botdata.errors.InvalidSettingValueError` when a stored value no longer matches
         its registered model.
@@ -266,8 +278,10 @@ class GuildManager(Manager):
         Returns the value as :meth:`get_setting` will return it.
         Raises :class:`~botdata.errors.InvalidSettingNameError` for a bad module or key,
         :class:`~botdata.errors.InvalidSettingValueError` when the registered model rejects
-        ``value``, :class:`~botdata.errors.SettingNotSerializableError` when ``value`` is not
-        JSON (or is None), :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild or
+        ``value``, :class:`~botdata.errors.SettingNotSerializableError` when ``value`` (or the
+        registered model's dump of it) is not JSON within the bounds (or is None),
+        :class:`~botdata.errors.UnstorableTextError` for a name or a string in the value with a
+        NUL or a surrogate, :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild or
         ``updated_by`` id. Nothing is written when it raises.
         """
         snowflake(guild_id, "guild_id")
@@ -278,21 +292,22 @@ class GuildManager(Manager):
         model = self._setting_models.get((module, key))
         if model is not None:
             try:
-                value = model.model_validate(value).model_dump(mode="json")
+                parsed = model.model_validate(value)
             except PydanticValidationError as exc:
                 raise InvalidSettingValueError(
-                    f"invalid value for setting {module}.{key}: {exc}"
+                    f"invalid value for setting {module}.{key}: {_first_error(exc)}"
+                ) from None
+            try:
+                value = parsed.model_dump(mode="json")
+            except ValueError as exc:  # e.g. nested past pydantic's own depth limit
+                raise SettingNotSerializableError(
+                    f"setting {module}.{key}: value is not JSON ({excerpt(str(exc))})"
                 ) from None
         if value is None:
             raise SettingNotSerializableError(
                 f"setting {module}.{key}: None cannot be stored; delete the setting instead"
             )
-        try:
-            encoded = json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise SettingNotSerializableError(
-                f"setting {module}.{key}: value is not JSON-serialisable ({exc})"
-            ) from None
+        encoded = json_text(value, f"setting {module}.{key}: value", SettingNotSerializableError)
         row = GuildSetting(
             guild_id=guild_id, module=module, key=key, created_by=updated_by, updated_by=updated_by
         )
@@ -315,7 +330,8 @@ class GuildManager(Manager):
         every process.
 
         Returns whether a setting was removed. Raises
-        :class:`~botdata.errors.InvalidSettingNameError` for a bad module or key and
+        :class:`~botdata.errors.InvalidSettingNameError` for a bad module or key
+        (:class:`~botdata.errors.UnstorableTextError` for a NUL or a surrogate in one) and
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id.
         """
         snowflake(guild_id, "guild_id")
@@ -353,12 +369,23 @@ class GuildManager(Manager):
             return model.model_validate(value)
         except PydanticValidationError as exc:
             raise InvalidSettingValueError(
-                f"stored value of setting {module}.{key} does not match {model.__name__}: {exc}"
+                f"stored value of setting {module}.{key} does not match {model.__name__}: "
+                f"{_first_error(exc)}"
             ) from None
 
 
 def _check_setting_name(name: object, what: str) -> None:
+    text(name, f"setting {what}")
     if not isinstance(name, str) or not 1 <= len(name) <= _NAME_LENGTH:
         raise InvalidSettingNameError(
-            f"setting {what} must be a string of 1-{_NAME_LENGTH} characters, not {name!r}"
+            f"setting {what} must be a string of 1-{_NAME_LENGTH} characters, not {excerpt(name)}"
         )
+
+
+def _first_error(exc: PydanticValidationError) -> str:
+    """The first of pydantic's complaints, with the count of the others (a value may break a
+    rule in thousands of places; the message stays short)."""
+    first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    others = exc.error_count() - 1
+    return f"{excerpt(where)}: {first['msg']}" + (f" (and {others} more)" if others else "")

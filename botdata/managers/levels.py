@@ -74,13 +74,13 @@ from tortoise.transactions import in_transaction
 
 from botdata.errors import (
     InvalidLevelError,
-    InvalidOffsetError,
     InvalidPageError,
     InvalidTimestampError,
     InvalidXPError,
 )
+from botdata.managers import checks
 from botdata.managers.base import Manager
-from botdata.managers.checks import MAX_PAGE, snowflake
+from botdata.managers.checks import MAX_PAGE, aware, excerpt, shifted, snowflake
 from botdata.managers.member_sets import cached_member_ids
 from botdata.managers.numbering import ensure_guild, fetch
 from botdata.managers.xp import MAX_LEVEL, MAX_XP, LevelSettings, level_for_xp, level_threshold
@@ -193,14 +193,12 @@ def _decode(member: str) -> int:
 def _utc(now: datetime | None) -> datetime:
     if now is None:
         return datetime.now(timezone.utc)
-    if not isinstance(now, datetime) or now.utcoffset() is None:
-        raise InvalidTimestampError(f"now must be a timezone-aware datetime, not {now!r}")
-    return now.astimezone(timezone.utc)
+    return aware(now, "now", InvalidTimestampError)
 
 
 def _check_int(value: object, name: str, high: int, error: type[Exception]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-        raise error(f"{name} must be an int from 0 to {high}, not {value!r}")
+        raise error(f"{name} must be an int from 0 to {high}, not {excerpt(value)}")
     return value
 
 
@@ -280,7 +278,8 @@ class LevelManager(Manager):
         claimed or saw that cooldown.
 
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild, member, role or
-        channel id and :class:`~botdata.errors.InvalidTimestampError` for a naive ``now``.
+        channel id and :class:`~botdata.errors.InvalidTimestampError` for a naive ``now`` (or
+        one whose cooldown would start before the year 1, or beyond the year 9999 in UTC).
         Nothing is written then.
         """
         snowflake(guild_id, "guild_id")
@@ -299,13 +298,13 @@ class LevelManager(Manager):
         if gained <= 0:
             return None
         cooldown = settings.cooldown
+        values: list[Any] = [guild_id, member_id, gained, now]
+        if cooldown:  # rewarded messages at or before this time are out of the cooldown
+            values.append(shifted(now, -timedelta(seconds=cooldown), "now", InvalidTimestampError))
         # = cache.key(COOLDOWN_KEY, member_id, guild_id=guild_id)
         key = f"{self._cooldown_keys(guild_id)}:{member_id}"
         if cooldown and not await self._claim_cooldown(key, now.timestamp(), cooldown):
             return None
-        values: list[Any] = [guild_id, member_id, gained, now]
-        if cooldown:
-            values.append(now - timedelta(seconds=cooldown))
         row = await self._add_xp(guild_id, self._grant_sql[bool(cooldown)], values)
         if row is None:
             # The database saw a rewarded message within the cooldown (the cache had lost it)
@@ -456,7 +455,7 @@ class LevelManager(Manager):
         self, guild_id: int, *, limit: int = 10, offset: int = 0
     ) -> list[LeaderboardEntrySchema]:
         """Members ``offset+1 .. offset+limit`` of the guild by XP (ties: lower member id first),
-        with their rank and level. Empty past the end.
+        with their rank and level. Empty past the end (any ``offset`` above 2**31 - 1 is).
 
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id,
         :class:`~botdata.errors.InvalidPageError` for a ``limit`` outside 1..100 and
@@ -464,9 +463,11 @@ class LevelManager(Manager):
         """
         snowflake(guild_id, "guild_id")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-            raise InvalidPageError(f"limit must be an int from 1 to {MAX_PAGE}, not {limit!r}")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidOffsetError(f"offset must be an int >= 0, not {offset!r}")
+            raise InvalidPageError(
+                f"limit must be an int from 1 to {MAX_PAGE}, not {excerpt(limit)}"
+            )
+        if checks.offset(offset) is None:
+            return []
         settings = await self.settings_for(guild_id)
         totals: list[tuple[int, int]] | None = None
         if self._ranked_in_cache:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from botdata.errors import InvalidNoteContentError, NoteNotFoundError
 from botdata.managers.base import Manager
-from botdata.managers.checks import check_number, page, snowflake
+from botdata.managers.checks import check_number, page, snowflake, text
 from botdata.managers.numbering import insert_numbered
 from botdata.models import Note
 from botdata.schemas import NoteSchema
@@ -21,10 +21,13 @@ MAX_CONTENT = 2000
 
 
 def check_content(content: object) -> str:
-    """Return ``content`` when it is a str of 1-2000 characters, not all blank.
+    """Return ``content`` when it is a str of 1-2000 characters of storable text, not all
+    blank.
 
-    Raises :class:`~botdata.errors.InvalidNoteContentError` otherwise.
+    Raises :class:`~botdata.errors.UnstorableTextError` (a NUL or a surrogate) and
+    :class:`~botdata.errors.InvalidNoteContentError`.
     """
+    text(content, "note content")
     if not isinstance(content, str) or not content.strip() or len(content) > MAX_CONTENT:
         raise InvalidNoteContentError(
             f"note content must be 1-{MAX_CONTENT} characters with some non-blank text"
@@ -40,8 +43,9 @@ class NoteManager(Manager):
         made if missing); number and note are written atomically (see
         :mod:`botdata.managers.numbering`), ``created_by`` is the moderator.
 
-        Returns the note. Raises :class:`~botdata.errors.InvalidSnowflakeError` and
-        :class:`~botdata.errors.InvalidNoteContentError` before writing anything.
+        Returns the note. Raises :class:`~botdata.errors.InvalidSnowflakeError`,
+        :class:`~botdata.errors.InvalidNoteContentError` and
+        :class:`~botdata.errors.UnstorableTextError` before writing anything.
         """
         snowflake(guild_id, "guild_id")
         snowflake(user_id, "user_id")
@@ -74,13 +78,14 @@ class NoteManager(Manager):
     ) -> list[NoteSchema]:
         """The member's notes in the guild, newest first, deleted ones left out.
 
-        ``before``: only notes numbered below it (the last number of the previous page).
-        Returns at most ``limit`` notes. Raises :class:`~botdata.errors.InvalidSnowflakeError`
-        and :class:`~botdata.errors.InvalidPageError`.
+        ``before``: only notes numbered below it (the last number of the previous page; one
+        above every number means no bound). Returns at most ``limit`` notes. Raises
+        :class:`~botdata.errors.InvalidSnowflakeError` and
+        :class:`~botdata.errors.InvalidPageError`.
         """
         snowflake(guild_id, "guild_id")
         snowflake(user_id, "user_id")
-        page(limit, before)
+        before = page(limit, before)
         query = Note.filter(guild_id=guild_id, user_id=user_id)
         if before is not None:
             query = query.filter(number__lt=before)
@@ -92,11 +97,12 @@ class NoteManager(Manager):
 
         Returns the note. Raises :class:`~botdata.errors.NoteNotFoundError` (also for a deleted
         note), :class:`~botdata.errors.InvalidNoteContentError`,
+        :class:`~botdata.errors.UnstorableTextError`,
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidNumberError`.
         """
         snowflake(guild_id, "guild_id")
-        check_number(number)
+        check_number(number, "note", NoteNotFoundError)
         snowflake(editor_id, "editor_id")
         check_content(content)
         now = datetime.now(timezone.utc)
@@ -115,7 +121,7 @@ class NoteManager(Manager):
         :class:`~botdata.errors.InvalidNumberError`.
         """
         snowflake(guild_id, "guild_id")
-        check_number(number)
+        check_number(number, "note", NoteNotFoundError)
         snowflake(by, "by")
         now = datetime.now(timezone.utc)
         deleted = await Note.filter(guild_id=guild_id, number=number).update(
@@ -127,7 +133,7 @@ class NoteManager(Manager):
     async def _row(self, guild_id: int, number: int) -> Note:
         """The live note row. Raises NoteNotFoundError."""
         snowflake(guild_id, "guild_id")
-        check_number(number)
+        check_number(number, "note", NoteNotFoundError)
         note = await Note.get_or_none(guild_id=guild_id, number=number)
         if note is None:
             raise NoteNotFoundError(f"guild {guild_id} has no note {number}")

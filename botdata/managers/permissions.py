@@ -49,7 +49,7 @@ from botdata.errors import (
     InvalidRuleTargetError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import aware, snowflake
+from botdata.managers.checks import aware, excerpt, row_id, snowflake, text
 from botdata.managers.guilds import RULES_KEY, insert_guild_rows
 from botdata.models import AccessType, GuildPermission, PermissionType
 from botdata.models.guild import PERMISSION_LEVELS
@@ -189,17 +189,22 @@ class PermissionManager(Manager):
         access, :class:`~botdata.errors.InvalidRuleTargetError` for a target type other than
         member/role/channel/category or a ``target_name`` over 100 characters,
         :class:`~botdata.errors.InvalidRuleScopeError` unless exactly one of ``command`` and
-        ``module`` is a name of 1-100 characters, :class:`~botdata.errors.InvalidExpiryError`
-        for an ``until`` that is naive or not in the future,
-        :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild, target or ``created_by``.
+        ``module`` is a name of 1-100 characters, :class:`~botdata.errors.UnstorableTextError`
+        for a NUL or a surrogate in ``command``, ``module`` or ``target_name``,
+        :class:`~botdata.errors.InvalidExpiryError` for an ``until`` that is naive or not in
+        the future, :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild, target or
+        ``created_by``.
         """
         snowflake(guild_id, "guild_id")
         try:
             access = AccessType(access)
         except ValueError:
-            raise InvalidRuleAccessError(f"unknown access {access!r}") from None
+            raise InvalidRuleAccessError(f"unknown access {excerpt(access)}") from None
         target_type = _rule_target(target_type)
         snowflake(target_id, "target_id")
+        text(target_name, "target_name")
+        text(command, "command")
+        text(module, "module")
         if target_name is not None and not (
             isinstance(target_name, str) and len(target_name) <= _NAME_LENGTH
         ):
@@ -211,11 +216,12 @@ class PermissionManager(Manager):
         name = command if command is not None else module
         if not isinstance(name, str) or not 1 <= len(name) <= _NAME_LENGTH:
             raise InvalidRuleScopeError(
-                f"command or module must be a string of 1-{_NAME_LENGTH} characters, not {name!r}"
+                f"command or module must be a string of 1-{_NAME_LENGTH} characters, "
+                f"not {excerpt(name)}"
             )
         now = datetime.now(timezone.utc)
         if until is not None:
-            aware(until, "until")
+            until = aware(until, "until")
             if until <= now:
                 raise InvalidExpiryError(f"until ({until.isoformat()}) is not in the future")
         if created_by is not None:
@@ -244,12 +250,15 @@ class PermissionManager(Manager):
         """Deactivate the guild's rule ``rule_id`` (the row stays, with ``active`` false).
 
         The guild's cached rules are dropped in every process. Returns whether an active rule
-        of this guild was deactivated. Raises :class:`~botdata.errors.InvalidSnowflakeError`
+        of this guild was deactivated (False too for a ``rule_id`` no rule can have: anything
+        but an int from 1 to 2**63 - 1). Raises :class:`~botdata.errors.InvalidSnowflakeError`
         for a bad guild or ``removed_by`` id.
         """
         snowflake(guild_id, "guild_id")
         if removed_by is not None:
             snowflake(removed_by, "removed_by")
+        if row_id(rule_id) is None:
+            return False
         changed = await GuildPermission.filter(id=rule_id, guild_id=guild_id, active=True).update(
             active=False, updated_by=removed_by, updated_at=datetime.now(timezone.utc)
         )
@@ -293,7 +302,7 @@ class PermissionManager(Manager):
         :class:`~botdata.errors.InvalidExpiryError` for a naive ``now``.
         """
         if now is not None:
-            aware(now, "now")
+            now = aware(now, "now")
         rules = await self._cached_rules(guild_id)
         if not rules:
             return _NO_RULE
@@ -309,11 +318,10 @@ class PermissionManager(Manager):
         )
 
     async def _cached_rules(self, guild_id: int) -> list[GuildPermissionSchema]:
-        key = self._rules_key(guild_id)
+        key = self._rules_key(snowflake(guild_id, "guild_id"))
         hit = self.cache.hot_get(key)
         if hit is not None:
             return hit
-        snowflake(guild_id, "guild_id")
 
         async def load() -> list[GuildPermissionSchema]:
             now = datetime.now(timezone.utc)
@@ -391,7 +399,7 @@ def _rule_target(target_type: object) -> PermissionType:
         checked = None
     if checked is None or checked not in RULE_TARGETS:
         raise InvalidRuleTargetError(
-            f"a rule targets a member, role, channel or category, not {target_type!r}"
+            f"a rule targets a member, role, channel or category, not {excerpt(target_type)}"
             " (name the command or module with command=/module=)"
         )
     return checked
@@ -404,6 +412,6 @@ def _level_field(level: int) -> str:
 def _check_level(level: object) -> None:
     if isinstance(level, bool) or not isinstance(level, int) or level not in PERMISSION_LEVELS:
         raise InvalidPermissionLevelError(
-            f"permission level must be an int from 0 to 7, not {level!r}"
+            f"permission level must be an int from 0 to 7, not {excerpt(level)}"
         )
 

@@ -87,7 +87,7 @@ from tortoise.transactions import in_transaction
 
 from botdata.errors import InvalidFlagError
 from botdata.managers.base import Manager
-from botdata.managers.checks import snowflake
+from botdata.managers.checks import excerpt, snowflake
 from botdata.managers.numbering import fetch
 from botdata.models import (
     AFK,
@@ -314,7 +314,7 @@ class PrivacyManager(Manager):
         snowflake(user_id, "user_id")
         if not isinstance(keep_moderation_records, bool):
             raise InvalidFlagError(
-                f"keep_moderation_records must be a bool, not {keep_moderation_records!r}"
+                f"keep_moderation_records must be a bool, not {excerpt(keep_moderation_records)}"
             )
         deleting = {Erase.DELETE} | (set() if keep_moderation_records else {Erase.MODERATION})
         tables = list(dict.fromkeys(ref.table for ref in REFERENCES))

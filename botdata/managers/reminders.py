@@ -62,21 +62,21 @@ class ReminderManager(Manager):
         sooner than what they wait for. Returns the new reminder.
         Raises :class:`~botdata.errors.ReminderLimitError` when the member has
         ``REMINDER_MAX_PER_USER`` pending reminders in the guild,
-        :class:`~botdata.errors.InvalidReminderTimeError` for a naive or past ``due_at``,
-        :class:`~botdata.errors.InvalidReminderContentError` for content that is not 1-2000
-        characters with some non-blank text, :class:`~botdata.errors.InvalidSnowflakeError` for
-        a bad id.
+        :class:`~botdata.errors.InvalidReminderTimeError` for a naive or past ``due_at`` (or
+        one beyond the year 9999 in UTC), :class:`~botdata.errors.InvalidReminderContentError`
+        for content that is not 1-2000 characters with some non-blank text,
+        :class:`~botdata.errors.UnstorableTextError` for content with a NUL or a surrogate,
+        :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
         checks.snowflake(guild_id, "guild_id")
         checks.snowflake(user_id, "user_id")
         checks.snowflake(channel_id, "channel_id")
+        checks.text(content, "reminder content")
         if not isinstance(content, str) or not content.strip() or len(content) > MAX_CONTENT:
             raise InvalidReminderContentError(
                 f"reminder content must be 1-{MAX_CONTENT} characters with some non-blank text"
             )
-        if not isinstance(due_at, datetime) or due_at.utcoffset() is None:
-            raise InvalidReminderTimeError(f"due_at must be a timezone-aware datetime: {due_at!r}")
-        due_at = due_at.astimezone(timezone.utc)
+        due_at = checks.aware(due_at, "due_at", InvalidReminderTimeError)
         if due_at <= datetime.now(timezone.utc):
             raise InvalidReminderTimeError(f"due_at {due_at.isoformat()} is not in the future")
         cap = self.settings.REMINDER_MAX_PER_USER
@@ -126,14 +126,15 @@ class ReminderManager(Manager):
         """Delete the pending reminder ``reminder_id`` of ``user_id`` in the guild.
 
         Returns the cancelled reminder. Raises :class:`~botdata.errors.ReminderNotFoundError`
-        when the guild has no such pending reminder (also for an id that is not a positive int),
+        when the guild has no such pending reminder (also for an id no reminder can have:
+        anything but an int from 1 to 2**63 - 1),
         :class:`~botdata.errors.ReminderPermissionError` when it is another member's,
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
         checks.snowflake(guild_id, "guild_id")
         checks.snowflake(user_id, "user_id")
-        if isinstance(reminder_id, bool) or not isinstance(reminder_id, int) or reminder_id < 1:
-            raise ReminderNotFoundError(f"no pending reminder {reminder_id!r}")
+        if checks.row_id(reminder_id) is None:
+            raise ReminderNotFoundError(f"no pending reminder {checks.excerpt(reminder_id)}")
         reminder = await Reminder.get_or_none(id=reminder_id, guild_id=guild_id, sent_at=None)
         if reminder is None:
             raise ReminderNotFoundError(f"no pending reminder {reminder_id} in this guild")

@@ -32,7 +32,6 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from botdata.errors import (
-    InvalidOffsetError,
     InvalidSnippetContentError,
     InvalidSnippetNameError,
     NotAnAliasError,
@@ -74,14 +73,17 @@ def _guard(is_moderator: bool) -> str:
 
 
 def _check_name(name: object, what: str = "name") -> str:
+    checks.text(name, f"snippet {what}")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidSnippetNameError(
-            f"snippet {what} {name!r} must be 1-100 characters of ASCII letters, digits, _ and -"
+            f"snippet {what} {checks.excerpt(name)} must be 1-100 characters of ASCII letters, "
+            "digits, _ and -"
         )
     return name
 
 
 def _check_content(content: object) -> str:
+    checks.text(content, "snippet content")
     if not isinstance(content, str) or not content.strip() or len(content) > MAX_CONTENT:
         raise InvalidSnippetContentError(
             f"snippet content must be 1-{MAX_CONTENT} characters with some non-blank text"
@@ -121,7 +123,8 @@ class SnippetManager(Manager):
 
         The schema carries what an info command shows: author, uses, creation time, aliases.
         Raises :class:`~botdata.errors.SnippetNotFoundError` when there is none,
-        :class:`~botdata.errors.InvalidSnippetNameError` for a malformed name,
+        :class:`~botdata.errors.InvalidSnippetNameError` for a malformed name
+        (:class:`~botdata.errors.UnstorableTextError` for a NUL or a surrogate in it),
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id.
         """
         checks.snowflake(guild_id, "guild_id")
@@ -135,27 +138,31 @@ class SnippetManager(Manager):
 
         ``query`` keeps the snippets whose name or one of whose aliases contains it, ignoring
         case (it is part of a name: 0-100 characters of ASCII letters, digits, ``_``, ``-``).
-        Returns up to ``limit`` snippets after skipping ``offset``. Raises
+        Returns up to ``limit`` snippets after skipping ``offset`` (none past the end). Raises
         :class:`~botdata.errors.InvalidSnippetNameError` for a malformed query,
+        :class:`~botdata.errors.UnstorableTextError` for one with a NUL or a surrogate,
         :class:`~botdata.errors.InvalidPageError` for a ``limit`` outside 1-100,
         :class:`~botdata.errors.InvalidOffsetError` for a negative ``offset``,
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id.
         """
         checks.snowflake(guild_id, "guild_id")
         checks.page(limit, None)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidOffsetError(f"offset must be an int >= 0, not {offset!r}")
+        skipped = checks.offset(offset)
+        checks.text(query, "snippet search query")
         if query is not None and not (isinstance(query, str) and _QUERY.fullmatch(query)):
             raise InvalidSnippetNameError(
-                f"search {query!r} must be up to 100 characters of ASCII letters, digits, _ and -"
+                f"search {checks.excerpt(query)} must be up to 100 characters of ASCII letters, "
+                "digits, _ and -"
             )
+        if skipped is None:
+            return []
         primaries = SnippetName.filter(guild_id=guild_id, is_alias=False)
         if query:
             matching = SnippetName.filter(guild_id=guild_id, key__contains=query.lower())
             primaries = primaries.filter(snippet_id__in=Subquery(matching.values("snippet_id")))
         page = (
             await primaries.order_by("-snippet__uses", "key")
-            .offset(offset)
+            .offset(skipped)
             .limit(limit)
             .select_related("snippet")
         )
@@ -175,6 +182,7 @@ class SnippetManager(Manager):
         Returns the new snippet. Raises :class:`~botdata.errors.SnippetNameTakenError` when the
         guild has that name or alias already (ignoring case),
         :class:`~botdata.errors.InvalidSnippetNameError` /
+        :class:`~botdata.errors.UnstorableTextError` /
         :class:`~botdata.errors.InvalidSnippetContentError` for bad input,
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
@@ -212,7 +220,8 @@ class SnippetManager(Manager):
         through its names, so concurrent uses are never lost; ``updated_at`` is left alone (a
         use is not an edit). Returns the snippet with the count this use made.
         Raises :class:`~botdata.errors.SnippetNotFoundError` when there is none,
-        :class:`~botdata.errors.InvalidSnippetNameError` for a malformed name,
+        :class:`~botdata.errors.InvalidSnippetNameError` for a malformed name
+        (:class:`~botdata.errors.UnstorableTextError` for a NUL or a surrogate in it),
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id.
         """
         checks.snowflake(guild_id, "guild_id")
@@ -241,6 +250,7 @@ class SnippetManager(Manager):
         :class:`~botdata.errors.SnippetLockedError` (locked, actor not a moderator),
         :class:`~botdata.errors.SnippetPermissionError` (neither author nor moderator),
         :class:`~botdata.errors.InvalidSnippetNameError` /
+        :class:`~botdata.errors.UnstorableTextError` /
         :class:`~botdata.errors.InvalidSnippetContentError` /
         :class:`~botdata.errors.InvalidSnowflakeError` for bad input.
         """
@@ -267,6 +277,7 @@ class SnippetManager(Manager):
         :class:`~botdata.errors.SnippetLockedError`,
         :class:`~botdata.errors.SnippetPermissionError`,
         :class:`~botdata.errors.InvalidSnippetNameError` /
+        :class:`~botdata.errors.UnstorableTextError` /
         :class:`~botdata.errors.InvalidSnowflakeError` for bad input.
         """
         self._check_actor(guild_id, name, actor_id)
@@ -293,6 +304,7 @@ class SnippetManager(Manager):
         :class:`~botdata.errors.SnippetLockedError`,
         :class:`~botdata.errors.SnippetPermissionError`,
         :class:`~botdata.errors.InvalidSnippetNameError` /
+        :class:`~botdata.errors.UnstorableTextError` /
         :class:`~botdata.errors.InvalidSnowflakeError` for bad input.
         """
         self._check_actor(guild_id, name, actor_id)
@@ -331,9 +343,10 @@ class SnippetManager(Manager):
         :class:`~botdata.errors.SnippetLockedError`,
         :class:`~botdata.errors.SnippetPermissionError`,
         :class:`~botdata.errors.InvalidSnippetNameError` /
+        :class:`~botdata.errors.UnstorableTextError` /
         :class:`~botdata.errors.InvalidSnowflakeError` for bad input.
         """
-        self._check_actor(guild_id, alias, actor_id)
+        self._check_actor(guild_id, alias, actor_id, "alias")
         async with in_transaction() as conn:
             snippet_id = await self._guarded_update(
                 conn, guild_id, alias, actor_id, _guard(is_moderator), "locked = locked"
@@ -356,6 +369,7 @@ class SnippetManager(Manager):
         Raises :class:`~botdata.errors.SnippetPermissionError` when the actor is not a
         moderator, :class:`~botdata.errors.SnippetNotFoundError`,
         :class:`~botdata.errors.InvalidSnippetNameError` /
+        :class:`~botdata.errors.UnstorableTextError` /
         :class:`~botdata.errors.InvalidSnowflakeError` for bad input.
         """
         self._check_actor(guild_id, name, actor_id)
@@ -383,6 +397,7 @@ class SnippetManager(Manager):
         :class:`~botdata.errors.SnippetLockedError` when the snippet is locked,
         :class:`~botdata.errors.SnippetNotFoundError`,
         :class:`~botdata.errors.InvalidSnippetNameError` /
+        :class:`~botdata.errors.UnstorableTextError` /
         :class:`~botdata.errors.InvalidSnowflakeError` for bad input.
         """
         self._check_actor(guild_id, name, new_author_id)
@@ -401,10 +416,10 @@ class SnippetManager(Manager):
     # Internals ----------------------------------------------------------------------------------
 
     @staticmethod
-    def _check_actor(guild_id: int, name: str, actor_id: int) -> None:
+    def _check_actor(guild_id: int, name: str, actor_id: int, what: str = "name") -> None:
         checks.snowflake(guild_id, "guild_id")
         checks.snowflake(actor_id, "actor_id")
-        _check_name(name)
+        _check_name(name, what)
 
     @staticmethod
     def _snippet_of(guild_id: int, name: str) -> QuerySet[SnippetName]:

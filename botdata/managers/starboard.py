@@ -54,7 +54,7 @@ from botdata.errors import (
     StarboardNotConfiguredError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import snowflake
+from botdata.managers.checks import excerpt, snowflake, text
 from botdata.managers.guilds import insert_guild_rows
 from botdata.managers.numbering import fetch
 from botdata.models import Starboard, StarboardMessage
@@ -86,19 +86,22 @@ class StarboardManager(Manager):
         Existing entries keep their counts; a new threshold applies from the next star.
         Returns the settings. Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad
         guild or channel id, :class:`~botdata.errors.InvalidStarboardEmojiError`,
+        :class:`~botdata.errors.UnstorableTextError` (an emoji with a NUL or a surrogate),
         :class:`~botdata.errors.InvalidStarThresholdError` and
         :class:`~botdata.errors.InvalidFlagError` for bad settings. Nothing is written when it
         raises.
         """
         snowflake(guild_id, "guild_id")
         snowflake(channel_id, "channel_id")
+        text(emoji, "emoji")
         if not (
             isinstance(emoji, str)
             and 1 <= len(emoji) <= _EMOJI_LENGTH
             and not any(c.isspace() for c in emoji)
         ):
             raise InvalidStarboardEmojiError(
-                f"emoji must be 1-{_EMOJI_LENGTH} characters without whitespace, not {emoji!r}"
+                f"emoji must be 1-{_EMOJI_LENGTH} characters without whitespace, "
+                f"not {excerpt(emoji)}"
             )
         if (
             isinstance(threshold, bool)
@@ -106,10 +109,12 @@ class StarboardManager(Manager):
             or not 1 <= threshold <= _MAX_THRESHOLD
         ):
             raise InvalidStarThresholdError(
-                f"threshold must be an int from 1 to {_MAX_THRESHOLD}, not {threshold!r}"
+                f"threshold must be an int from 1 to {_MAX_THRESHOLD}, not {excerpt(threshold)}"
             )
         if not isinstance(allow_self_star, bool):
-            raise InvalidFlagError(f"allow_self_star must be a bool, not {allow_self_star!r}")
+            raise InvalidFlagError(
+                f"allow_self_star must be a bool, not {excerpt(allow_self_star)}"
+            )
         row = Starboard(
             guild_id=guild_id,
             channel_id=channel_id,

@@ -42,7 +42,7 @@ from botdata.errors import (
     WebUserNotFoundError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import snowflake
+from botdata.managers.checks import aware, excerpt, snowflake, text, unstorable
 from botdata.managers.guilds import insert_guild_rows
 from botdata.managers.numbering import fetch
 from botdata.models import WebGuildPermission, WebSession, WebUser
@@ -57,6 +57,8 @@ REFRESH_SLACK = timedelta(minutes=5)
 _USERNAME_LENGTH = 100
 _AVATAR_LENGTH = 200
 _EMAIL_LENGTH = 255
+#: The ip_address column's width: the longest IPv6 text form (with an embedded IPv4 address).
+_IP_LENGTH = 45
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 
 
@@ -78,17 +80,22 @@ class WebManager(Manager):
         Sets ``last_login_at`` to now; leaves ``active`` as it was (a new user is active).
         One atomic upsert. Returns the user. Raises
         :class:`~botdata.errors.InvalidSnowflakeError`,
-        :class:`~botdata.errors.InvalidUsernameError`, :class:`~botdata.errors.InvalidAvatarError`
-        or :class:`~botdata.errors.InvalidEmailError` for bad input; nothing is written then.
+        :class:`~botdata.errors.InvalidUsernameError`, :class:`~botdata.errors.InvalidAvatarError`,
+        :class:`~botdata.errors.InvalidEmailError` or
+        :class:`~botdata.errors.UnstorableTextError` (text with a NUL or a surrogate) for bad
+        input; nothing is written then.
         """
         snowflake(id, "id")
+        text(username, "username")
+        text(avatar, "avatar")
+        text(email, "email")
         if not (
             isinstance(username, str)
             and 1 <= len(username) <= _USERNAME_LENGTH
             and username.strip()
         ):
             raise InvalidUsernameError(
-                f"username must be 1-{_USERNAME_LENGTH} characters, not {username!r}"
+                f"username must be 1-{_USERNAME_LENGTH} characters, not {excerpt(username)}"
             )
         if avatar is not None and not (
             isinstance(avatar, str) and 1 <= len(avatar) <= _AVATAR_LENGTH
@@ -97,7 +104,7 @@ class WebManager(Manager):
         if email is not None and not (
             isinstance(email, str) and len(email) <= _EMAIL_LENGTH and _EMAIL.fullmatch(email)
         ):
-            raise InvalidEmailError(f"{email!r} is not an email address")
+            raise InvalidEmailError(f"{excerpt(email)} is not an email address")
         now = datetime.now(timezone.utc)
         row = WebUser(id=id, username=username, avatar=avatar, email=email, last_login_at=now)
         async with in_transaction() as conn:
@@ -129,7 +136,7 @@ class WebManager(Manager):
         """
         snowflake(user_id, "user_id")
         if not isinstance(active, bool):
-            raise InvalidFlagError(f"active must be a bool, not {active!r}")
+            raise InvalidFlagError(f"active must be a bool, not {excerpt(active)}")
         async with in_transaction() as conn:
             updated = await WebUser.filter(id=user_id).using_db(conn).update(
                 active=active, updated_at=datetime.now(timezone.utc)
@@ -148,8 +155,9 @@ class WebManager(Manager):
         Returns the token (give it to the browser; it is not stored and cannot be recovered).
         Raises :class:`~botdata.errors.InvalidSnowflakeError`,
         :class:`~botdata.errors.InvalidIPAddressError` for an ``ip_address`` that is not an IPv4
-        or IPv6 address, :class:`~botdata.errors.WebUserNotFoundError` for an unknown user and
-        :class:`~botdata.errors.WebUserInactiveError` for a deactivated one.
+        or IPv6 address of at most 45 characters, :class:`~botdata.errors.UnstorableTextError`
+        for one with a NUL or a surrogate, :class:`~botdata.errors.WebUserNotFoundError` for an
+        unknown user and :class:`~botdata.errors.WebUserInactiveError` for a deactivated one.
         """
         snowflake(user_id, "user_id")
         if ip_address is not None:
@@ -172,12 +180,15 @@ class WebManager(Manager):
         return token
 
     async def validate(self, token: str) -> WebUserSchema | None:
-        """The user of the session ``token``, or None when the token is unknown, expired or
-        revoked, or its user is deactivated. Slides the expiry (see the module docstring).
+        """The user of the session ``token``, or None when the token is unknown (also when it
+        is not storable text: no token is), expired or revoked, or its user is deactivated.
+        Slides the expiry (see the module docstring).
 
         Raises :class:`~botdata.errors.InvalidSessionTokenError` when ``token`` is not a str.
         """
         digest = _digest(token)
+        if digest is None:
+            return None
         now = datetime.now(timezone.utc)
         session = (
             await WebSession.filter(
@@ -199,11 +210,14 @@ class WebManager(Manager):
     async def revoke(self, token: str) -> bool:
         """End the session ``token`` now (it stays recorded until :meth:`sweep_expired`).
 
-        Returns whether a live session was revoked. Raises
+        Returns whether a live session was revoked (False for an unknown token). Raises
         :class:`~botdata.errors.InvalidSessionTokenError` when ``token`` is not a str.
         """
+        digest = _digest(token)
+        if digest is None:
+            return False
         now = datetime.now(timezone.utc)
-        revoked = await WebSession.filter(token_hash=_digest(token), revoked_at=None).update(
+        revoked = await WebSession.filter(token_hash=digest, revoked_at=None).update(
             revoked_at=now, updated_at=now
         )
         return revoked > 0
@@ -224,12 +238,12 @@ class WebManager(Manager):
         """Delete the sessions that are expired or revoked as of ``now`` (default: now).
 
         Returns how many were deleted. Raises :class:`~botdata.errors.InvalidTimestampError`
-        when ``now`` is not a timezone-aware datetime.
+        when ``now`` is not a timezone-aware datetime (within the years 1-9999 in UTC).
         """
         if now is None:
             now = datetime.now(timezone.utc)
-        elif not isinstance(now, datetime) or now.utcoffset() is None:
-            raise InvalidTimestampError(f"now must be a timezone-aware datetime, not {now!r}")
+        else:
+            now = aware(now, "now", InvalidTimestampError)
         return await WebSession.filter(
             Q(expires_at__lte=now) | Q(revoked_at__lte=now)
         ).delete()
@@ -250,7 +264,9 @@ class WebManager(Manager):
         snowflake(user_id, "user_id")
         snowflake(guild_id, "guild_id")
         if isinstance(level, bool) or not isinstance(level, int) or level not in PERMISSION_LEVELS:
-            raise InvalidPermissionLevelError(f"level must be an int from 0 to 7, not {level!r}")
+            raise InvalidPermissionLevelError(
+                f"level must be an int from 0 to 7, not {excerpt(level)}"
+            )
         row = WebGuildPermission(user_id=user_id, guild_id=guild_id, level=level)
         try:
             async with in_transaction() as conn:
@@ -305,17 +321,23 @@ class WebManager(Manager):
         return timedelta(seconds=self.settings.WEB_SESSION_TTL)
 
 
-def _digest(token: object) -> str:
+def _digest(token: object) -> str | None:
+    """The stored hash of ``token``; None when it is not storable text (so no session's)."""
     if not isinstance(token, str):
         raise InvalidSessionTokenError(f"a session token is a str, not {type(token).__name__}")
+    if unstorable(token):
+        return None
     return hash_token(token)
 
 
 def _check_ip(value: object) -> str:
-    """``value`` in its canonical text form; raises InvalidIPAddressError."""
-    if not isinstance(value, str):
-        raise InvalidIPAddressError(f"{value!r} is not an IP address")
+    """``value`` in its canonical text form; raises InvalidIPAddressError and
+    UnstorableTextError (an IPv6 zone may hold any text)."""
+    text(value, "ip_address")
     try:
-        return str(ipaddress.ip_address(value))
+        address = str(ipaddress.ip_address(value)) if isinstance(value, str) else ""
     except ValueError:
-        raise InvalidIPAddressError(f"{value!r} is not an IP address") from None
+        address = ""
+    if not 1 <= len(address) <= _IP_LENGTH:
+        raise InvalidIPAddressError(f"{excerpt(value)} is not an IP address")
+    return address
