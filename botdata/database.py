@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -10,7 +11,7 @@ from typing import Any
 from aerich import Command
 from tortoise import Tortoise
 from tortoise.context import TortoiseContext
-from tortoise.exceptions import DBConnectionError, OperationalError
+from tortoise.exceptions import OperationalError
 
 from botdata.cache import Cache, MemoryCache, create_cache
 from botdata.config import Settings, load_settings
@@ -120,7 +121,9 @@ async def connect(
 
     Returns the :class:`Database` handle. Raises :class:`~botdata.errors.ConfigurationError`
     for a bad setting, :class:`~botdata.errors.DatabaseUnavailableError` when the database cannot
-    be reached, :class:`~botdata.errors.SchemaNotReadyError` when PostgreSQL needs
+    be reached or does not answer within ``DATABASE_CONNECT_TIMEOUT`` (reaching it and checking
+    its schema; SQLite's own migrations are not counted), saying why,
+    :class:`~botdata.errors.SchemaNotReadyError` when PostgreSQL needs
     ``aerich upgrade``, :class:`~botdata.errors.AlreadyConnectedError` when this process already
     has an open handle.
     """
@@ -133,14 +136,20 @@ async def connect(
         raise AlreadyConnectedError("botdata is already connected in this process; close it first")
     config = tortoise_config(resolved)
     shown = redact_url(resolved.DATABASE_URL)
+    dialect = dialect_of(resolved.DATABASE_URL)
+    timeout = resolved.DATABASE_CONNECT_TIMEOUT
     try:
-        # The global fallback lets every task of the process (discord.py's included) use it.
-        context = await Tortoise.init(config=config, _enable_global_fallback=True)
-    except (OSError, DBConnectionError) as exc:
-        raise DatabaseUnavailableError(f"cannot reach the database at {shown}: {exc}") from exc
+        async with asyncio.timeout(timeout):
+            context, command = await _open_database(config, dialect, shown)
+    except TimeoutError as exc:
+        raise DatabaseUnavailableError(
+            f"cannot reach the database at {shown}: "
+            f"no answer within {timeout:g} s (DATABASE_CONNECT_TIMEOUT)"
+        ) from exc
     try:
-        await _check_connection(context, shown)
-        await _prepare_schema(config, dialect_of(resolved.DATABASE_URL))
+        if dialect == "sqlite":  # local work, not bounded by the connect timeout
+            for version in await command.upgrade(run_in_transaction=True):
+                log.info("botdata: applied migration %s", version)
         cache = await create_cache(resolved)
     except BaseException:
         await context.close_connections()
@@ -150,21 +159,36 @@ async def connect(
     return db
 
 
+async def _open_database(
+    config: dict[str, Any], dialect: str, shown: str
+) -> tuple[TortoiseContext, Command]:
+    """Initialise Tortoise, reach the database and read its migration state (on PostgreSQL:
+    refuse it unless current). Returns the context and Aerich's command; closes the
+    connections when it fails (or is cancelled by connect()'s timeout)."""
+    # The global fallback lets every task of the process (discord.py's included) use it.
+    context = await Tortoise.init(config=config, _enable_global_fallback=True)
+    try:
+        await _check_connection(context, shown)
+        command = Command(tortoise_config=config, app=APP, location=MIGRATIONS_LOCATION)
+        await command.init()
+        if dialect == "postgres":
+            await _require_current_schema(command)
+    except BaseException:
+        await context.close_connections()
+        raise
+    return context, command
+
+
 async def _check_connection(context: TortoiseContext, shown: str) -> None:
     try:
         await context.db().execute_query("SELECT 1")
-    except Exception as exc:  # asyncpg and aiosqlite raise many kinds; all mean "unreachable"
-        raise DatabaseUnavailableError(f"cannot reach the database at {shown}: {exc}") from exc
+    except Exception as exc:  # the client raises botdata's errors; the cause has the details
+        cause = exc.__cause__ if isinstance(exc, DatabaseUnavailableError) else None
+        reason = str(cause or "") or str(exc) or type(exc).__name__
+        raise DatabaseUnavailableError(f"cannot reach the database at {shown}: {reason}") from exc
 
 
-async def _prepare_schema(config: dict[str, Any], dialect: str) -> None:
-    command = Command(tortoise_config=config, app=APP, location=MIGRATIONS_LOCATION)
-    await command.init()
-    if dialect == "sqlite":
-        applied = await command.upgrade(run_in_transaction=True)
-        for version in applied:
-            log.info("botdata: applied migration %s", version)
-        return
+async def _require_current_schema(command: Command) -> None:
     try:
         pending = await command.heads()
     except OperationalError:  # no aerich table at all

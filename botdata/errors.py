@@ -12,7 +12,23 @@ class ConfigurationError(BotdataError):
 
 
 class DatabaseUnavailableError(BotdataError):
-    """The database could not be reached; the message names the URL (password hidden)."""
+    """The database could not be reached, or the connection a call used failed.
+
+    From ``connect()`` the message names the URL (password hidden); from a call it says briefly
+    what failed, without SQL or credentials (safe to show a member). The driver's exception is
+    chained as ``__cause__``. A read whose connection died was already retried once on a fresh
+    connection; a write is never retried, so a write interrupted this way may or may not have
+    been applied (the database alone decides; a transaction is applied whole or not at all).
+    """
+
+
+class DatabaseTimeoutError(DatabaseUnavailableError):
+    """The database was too busy to answer in time: a statement waited for a lock longer than
+    ``DATABASE_LOCK_TIMEOUT`` (or hit a deadlock), ran longer than ``DATABASE_STATEMENT_TIMEOUT``,
+    or the call waited longer than ``DATABASE_POOL_TIMEOUT`` for a free connection. The failed
+    statement (and its transaction) wrote nothing; trying again later may succeed. A subclass
+    of :class:`DatabaseUnavailableError`, so one ``except`` clause catches both.
+    """
 
 
 class SchemaNotReadyError(BotdataError):
@@ -25,6 +41,13 @@ class AlreadyConnectedError(BotdataError):
 
 class ValidationError(BotdataError, ValueError):
     """Input that botdata refuses before writing anything."""
+
+
+class DatabaseRejectedValueError(ValidationError):
+    """The database (or its driver) refused a value as invalid data: text it cannot encode, a
+    number out of its column's range (PostgreSQL SQLSTATE class 22, SQLite's overflow). The
+    safety net behind the managers' own checks, which should have refused the input first;
+    nothing was written."""
 
 
 class UnstorableTextError(ValidationError):

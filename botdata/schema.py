@@ -11,9 +11,11 @@ SQLite. ``python -m botdata.makemigration --name ...`` writes such a file; see t
 from __future__ import annotations
 
 import logging
+import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl
 
 from tortoise.backends.base.config_generator import expand_db_url
 
@@ -40,13 +42,16 @@ def normalise_url(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``, safe for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """Return ``url`` with its password replaced by ``***``, safe for messages and logs.
+
+    Parsed by hand: ``urllib`` refuses some URLs botdata accepts (a ``[`` in a password)."""
+    scheme, _, rest = url.partition("://")
+    authority = re.match(r"[^/?#]*", rest).group()  # type: ignore[union-attr]
+    userinfo, at, _ = authority.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[1]}"))
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{rest[len(userinfo) + 1 :]}"
 
 
 def dialect_of(url: str) -> str:
@@ -64,21 +69,36 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 
 def tortoise_config(settings: Settings) -> dict[str, Any]:
-    """Build the Tortoise configuration for ``settings.DATABASE_URL`` (UTC, timezone-aware;
-    on PostgreSQL the pool's release does no session reset, see :func:`_keep_session`)."""
+    """Build the Tortoise configuration for ``settings.DATABASE_URL`` (validated by
+    :mod:`botdata.config`): botdata's database clients (:mod:`botdata.backends`) with the
+    settings' pool size and timeouts, UTC, timezone-aware. On PostgreSQL the timeouts of locks
+    and statements are server settings of every connection, and the pool's release does no
+    session reset (see :func:`_keep_session`); on SQLite the lock timeout is the busy timeout.
+    """
     url = normalise_url(settings.DATABASE_URL)
-    if dialect_of(url) == "postgres":
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
-        query.setdefault("minsize", str(settings.DATABASE_POOL_MIN))
-        query.setdefault("maxsize", str(settings.DATABASE_POOL_MAX))
-        url = urlunsplit(parts._replace(query=urlencode(query)))
     if settings.DATABASE_ECHO:
         logging.getLogger("tortoise.db_client").setLevel(logging.DEBUG)
-    connection: str | dict[str, Any] = url
+    connection = expand_db_url(url)
+    credentials = connection["credentials"]
+    credentials["pool_timeout"] = settings.DATABASE_POOL_TIMEOUT
     if dialect_of(url) == "postgres":
-        connection = expand_db_url(url)
-        connection["credentials"]["reset"] = _keep_session
+        connection["engine"] = "botdata.backends.postgres"
+        credentials.update(
+            minsize=settings.DATABASE_POOL_MIN,
+            maxsize=settings.DATABASE_POOL_MAX,
+            timeout=settings.DATABASE_CONNECT_TIMEOUT,  # asyncpg's, for each new connection
+            reset=_keep_session,
+            server_settings={
+                "lock_timeout": _milliseconds(settings.DATABASE_LOCK_TIMEOUT),
+                "statement_timeout": _milliseconds(settings.DATABASE_STATEMENT_TIMEOUT),
+            },
+        )
+        ssl = dict(parse_qsl(url.partition("?")[2])).get("ssl", "").lower()
+        if ssl:  # Tortoise reads it as a bool: "disable" would mean True
+            credentials["ssl"] = {"true": True, "false": False}.get(ssl, ssl)
+    else:
+        connection["engine"] = "botdata.backends.sqlite"
+        credentials["busy_timeout"] = _milliseconds(settings.DATABASE_LOCK_TIMEOUT)
     return {
         "connections": {"default": connection},
         "apps": {
@@ -90,6 +110,11 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def _milliseconds(seconds: float) -> str:
+    """``seconds`` as whole milliseconds (rounded up: a positive limit never becomes 0)."""
+    return str(math.ceil(seconds * 1000))
 
 
 def __getattr__(name: str) -> Any:

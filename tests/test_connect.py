@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 import botdata
-from botdata.errors import AlreadyConnectedError
+from botdata.errors import AlreadyConnectedError, ConfigurationError
 from tests.support import (
     ADMIN_URL,
     create_postgres_database,
@@ -109,3 +109,43 @@ def test_a_missing_postgres_database_is_a_clear_error() -> None:
     name, message = _connect_error(url)
     assert name == "DatabaseUnavailableError"
     assert "botdata_absent_" in message
+
+
+async def test_a_malformed_url_is_refused_by_connect_with_botdata_s_error() -> None:
+    # Before: Tortoise's ConfigurationError ("Port is not an integer") or urllib's ValueError.
+    for url in ("postgres://bot:hunter2@db:notaport/bot", "sqlite://", "postgres://b@[::1/bot"):
+        with pytest.raises(ConfigurationError, match="DATABASE_URL") as refused:
+            await botdata.connect(database_url=url)
+        assert "hunter2" not in str(refused.value)
+
+
+def test_a_server_that_never_answers_fails_within_the_connect_timeout() -> None:
+    out = run_python(
+        """
+        import asyncio, json, time, botdata
+
+        async def main():
+            async def silent(reader, writer):  # accepts, reads, never answers
+                await reader.read()
+                writer.close()
+
+            server = await asyncio.start_server(silent, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            started = time.monotonic()
+            try:
+                await botdata.connect(
+                    database_url=f"postgres://bot:hunter2@127.0.0.1:{port}/bot",
+                    DATABASE_CONNECT_TIMEOUT=1,
+                )
+            except botdata.errors.BotdataError as exc:
+                print(json.dumps([type(exc).__name__, str(exc), time.monotonic() - started]))
+            server.close()
+
+        asyncio.run(main())
+        """
+    )
+    name, message, seconds = json.loads(out.strip().splitlines()[-1])
+    assert name == "DatabaseUnavailableError"
+    assert "no answer within 1 s (DATABASE_CONNECT_TIMEOUT)" in message
+    assert "hunter2" not in message
+    assert seconds < 30  # a bound for correctness (asyncpg alone waits 60 s), not a speed check

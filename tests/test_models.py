@@ -6,8 +6,9 @@ from datetime import timedelta, timezone
 
 import pytest
 from tortoise import Tortoise
-from tortoise.exceptions import IntegrityError, OperationalError, ValidationError
+from tortoise.exceptions import IntegrityError, ValidationError
 
+from botdata.errors import DatabaseRejectedValueError
 from botdata.models import (
     AFK,
     Case,
@@ -217,8 +218,9 @@ async def test_length_limits_are_enforced_by_the_database(model, field: str, lim
     table = model._meta.db_table
     conn = Tortoise.get_connection("default")
     placeholder = "$1" if conn.capabilities.dialect == "postgres" else "?"
-    # PostgreSQL's VARCHAR(n) refuses first (a data error); SQLite needs the CHECK.
-    with pytest.raises((IntegrityError, OperationalError)):
+    # PostgreSQL's VARCHAR(n) refuses first (a data error, which botdata's client raises as
+    # DatabaseRejectedValueError); SQLite needs the CHECK.
+    with pytest.raises((IntegrityError, DatabaseRejectedValueError)):
         await conn.execute_query(
             f'UPDATE "{table}" SET "{field}" = {placeholder}', ["x" * (limit + 1)]
         )
