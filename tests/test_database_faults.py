@@ -159,8 +159,9 @@ class OwnPostgres:
 
 
 def _postgres_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: p.parts[-3])
-    return found[-1].parent if found else None
+    """The bin directory of the newest PostgreSQL installed the Debian way, if any."""
+    found = [p for p in Path("/usr/lib/postgresql").glob("*/bin/initdb") if p.parts[-3].isdigit()]
+    return max(found, key=lambda p: int(p.parts[-3])).parent if found else None
 
 
 def _free_port() -> int:
