@@ -19,6 +19,7 @@ from tests.support import run_python
 from tests.test_cache_outage import RedisServer, redis_server  # noqa: F401 (a fixture)
 
 GUILD = 340_000_000_000_000_001
+RESET_GUILD = 340_000_000_000_000_002
 MEMBER = 440_000_000_000_000_001
 OTHER = 440_000_000_000_000_002
 
@@ -71,7 +72,29 @@ PAUSED_WORKER = """
     import redis
     import botdata
     from botdata.managers.levels import RANK_KEY
-    from tests.test_cache_erasure import GUILD, MEMBER, give, seen
+    from tests.test_cache_erasure import GUILD, MEMBER, OTHER, RESET_GUILD, give, seen
+
+    async def while_paused(db, pid, call, *, noticed=False):
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            if noticed:  # two calls time out: the outage is declared, calls are not even sent
+                for _ in range(2):
+                    await db.cache.get_json(db.cache.key("probe"))
+            return await call
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    async def back(db, client):
+        # Once this process reaches Redis again (what it owes first), reads go through it.
+        probe, deadline = db.cache.key("probe"), time.monotonic() + 5
+        client.delete(probe)
+        while client.get(probe) is None and time.monotonic() < deadline:
+            await db.cache.set_json(probe, 1)
+            await asyncio.sleep(0.05)
+        return client.get(probe) is not None
+
+    async def board(db, guild):
+        return [entry.member_id for entry in await db.levels.leaderboard(guild)]
 
     async def main():
         db = await botdata.connect(database_url=os.environ["URL"], redis_url=os.environ["REDIS"],
@@ -79,22 +102,19 @@ PAUSED_WORKER = """
         client = redis.Redis.from_url(os.environ["REDIS"], socket_timeout=3)
         pid, out = int(os.environ["REDIS_PID"]), {}
         try:
+            await db.levels.set_xp(RESET_GUILD, OTHER, 50)
+            out["reset: before"] = await board(db, RESET_GUILD)
+            await while_paused(db, pid, db.levels.reset(RESET_GUILD), noticed=True)
+            out["reset: redis back"] = await back(db, client)
+            out["reset: after"] = await board(db, RESET_GUILD)
+
             await give(db)
             out["before"] = await seen(db)
             out["rank set built"] = client.exists(db.cache.key(RANK_KEY, guild_id=GUILD)) == 1
-            os.kill(pid, signal.SIGSTOP)
-            try:
-                summary = await db.privacy.erase_user(MEMBER)
-            finally:
-                os.kill(pid, signal.SIGCONT)
+            summary = await while_paused(db, pid, db.privacy.erase_user(MEMBER))
             out["cache_cleared"] = summary.cache_cleared
             out["right after"] = await seen(db)
-            # Once this process reaches Redis again (the owed clear first), reads go through it.
-            probe, deadline = db.cache.key("probe"), time.monotonic() + 5
-            while client.get(probe) is None and time.monotonic() < deadline:
-                await db.cache.set_json(probe, 1)
-                await asyncio.sleep(0.05)
-            out["redis back"] = client.get(probe) is not None
+            out["redis back"] = await back(db, client)
             out["through redis"] = await seen(db)
         finally:
             client.close()
@@ -113,7 +133,9 @@ async def test_erasure_while_redis_is_paused_leaves_nothing_cached(
 ) -> None:
     """Redis is paused (SIGSTOP) during ``erase_user``: the summary says the cache part is
     still queued; once Redis answers, the very next reads (rank set, cached AFK members,
-    cached access rules) do not show the member, with no TTL to wait for."""
+    cached access rules) do not show the member, with no TTL to wait for. A guild's XP reset
+    made while Redis is paused and known to be (its invalidation is not even sent) does not
+    leave the old rank set behind either."""
     assert redis_server.process is not None
     env = {
         "URL": database_url,
@@ -122,6 +144,9 @@ async def test_erasure_while_redis_is_paused_leaves_nothing_cached(
         "PREFIX": f"erasure-{uuid.uuid4().hex[:8]}",
     }
     out = json.loads((await asyncio.to_thread(run_python, PAUSED_WORKER, env=env)).splitlines()[-1])
+    assert out["reset: before"] == [OTHER]
+    assert out["reset: redis back"] is True
+    assert out["reset: after"] == []
     assert out["before"] == BEFORE
     assert out["rank set built"] is True
     assert out["cache_cleared"] is False

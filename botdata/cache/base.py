@@ -21,7 +21,9 @@ read from the database before a concurrent update is never stored after that upd
 invalidation, in this process or any other; a reader that finds another reader's lease loads
 the value for itself and stores nothing. The hot layer adds its own rule (the epoch, see
 :mod:`botdata.cache.hot`): a value is kept there only if no invalidation reached this process
-while it was being loaded.
+while it was being loaded, and :meth:`Cache.invalidate` drops this process's hot entries once
+the backend's delete is done (other processes drop theirs when its announcement arrives, which
+is sent after the delete), so a value read from the backend just before the delete is not kept.
 """
 
 from __future__ import annotations
@@ -234,8 +236,13 @@ class Cache(ABC):
         next call to the backend (so this process reads nothing it dropped) and retried in
         the background until it succeeds.
         """
-        self._hot.drop(keys)
-        await self._forget(keys)
+        try:
+            await self._forget(keys)
+        finally:
+            # After the delete, not before: a reader of this process that read the old value
+            # from the backend meanwhile may have put it in the hot layer; it goes now, and
+            # the epoch moves past every load that started before.
+            self._hot.drop(keys)
 
     # Lifecycle ---------------------------------------------------------------------------
     @abstractmethod

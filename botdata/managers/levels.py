@@ -398,7 +398,7 @@ class LevelManager(Manager):
         if self._ranked_in_cache:
             key = self._rank_key(guild_id)
             if member_id is None:
-                await self.cache.delete(key)
+                await self.cache.invalidate(key)  # owed, not lost, if Redis does not answer
             elif zeroed:
                 await self.cache.zadd(key, {_encode(member_id): 0}, only_existing=True)
             else:
