@@ -90,7 +90,11 @@ class Cache(ABC):
 
     @abstractmethod
     async def delete(self, *keys: str) -> None:
-        """Remove ``keys`` (missing ones are ignored). Does not touch the hot layer."""
+        """Remove ``keys`` (missing ones are ignored). Does not touch the hot layer.
+
+        Best effort, for claims and locks: lost when the backend does not answer. Copies of
+        database rows are dropped with :meth:`invalidate`, which is never lost.
+        """
 
     @abstractmethod
     async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:

@@ -258,7 +258,11 @@ class RedisCache(Cache):
 
     # JSON values -------------------------------------------------------------------------
     async def delete(self, *keys: str) -> None:
-        """Remove ``keys`` (missing ones are ignored). Does not touch the hot layer."""
+        """Remove ``keys`` (missing ones are ignored). Does not touch the hot layer.
+
+        Best effort, for claims and locks: lost when the backend does not answer. Copies of
+        database rows are dropped with :meth:`invalidate`, which is never lost.
+        """
         if keys:
             self._claimed.delete(keys)
             await self._run(
