@@ -223,23 +223,25 @@ class AFK(BotdataCog):
         while True:
             claimed = await self.db.afk.claim_expired(now, limit=MAX_CLAIM)
             for status in claimed:
-                member = await self._member(status.guild_id, status.member_id)
-                if member is not None:
-                    await _restore(member, status)
+                await restore_nickname(self.bot, status)
             ended.extend(claimed)
             if len(claimed) < MAX_CLAIM:
                 return ended
 
-    async def _member(self, guild_id: int, member_id: int) -> discord.Member | None:
-        """The member, from the cache or Discord (another shard's guild); None when gone."""
-        try:
-            guild = self.bot.get_guild(guild_id) or await self.bot.fetch_guild(guild_id)
-            return guild.get_member(member_id) or await guild.fetch_member(member_id)
-        except discord.HTTPException:
-            return None
-
 
 # Helpers ---------------------------------------------------------------------------------------
+
+
+async def restore_nickname(bot: commands.Bot, status: AFKSchema) -> None:
+    """Put back the nickname the member had before ``status`` (if the AFK one is still there),
+    finding the member in the bot's cache or on Discord (another shard's guild); nothing when
+    they are gone. Discord refusing the rename is logged, not raised."""
+    try:
+        guild = bot.get_guild(status.guild_id) or await bot.fetch_guild(status.guild_id)
+        member = guild.get_member(status.member_id) or await guild.fetch_member(status.member_id)
+    except discord.HTTPException:
+        return
+    await _restore(member, status)
 
 
 def _name(member: discord.abc.User) -> str:

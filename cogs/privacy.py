@@ -32,7 +32,7 @@ from discord.ext import commands
 
 import botdata
 from botdata.schemas import ErasureSummary, StarboardMessageSchema
-from cogs.afk import _restore
+from cogs.afk import restore_nickname
 from cogs.core import NO_MENTIONS, BotdataCog, RateLimited, cog_setup
 
 log = logging.getLogger("cogs.privacy")
@@ -122,18 +122,8 @@ class Privacy(BotdataCog):
         for copy in summary.starboard_copies:
             removed += await self._delete_copy(copy)
         for status in summary.afk_statuses:
-            member = await self._member(status.guild_id, status.member_id)
-            if member is not None:
-                await _restore(member, status)  # only while the AFK nickname is there
+            await restore_nickname(self.bot, status)
         return describe(summary, removed)
-
-    async def _member(self, guild_id: int, member_id: int) -> discord.Member | None:
-        """The member, from the cache or Discord (another shard's guild); None when gone."""
-        try:
-            guild = self.bot.get_guild(guild_id) or await self.bot.fetch_guild(guild_id)
-            return guild.get_member(member_id) or await guild.fetch_member(member_id)
-        except discord.HTTPException:
-            return None
 
     async def _delete_copy(self, copy: StarboardMessageSchema) -> bool:
         """Delete a starboard copy from Discord; False when the bot cannot (anymore)."""
