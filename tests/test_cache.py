@@ -447,8 +447,9 @@ async def test_value_loaded_during_invalidate_is_not_kept(db: botdata.Database) 
 
 
 async def test_a_reader_finding_a_fill_under_way_loads_for_itself(db: botdata.Database) -> None:
-    """A second reader of a key being filled loads it itself and stores nothing; the lease is
-    never seen as a value; the first reader's fill lands."""
+    """A second reader of a key being filled loads it itself and stores nothing in the shared
+    cache (its hot layer may keep it); the lease is never seen as a value; the first reader's
+    fill lands."""
     cache = db.cache
     key = cache.key("busy", guild_id=4)
     loading, release = asyncio.Event(), asyncio.Event()
@@ -462,8 +463,7 @@ async def test_a_reader_finding_a_fill_under_way_loads_for_itself(db: botdata.Da
     await loading.wait()
     second, calls = counting_loader("second")
     assert await cache.get_json(key) is None  # the lease is not a value
-    assert await cache.get_or_load(key, second, ttl=60, hot=True) == "second"
-    assert cache.hot_get(key) is None  # not the shared value: not kept
+    assert await cache.get_or_load(key, second, ttl=60) == "second"
     assert await cache.get_json(key) is None
     release.set()
     assert await first == "first"
@@ -669,7 +669,8 @@ async def test_a_fill_racing_another_process_invalidation_is_not_stored(
 ) -> None:
     """Another process updates the value and invalidates it while this cache loads it, and
     its announcement has not reached this cache yet (here: it never does, the invalidating
-    cache announces on another prefix's channel). Only the lease can stop the stale fill."""
+    cache announces on another prefix's channel). Only the lease can stop the stale fill of
+    the shared cache (a hot copy would go when the announcement arrives)."""
     here = await redis_caches()
     elsewhere = await create_cache(
         load_settings(REDIS_URL=REDIS_URL, CACHE_PREFIX=here.prefix + "-unheard")
@@ -687,9 +688,8 @@ async def test_a_fill_racing_another_process_invalidation_is_not_stored(
         return dict(source)
 
     try:
-        assert await here.get_or_load(key, racing_load, ttl=60, hot=True) == {"prefix": "!"}
+        assert await here.get_or_load(key, racing_load, ttl=60) == {"prefix": "!"}
         assert await here.get_json(key) is None
-        assert here.hot_get(key) is None
         assert await here.get_or_load(key, load, ttl=60, hot=True) == {"prefix": "?"}
         assert await here.get_json(key) == {"prefix": "?"}
     finally:

@@ -47,7 +47,8 @@ CONFIG_WORKER = (
 
     async def main():
         db = await botdata.connect(database_url=os.environ["URL"], redis_url=os.environ["REDIS"],
-                                   CACHE_PREFIX=os.environ["PREFIX"], REDIS_TIMEOUT=5)
+                                   CACHE_PREFIX=os.environ["PREFIX"], REDIS_TIMEOUT=5,
+                                   DATABASE_POOL_TIMEOUT=30, DATABASE_LOCK_TIMEOUT=30)
         marks = redis.asyncio.Redis.from_url(os.environ["REDIS"])
         worker, guilds = int(os.environ["WORKER"]), json.loads(os.environ["GUILDS"])
         mine = guilds[worker]
@@ -110,9 +111,12 @@ CASES_WORKER = (
     + BARRIER
     + """
     async def main():
+        # Generous waits: four processes hammer one database on two cores; this is about what
+        # the reads return, not about how long they wait.
         db = await botdata.connect(database_url=os.environ["URL"],
                                    redis_url=os.environ.get("REDIS") or None,
-                                   CACHE_PREFIX=os.environ["PREFIX"], REDIS_TIMEOUT=5)
+                                   CACHE_PREFIX=os.environ["PREFIX"], REDIS_TIMEOUT=5,
+                                   DATABASE_POOL_TIMEOUT=30, DATABASE_LOCK_TIMEOUT=30)
         worker, users = os.environ["WORKER"], json.loads(os.environ["USERS"])
         guild, mod = int(os.environ["GUILD"]), int(os.environ["MOD"])
         rounds = int(os.environ["ROUNDS"])
@@ -137,10 +141,12 @@ CASES_WORKER = (
                 await asyncio.sleep(0)
 
         readers = [asyncio.create_task(reader()) for _ in range(2)]
-        await asyncio.gather(*(creator(task) for task in range(2)))
-        done.set()
-        await asyncio.gather(*readers)
-        await db.close()
+        try:
+            await asyncio.gather(*(creator(task) for task in range(2)))
+        finally:  # a failure ends the worker (and the test) instead of hanging it
+            done.set()
+            await asyncio.gather(*readers, return_exceptions=True)
+            await db.close()
         print(json.dumps({"problems": problems, "checked": checked[0]}))
 
     asyncio.run(main())

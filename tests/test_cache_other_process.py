@@ -13,6 +13,7 @@ import time
 import pytest
 
 import botdata
+from botdata.cache.memory import WATCH_INTERVAL
 from botdata.managers.guilds import CONFIG_KEY
 from botdata.models import CaseType
 from tests.support import REDIS_URL, run_python
@@ -80,8 +81,9 @@ async def test_a_prefix_and_a_case_from_another_process_are_seen_within_seconds(
 async def test_this_process_own_commits_drop_nothing_else(db: botdata.Database) -> None:
     """SQLite's change counter does not move for this process's own commits: its writes drop
     only what they invalidate, whatever the watcher sees meanwhile."""
+    # Past the watcher's next check: it has seen what earlier tests' processes committed.
+    await asyncio.sleep(WATCH_INTERVAL * 1.5)
     config = await db.guilds.config(GUILD)
-    await asyncio.sleep(0.1)  # past the watcher's first check
     for prefix in ("a", "b", "c"):
         await db.guilds.update_config(OTHER_GUILD, prefix=prefix)
         await asyncio.sleep(0.8)

@@ -19,11 +19,12 @@ it loads the value from the database and stores it only if the key still holds i
 (again one round trip, one key). An invalidation deletes the key, lease included, so a value
 read from the database before a concurrent update is never stored after that update's
 invalidation, in this process or any other; a reader that finds another reader's lease loads
-the value for itself and stores nothing. The hot layer adds its own rule (the epoch, see
-:mod:`botdata.cache.hot`): a value is kept there only if no invalidation reached this process
-while it was being loaded, and :meth:`Cache.invalidate` drops this process's hot entries once
-the backend's delete is done (other processes drop theirs when its announcement arrives, which
-is sent after the delete), so a value read from the backend just before the delete is not kept.
+the value for itself and stores nothing there. The hot layer has its own rule (the epoch, see
+:mod:`botdata.cache.hot`): a value is kept there, stored in the backend or not, only if no
+invalidation reached this process while it was being loaded; and :meth:`Cache.invalidate`
+drops this process's hot entries once the backend's delete is done (other processes drop
+theirs when its announcement arrives, sent after the delete), so a value read from the
+backend just before the delete is not kept.
 """
 
 from __future__ import annotations
@@ -224,10 +225,9 @@ class Cache(ABC):
             value = codec.load(raw, model)
         else:
             value = await loader()
-            # Stored only under our own lease: another reader's, or none left (invalidated).
-            if raw is not None or not await self._fill(key, lease, codec.dump(value), ttl):
-                return value
-        if hot:
+            if raw is None:  # our lease (unless an invalidation removed it since)
+                await self._fill(key, lease, codec.dump(value), ttl)
+        if hot:  # fresh as of the epoch, filled or not: the epoch rule decides
             self._hot.put(key, value, ttl, epoch)
         return value
 
