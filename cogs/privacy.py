@@ -212,7 +212,8 @@ async def _dm(user: discord.abc.User, content: str, *, file: discord.File | None
 
 
 def describe(summary: ErasureSummary, copies_removed: int) -> str:
-    """The erasure summary for the member: rows per table deleted, anonymised and kept."""
+    """The erasure summary for the member: rows per table deleted, anonymised and kept, and
+    whether cached copies are still to be removed."""
     lines = ["Your data has been erased."]
     for title, counts in (
         ("Deleted", summary.deleted),
@@ -224,6 +225,11 @@ def describe(summary: ErasureSummary, copies_removed: int) -> str:
     if summary.starboard_copies:
         total = len(summary.starboard_copies)
         lines.append(f"Starboard copies removed: {copies_removed} of {total}.")
+    if not summary.cache_cleared:
+        lines.append(
+            "The cache did not answer: cached copies (leaderboards and the like) are removed as"
+            " soon as it does, until then some may still show."
+        )
     return "\n".join(lines)
 
 

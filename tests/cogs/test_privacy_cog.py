@@ -15,8 +15,16 @@ from discord.ext.test import backend
 
 import botdata
 from botdata.models import CaseType
+from botdata.schemas import ErasureSummary
 from cogs.offline import SimulatedDiscord
-from cogs.privacy import CLOSED_DMS, ERASE_WARNING, EXPORT_SCOPE, EraseConfirmation, Privacy
+from cogs.privacy import (
+    CLOSED_DMS,
+    ERASE_WARNING,
+    EXPORT_SCOPE,
+    EraseConfirmation,
+    Privacy,
+    describe,
+)
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 
@@ -186,6 +194,22 @@ async def test_export_is_rate_limited(scene: Scene, db: botdata.Database) -> Non
     [reply] = await say(f"{db.settings.DEFAULT_PREFIX}mydata export", scene.member)
     assert reply.content == "You asked for your data too often; wait a minute."
     assert reply.attachments == []
+
+
+def test_the_summary_says_when_cached_copies_are_still_to_go() -> None:
+    # A paused Redis during erase_user is tested in tests/test_cache_erasure.py; here: what the
+    # member is told about it.
+    queued = ErasureSummary(
+        user_id=200_000_000_000_000_001,
+        deleted={"levels": 1},
+        anonymised={},
+        kept={},
+        starboard_copies=[],
+        afk_statuses=[],
+        cache_cleared=False,
+    )
+    assert "cache did not answer" in describe(queued, 0)
+    assert "cache" not in describe(queued.model_copy(update={"cache_cleared": True}), 0)
 
 
 async def test_erase_confirmed_by_typing(scene: Scene, db: botdata.Database) -> None:
