@@ -1,4 +1,5 @@
-"""botdata.managers.invalidation: concurrent invalidations share round trips, none is lost."""
+"""botdata.managers.coalesce: concurrent invalidations (the cases' use) share round trips, none is
+lost."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import pytest
 
 import botdata
-from botdata.managers.invalidation import Invalidator
+from botdata.managers.coalesce import Coalescer
 
 KEYS = 20
 
@@ -26,6 +27,15 @@ async def warm(db: botdata.Database, count: int = KEYS) -> list[str]:
     return keys
 
 
+def invalidations(db: botdata.Database) -> Coalescer[str]:
+    """Cache keys dropped together, as ``db.cases`` drops members' cached cases."""
+
+    async def invalidate(keys: set[str]) -> None:
+        await db.cache.invalidate(*keys)
+
+    return Coalescer(invalidate)
+
+
 async def gone(db: botdata.Database, key: str) -> bool:
     return db.cache.hot_get(key) is None and await db.cache.get_json(key) is None
 
@@ -42,10 +52,10 @@ async def test_concurrent_calls_share_invalidations_and_each_key_is_gone_on_retu
         await invalidate(*batch)
 
     monkeypatch.setattr(db.cache, "invalidate", recording)
-    invalidator = Invalidator(db.cache)
+    invalidator = invalidations(db)
 
     async def drop(key: str) -> bool:
-        await invalidator.invalidate(key)
+        await invalidator.add(key)
         return await gone(db, key)
 
     assert await asyncio.gather(*(drop(key) for key in keys)) == [True] * KEYS
@@ -66,10 +76,10 @@ async def test_keys_arriving_during_an_invalidation_wait_for_the_next(
         await invalidate(*batch)
 
     monkeypatch.setattr(db.cache, "invalidate", slow)
-    invalidator = Invalidator(db.cache)
-    one = asyncio.create_task(invalidator.invalidate(first))
+    invalidator = invalidations(db)
+    one = asyncio.create_task(invalidator.add(first))
     await started.wait()
-    two = asyncio.create_task(invalidator.invalidate(second))
+    two = asyncio.create_task(invalidator.add(second))
     await asyncio.sleep(0.01)
     assert not one.done()
     assert not two.done()
@@ -82,9 +92,9 @@ async def test_keys_arriving_during_an_invalidation_wait_for_the_next(
 
 async def test_a_cancelled_caller_does_not_stop_the_others(db: botdata.Database) -> None:
     first, second = await warm(db, 2)
-    invalidator = Invalidator(db.cache)
-    one = asyncio.create_task(invalidator.invalidate(first))
-    two = asyncio.create_task(invalidator.invalidate(second))
+    invalidator = invalidations(db)
+    one = asyncio.create_task(invalidator.add(first))
+    two = asyncio.create_task(invalidator.add(second))
     await asyncio.sleep(0)
     one.cancel()
     await two
@@ -103,11 +113,11 @@ async def test_a_failing_invalidation_reaches_its_callers_only(
         raise RuntimeError("cache broke")
 
     monkeypatch.setattr(db.cache, "invalidate", failing)
-    invalidator = Invalidator(db.cache)
+    invalidator = invalidations(db)
     results = await asyncio.gather(
-        invalidator.invalidate(key), invalidator.invalidate(key), return_exceptions=True
+        invalidator.add(key), invalidator.add(key), return_exceptions=True
     )
     assert [str(result) for result in results] == ["cache broke"] * 2
     monkeypatch.setattr(db.cache, "invalidate", invalidate)
-    await invalidator.invalidate(key)
+    await invalidator.add(key)
     assert await gone(db, key)
