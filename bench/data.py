@@ -122,8 +122,16 @@ async def load_pipeline(conn: asyncpg.Connection, data: PipelineData) -> None:
     await conn.copy_records_to_table(
         "afk",
         columns=[
-            "guild_id", "member_id", "nickname", "reason", "since", "until", "enforced",
-            "permanent", "created_at", "updated_at",
+            "guild_id",
+            "member_id",
+            "nickname",
+            "reason",
+            "since",
+            "until",
+            "enforced",
+            "permanent",
+            "created_at",
+            "updated_at",
         ],
         records=[(g, m, "away", "benchmark", now, None, True, True, now, now) for g, m in data.afk],
     )
@@ -145,8 +153,14 @@ async def _levels(
     await conn.copy_records_to_table(
         "levels",
         columns=[
-            "guild_id", "member_id", "xp", "level", "blacklisted", "last_message_at",
-            "created_at", "updated_at",
+            "guild_id",
+            "member_id",
+            "xp",
+            "level",
+            "blacklisted",
+            "last_message_at",
+            "created_at",
+            "updated_at",
         ],
         records=((g, m, xp, level_of(xp), False, long_ago, now, now) for g, m, xp in rows),
     )
@@ -181,8 +195,13 @@ async def load_case_guilds(conn: asyncpg.Connection, guilds: Sequence[int]) -> N
     )
 
 
-async def case_numbers(conn: asyncpg.Connection, table: str, guild_column: str,
-                       number_column: str, guilds: Sequence[int]) -> dict[int, list[int]]:
+async def case_numbers(
+    conn: asyncpg.Connection,
+    table: str,
+    guild_column: str,
+    number_column: str,
+    guilds: Sequence[int],
+) -> dict[int, list[int]]:
     """The case numbers of each guild (sorted), from ``table``."""
     rows = await conn.fetch(
         f'SELECT "{guild_column}" AS g, "{number_column}" AS n FROM "{table}" '
@@ -277,12 +296,34 @@ async def load_history(conn: asyncpg.Connection, data: HistoryData) -> None:
     await conn.copy_records_to_table(
         "cases",
         columns=[
-            "guild_id", "number", "type", "reason", "user_id", "moderator_id", "user_roles",
-            "active", "created_by", "updated_by", "created_at", "updated_at",
+            "guild_id",
+            "number",
+            "type",
+            "reason",
+            "user_id",
+            "moderator_id",
+            "user_roles",
+            "active",
+            "created_by",
+            "updated_by",
+            "created_at",
+            "updated_at",
         ],
         records=[
-            (data.guild_id, n, "WARN", f"benchmark case {n}", user, mod, "[]", True, mod, mod,
-             at, at)
+            (
+                data.guild_id,
+                n,
+                "WARN",
+                f"benchmark case {n}",
+                user,
+                mod,
+                "[]",
+                True,
+                mod,
+                mod,
+                at,
+                at,
+            )
             for n, user, mod, at in data.cases
         ],
     )
@@ -365,12 +406,26 @@ async def load_reminders(
     await conn.copy_records_to_table(
         "reminders",
         columns=[
-            "guild_id", "user_id", "channel_id", "content", "due_at", "attempts", "created_at",
+            "guild_id",
+            "user_id",
+            "channel_id",
+            "content",
+            "due_at",
+            "attempts",
+            "created_at",
             "updated_at",
         ],
         records=[
-            (r.guild_id, r.user_id, r.channel_id, r.content, base + timedelta(seconds=r.due_in),
-             0, now, now)
+            (
+                r.guild_id,
+                r.user_id,
+                r.channel_id,
+                r.content,
+                base + timedelta(seconds=r.due_in),
+                0,
+                now,
+                now,
+            )
             for r in rows
         ],
     )

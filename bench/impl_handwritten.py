@@ -44,8 +44,7 @@ CLAIM_LEASE = timedelta(seconds=60)
 
 _PREFIX = "SELECT prefix FROM guild_configs WHERE guild_id = $1"
 _AFK = (
-    "SELECT member_id, reason, until FROM afk "
-    "WHERE guild_id = $1 AND member_id = ANY($2::bigint[])"
+    "SELECT member_id, reason, until FROM afk WHERE guild_id = $1 AND member_id = ANY($2::bigint[])"
 )
 _GRANT = """
 INSERT INTO levels (guild_id, member_id, xp, level, blacklisted, last_message_at,

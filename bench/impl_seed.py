@@ -150,8 +150,15 @@ class Seed(Implementation):
             await conn.copy_records_to_table(
                 "afk",
                 columns=[
-                    "member_id", "guild_id", "nickname", "reason", "since", "enforced",
-                    "perm_afk", "created_at", "is_deleted",
+                    "member_id",
+                    "guild_id",
+                    "nickname",
+                    "reason",
+                    "since",
+                    "enforced",
+                    "perm_afk",
+                    "created_at",
+                    "is_deleted",
                 ],
                 records=[
                     (m, g, "away", "benchmark", now, True, True, now, False)
@@ -246,13 +253,32 @@ class Seed(Implementation):
             await conn.copy_records_to_table(
                 "case",
                 columns=[
-                    "guild_id", "case_number", "case_type", "case_reason", "case_user_id",
-                    "case_moderator_id", "case_user_roles", "case_status", "created_by",
-                    "created_at", "is_deleted",
+                    "guild_id",
+                    "case_number",
+                    "case_type",
+                    "case_reason",
+                    "case_user_id",
+                    "case_moderator_id",
+                    "case_user_roles",
+                    "case_status",
+                    "created_by",
+                    "created_at",
+                    "is_deleted",
                 ],
                 records=[
-                    (history.guild_id, n, "WARN", f"benchmark case {n}", user, mod, [], True,
-                     mod, at, False)
+                    (
+                        history.guild_id,
+                        n,
+                        "WARN",
+                        f"benchmark case {n}",
+                        user,
+                        mod,
+                        [],
+                        True,
+                        mod,
+                        at,
+                        False,
+                    )
                     for n, user, mod, at in history.cases
                 ],
             )
@@ -331,12 +357,26 @@ class Seed(Implementation):
             await conn.copy_records_to_table(
                 "reminder",
                 columns=[
-                    "guild_id", "reminder_user_id", "reminder_channel_id", "reminder_content",
-                    "reminder_expires_at", "reminder_sent", "created_at", "is_deleted",
+                    "guild_id",
+                    "reminder_user_id",
+                    "reminder_channel_id",
+                    "reminder_content",
+                    "reminder_expires_at",
+                    "reminder_sent",
+                    "created_at",
+                    "is_deleted",
                 ],
                 records=[
-                    (r.guild_id, r.user_id, r.channel_id, r.content,
-                     base + timedelta(seconds=r.due_in), False, now, False)
+                    (
+                        r.guild_id,
+                        r.user_id,
+                        r.channel_id,
+                        r.content,
+                        base + timedelta(seconds=r.due_in),
+                        False,
+                        now,
+                        False,
+                    )
                     for r in rows
                 ],
             )
@@ -407,8 +447,14 @@ class Seed(Implementation):
         await conn.copy_records_to_table(
             "levels",
             columns=[
-                "member_id", "guild_id", "xp", "level", "blacklisted", "last_message",
-                "created_at", "is_deleted",
+                "member_id",
+                "guild_id",
+                "xp",
+                "level",
+                "blacklisted",
+                "last_message",
+                "created_at",
+                "is_deleted",
             ],
             records=(
                 (m, g, float(xp), data.level_of(xp), False, long_ago, now, False)

@@ -109,9 +109,7 @@ class Case(SeedBase, table=True):
     case_reason: str = Field(max_length=2000)
     case_moderator_id: int = Field(sa_type=BigInteger)
     case_user_id: int = Field(sa_type=BigInteger)
-    case_user_roles: list[int] = Field(
-        default_factory=list, sa_column=Column(ARRAY(BigInteger()))
-    )
+    case_user_roles: list[int] = Field(default_factory=list, sa_column=Column(ARRAY(BigInteger())))
     case_number: int | None = Field(default=None)
     case_expires_at: datetime | None = Field(default=None)
     case_metadata: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON()))

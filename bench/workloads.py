@@ -73,8 +73,11 @@ async def message_pipeline(impls: Impls, sizes: Sizes, report: Report) -> None:
         report.note(
             PIPELINE,
             f"({key}) {impl.granted:,} messages earned XP; the run took {timed.wall_s:.1f} s"
-            + (" (longer than the cooldown, so more messages earned XP)."
-               if timed.wall_s > data.XP_COOLDOWN else "."),
+            + (
+                " (longer than the cooldown, so more messages earned XP)."
+                if timed.wall_s > data.XP_COOLDOWN
+                else "."
+            ),
         )
 
 

@@ -193,9 +193,7 @@ class AFK(BotdataCog):
         if lines:
             await _post(message.channel, limits.fit_lines(lines, limits.CONTENT))
 
-    async def _welcome_back(
-        self, channel: discord.abc.Messageable, member: discord.Member
-    ) -> None:
+    async def _welcome_back(self, channel: discord.abc.Messageable, member: discord.Member) -> None:
         """End the member's AFK (unless another process just did) and say so."""
         status = await self.db.afk.clear(member.guild.id, member.id)
         if status is not None:

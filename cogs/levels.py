@@ -317,8 +317,7 @@ def describe(settings: LevelSettings) -> dict[str, str]:
         "noxprole": f"No-XP roles: {ids('@&', settings.no_xp_role_ids)}",
         "multiplier": "Role multipliers: "
         + (", ".join(f"<@&{r}> x{m:g}" for r, m in multipliers) or "none"),
-        "reward": "Rewards: "
-        + (", ".join(f"level {lvl} <@&{r}>" for lvl, r in rewards) or "none"),
+        "reward": "Rewards: " + (", ".join(f"level {lvl} <@&{r}>" for lvl, r in rewards) or "none"),
         "stacking": f"Stacking rewards: {'on' if settings.stack_rewards else 'off (highest only)'}",
         "levelupchannel": "Level-up messages: "
         + (f"<#{channel}>" if channel else "where the member talked"),
@@ -408,9 +407,7 @@ async def _level_up_channel(
     return {"level_up_channel_id": channel.id}
 
 
-_CHANGES: dict[
-    str, Callable[[commands.Context, LevelSettings, str], Awaitable[dict[str, Any]]]
-] = {
+_CHANGES: dict[str, Callable[[commands.Context, LevelSettings, str], Awaitable[dict[str, Any]]]] = {
     "xp": _xp,
     "cooldown": _cooldown,
     "curve": _curve,

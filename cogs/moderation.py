@@ -371,8 +371,10 @@ class Moderation(BotdataCog):
             state = "already" if ban else "not"
             raise NotApplicable(f"{name_of(member)} is {state} banned from {what}.")
         case = await self._record(ctx, member, case_type, reason)
-        text = f"You can no longer use {what} in {{guild}}." if ban else (
-            f"You can use {what} in {{guild}} again."
+        text = (
+            f"You can no longer use {what} in {{guild}}."
+            if ban
+            else (f"You can use {what} in {{guild}} again.")
         )
         dm = await notify(member, _dm(ctx, text, reason))
         done = f"banned from {what}" if ban else f"allowed {what} again"

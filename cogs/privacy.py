@@ -89,9 +89,7 @@ class Privacy(BotdataCog):
             await self.send(ctx, "I sent you your data by DM.", ephemeral=True)
 
     @mydata.command(name="erase")
-    async def erase(
-        self, ctx: commands.Context, confirm: Literal["confirm"] | None = None
-    ) -> None:
+    async def erase(self, ctx: commands.Context, confirm: Literal["confirm"] | None = None) -> None:
         """Erase what the bot stores about you; asks first unless you add `confirm`."""
         if confirm is None:
             prompt = EraseConfirmation(self, ctx.author)

@@ -128,9 +128,7 @@ class Snippets(BotdataCog):
             return
         lines = [_line(snippet) for snippet in found[:PAGE_SIZE]]
         next_command = f"{ctx.clean_prefix}snippets {query + ' ' if query else ''}{page + 1}"
-        embed = list_embed(
-            f"Snippets{matching}", lines, page, len(found) > PAGE_SIZE, next_command
-        )
+        embed = list_embed(f"Snippets{matching}", lines, page, len(found) > PAGE_SIZE, next_command)
         await self.send(ctx, embed=embed, mentions=NO_MENTIONS)
 
     # Writing -----------------------------------------------------------------------------------

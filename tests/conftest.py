@@ -154,4 +154,3 @@ async def truncate(db: botdata.Database) -> None:
             + "".join(f'DELETE FROM "{t}";' for t in tables)
             + "DELETE FROM sqlite_sequence; PRAGMA foreign_keys = ON;"
         )
-

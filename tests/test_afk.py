@@ -42,7 +42,10 @@ async def test_set_get_and_upsert(db: botdata.Database) -> None:
     until = soon()
     status = await db.afk.set(GUILD, MEMBER, nickname="Bob", reason="lunch", until=until)
     assert (status.guild_id, status.member_id, status.nickname, status.reason) == (
-        GUILD, MEMBER, "Bob", "lunch"
+        GUILD,
+        MEMBER,
+        "Bob",
+        "lunch",
     )
     assert (status.until, status.enforced, status.permanent) == (until, False, False)
     assert await Guild.exists(id=GUILD)  # created for the row
@@ -84,7 +87,8 @@ async def test_get_many(db: botdata.Database) -> None:
     await db.afk.clear(GUILD, member(2))
     await db.afk.set(GUILD, member(7), nickname="m7")
     assert sorted(await db.afk.get_many(GUILD, [member(i) for i in range(10)])) == [
-        member(5), member(7)
+        member(5),
+        member(7),
     ]
 
 
@@ -123,7 +127,9 @@ async def test_expired_statuses_are_not_afk_and_are_claimed_once(db: botdata.Dat
     assert [s.member_id for s in await db.afk.claim_expired(later)] == [member(3)]
     assert await db.afk.claim_expired(later) == []
     assert sorted(await db.afk.get_many(GUILD, [member(i) for i in range(7)])) == [
-        member(4), member(5), member(6)
+        member(4),
+        member(5),
+        member(6),
     ]
     # A status whose time passed is not AFK even before it is claimed.
     await AFK.filter(member_id=member(4)).update(until=now - timedelta(seconds=1))

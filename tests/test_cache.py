@@ -167,7 +167,11 @@ async def test_rate_limit_fixed_window(db: botdata.Database) -> None:
     cache = db.cache
     key, other = cache.key("rate", 1), cache.key("rate", 2)
     assert [await cache.check_rate_limit(key, 3, 0.3) for _ in range(5)] == [
-        False, False, False, True, True,
+        False,
+        False,
+        False,
+        True,
+        True,
     ]
     assert await cache.check_rate_limit(other, 3, 0.3) is False
     await asyncio.sleep(0.4)

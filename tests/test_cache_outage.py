@@ -89,8 +89,16 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 shutil.which("redis-server") or "redis-server",
-                "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.directory),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -207,7 +215,10 @@ async def check_fallbacks(cache: RedisCache) -> None:
     assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is True
     assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is False
     assert [await quick(cache.check_rate_limit(rate, 2, 60)) for _ in range(4)] == [
-        False, False, True, True,
+        False,
+        False,
+        True,
+        True,
     ]
     await asyncio.sleep(0.35)
     assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is True
@@ -238,8 +249,9 @@ async def test_redis_stopping_and_coming_back(
 ) -> None:
     caplog.set_level(logging.INFO, logger="botdata.cache")
     prefix = f"outage-{uuid.uuid4().hex[:8]}"
-    here, there = await redis_cache(redis_server.url, prefix), await redis_cache(
-        redis_server.url, prefix
+    here, there = (
+        await redis_cache(redis_server.url, prefix),
+        await redis_cache(redis_server.url, prefix),
     )
     key = here.key("config", guild_id=5)
     source = {"prefix": "!"}
@@ -308,8 +320,9 @@ async def test_paused_redis_times_out_and_catches_up(
     applied, and announced, once Redis answers again."""
     caplog.set_level(logging.INFO, logger="botdata.cache")
     prefix = f"outage-{uuid.uuid4().hex[:8]}"
-    here, there = await redis_cache(redis_server.url, prefix), await redis_cache(
-        redis_server.url, prefix
+    here, there = (
+        await redis_cache(redis_server.url, prefix),
+        await redis_cache(redis_server.url, prefix),
     )
     key = here.key("config", guild_id=6)
     client = redis_server.client()
@@ -341,7 +354,6 @@ async def test_paused_redis_times_out_and_catches_up(
         await quick(there.close())
 
 
-
 async def test_one_slow_call_is_not_an_outage_but_a_long_pause_is(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -350,7 +362,8 @@ async def test_one_slow_call_is_not_an_outage_but_a_long_pause_is(
     layer is emptied when the subscriber's health check fails; all comes back after it."""
     caplog.set_level(logging.INFO, logger="botdata.cache")
     settings = load_settings(
-        REDIS_URL=redis_server.url, CACHE_PREFIX=f"outage-{uuid.uuid4().hex[:8]}",
+        REDIS_URL=redis_server.url,
+        CACHE_PREFIX=f"outage-{uuid.uuid4().hex[:8]}",
         REDIS_TIMEOUT=0.5,
     )
     here, there = await create_cache(settings), await create_cache(settings)
@@ -449,8 +462,9 @@ async def test_owed_clear_and_invalidations_are_retried_in_the_background(
     """With no further call, the owed clear reaches Redis by itself once it answers, and is
     announced to the other caches. More owed keys than CACHE_MAX_ENTRIES become a clear."""
     prefix = f"outage-{uuid.uuid4().hex[:8]}"
-    here, there = await redis_cache(redis_server.url, prefix), await redis_cache(
-        redis_server.url, prefix
+    here, there = (
+        await redis_cache(redis_server.url, prefix),
+        await redis_cache(redis_server.url, prefix),
     )
     client = redis_server.client()
     try:

@@ -189,7 +189,6 @@ async def test_bad_create_on_a_new_guild_makes_no_guild_row(db):
     assert await snapshot() == {key: [] for key in await snapshot()}
 
 
-
 async def test_create_returns_the_case_as_stored(db):
     await db.case_types.create(GUILD, "mute", display_name="Mute", requires_duration=True)
     made = [
@@ -319,7 +318,6 @@ async def test_for_user_is_cached_and_create_edit_void_invalidate(db):
 
     await db.cases.void(GUILD, 2, by=OTHER_MOD, reason="mistake")
     assert [c.active for c in await db.cases.for_user(GUILD, USER)] == [False, True]
-
 
 
 async def test_warm_for_user_is_served_from_the_hot_layer(db):

@@ -148,8 +148,10 @@ async def test_unserialisable_value_is_refused(db: botdata.Database, value: Any)
     assert await db.guilds.get_setting(GUILD, "fun", "a") == 1
 
 
-@pytest.mark.parametrize(("module", "key"), [("", "a"), ("fun", ""), ("m" * 101, "a"),
-                                             ("fun", "k" * 101), (None, "a"), ("fun", 3)])
+@pytest.mark.parametrize(
+    ("module", "key"),
+    [("", "a"), ("fun", ""), ("m" * 101, "a"), ("fun", "k" * 101), (None, "a"), ("fun", 3)],
+)
 async def test_bad_names_are_refused(db: botdata.Database, module: Any, key: Any) -> None:
     with pytest.raises(InvalidSettingNameError):
         await db.guilds.set_setting(GUILD, module, key, 1)

@@ -76,7 +76,10 @@ async def test_remove_cascades_and_invalidates(db: botdata.Database) -> None:
     await db.guilds.update_config(OTHER_GUILD, prefix="?")
     await db.guilds.set_setting(GUILD, "fun", "enabled", True)
     await db.permissions.add_rule(
-        GUILD, access=AccessType.BLACKLIST, target_type=PermissionType.MEMBER, target_id=USER,
+        GUILD,
+        access=AccessType.BLACKLIST,
+        target_type=PermissionType.MEMBER,
+        target_id=USER,
         command="ping",
     )
     # warm every cache of the guild
@@ -129,7 +132,10 @@ async def test_update_config_sets_fields_and_creates_guild(db: botdata.Database)
     assert config.audit_log_id is None
     row = await GuildConfig.get(guild_id=GUILD)
     assert (row.prefix, row.mod_log_id, row.jail_role_id, row.updated_by) == (
-        "!!", CHANNEL, ROLE, USER
+        "!!",
+        CHANNEL,
+        ROLE,
+        USER,
     )
     assert await Guild.filter(id=GUILD).count() == 1
     assert await db.guilds.config(GUILD) == config

@@ -112,7 +112,10 @@ async def test_grant_creates_guild_and_row(db: botdata.Database) -> None:
     assert grant is not None
     assert 15 <= grant.gained <= 25
     assert (grant.xp, grant.level, grant.previous_level, grant.levelled_up) == (
-        grant.gained, 0, 0, False
+        grant.gained,
+        0,
+        0,
+        False,
     )
     assert await Guild.exists(id=GUILD)
     row = await Levels.get(guild_id=GUILD, member_id=MEMBER)
@@ -349,8 +352,10 @@ async def test_settings(db: botdata.Database) -> None:
 async def test_level_up_channel_setting(db: botdata.Database) -> None:
     assert LevelSettings().level_up_channel_id is None
     stored = await db.levels.configure(GUILD, {"level_up_channel_id": CHANNEL})
-    assert (await db.levels.settings_for(GUILD)).level_up_channel_id == CHANNEL == (
-        stored.level_up_channel_id
+    assert (
+        (await db.levels.settings_for(GUILD)).level_up_channel_id
+        == CHANNEL
+        == (stored.level_up_channel_id)
     )
     with pytest.raises(InvalidSettingValueError, match="level_up_channel_id"):
         await db.levels.configure(GUILD, {"level_up_channel_id": 5})  # not a snowflake
@@ -472,9 +477,7 @@ async def test_rank_sets_exist_only_where_ranks_are_asked_and_expire(
     if db.settings.REDIS_URL is None:
         return
     assert [m for m, _ in await db.cache.zrevrange(key, 0, 0)] == [RANK_MARKER]
-    assert await db.cache.zrevrange(key, 1, 1) == [
-        (f"{MAX_SNOWFLAKE - member(2):019d}", 25.0)
-    ]
+    assert await db.cache.zrevrange(key, 1, 1) == [(f"{MAX_SNOWFLAKE - member(2):019d}", 25.0)]
     client = redis.Redis.from_url(db.settings.REDIS_URL)
     try:
         assert 0 < client.pttl(key) <= db.settings.XP_LEADERBOARD_TTL * 1000
@@ -494,7 +497,9 @@ async def test_rank_set_being_built_is_not_used(db: botdata.Database) -> None:
     await db.cache.zadd(key, {RANK_MARKER: -1.0}, ttl=60)
     board = await db.levels.leaderboard(GUILD)
     assert [(e.rank, e.member_id, e.xp) for e in board] == [
-        (1, member(2), 30), (2, member(1), 20), (3, member(0), 10)
+        (1, member(2), 30),
+        (2, member(1), 20),
+        (3, member(0), 10),
     ]
     assert await db.levels.rank(GUILD, member(0)) == 3
 
@@ -542,7 +547,6 @@ async def test_bad_input_raises_and_writes_nothing(
     ]
     assert await Guild.filter(id=GUILD).count() == 0
     assert await GuildSetting.all().count() == 0
-
 
 
 async def test_rank_set_writes_keep_the_highest_total(db: botdata.Database) -> None:

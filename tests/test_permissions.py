@@ -98,7 +98,9 @@ async def test_level_of(db: botdata.Database) -> None:
     assert await db.permissions.level_of(OTHER_GUILD, [ROLE_B]) == 0
     row = await GuildConfig.get(guild_id=GUILD)
     assert (row.perm_level_2_role_id, row.perm_level_5_role_id, row.updated_by) == (
-        ROLE_A, ROLE_B, USER
+        ROLE_A,
+        ROLE_B,
+        USER,
     )
 
 
@@ -153,7 +155,10 @@ async def test_add_rule_returns_and_lists_it(db: botdata.Database) -> None:
     )
     assert (added.guild_id, added.type, added.access, added.target_id) == (GUILD, ROLE, B, ROLE_A)
     assert (added.command, added.module, added.target_name, added.active) == (
-        "ban", None, "Muted", True
+        "ban",
+        None,
+        "Muted",
+        True,
     )
     assert added.expires_at == until
     assert await db.permissions.rules(GUILD) == [added]
@@ -166,7 +171,11 @@ async def test_add_rule_returns_and_lists_it(db: botdata.Database) -> None:
 
 async def test_access_and_target_given_as_strings(db: botdata.Database) -> None:
     added = await db.permissions.add_rule(
-        GUILD, access="ignore", target_type="channel", target_id=CHANNEL, module="fun"  # type: ignore[arg-type]
+        GUILD,
+        access="ignore",
+        target_type="channel",
+        target_id=CHANNEL,
+        module="fun",  # type: ignore[arg-type]
     )
     assert (added.access, added.type) == (IGN, CHAN)
 

@@ -115,8 +115,13 @@ async def populate() -> Rows:
 
     def case(number: int, user: int, moderator: int, **extra: Any) -> Any:
         return Case.create(
-            guild_id=GUILD, number=number, type=CaseType.WARN, reason=f"reason {number}",
-            user_id=user, moderator_id=moderator, **extra,
+            guild_id=GUILD,
+            number=number,
+            type=CaseType.WARN,
+            reason=f"reason {number}",
+            user_id=user,
+            moderator_id=moderator,
+            **extra,
         )
 
     case_about_user = await case(1, USER, MOD, created_by=MOD)
@@ -128,8 +133,12 @@ async def populate() -> Rows:
 
     def note(number: int, user: int, moderator: int, **extra: Any) -> Any:
         return Note.create(
-            guild_id=GUILD, number=number, user_id=user, moderator_id=moderator,
-            content=f"note {number}", **extra,
+            guild_id=GUILD,
+            number=number,
+            user_id=user,
+            moderator_id=moderator,
+            content=f"note {number}",
+            **extra,
         )
 
     note_about_user = await note(1, USER, MOD)
@@ -139,8 +148,12 @@ async def populate() -> Rows:
 
     def rule(kind: PermissionType, target: int, **extra: Any) -> Any:
         return GuildPermission.create(
-            guild_id=GUILD, type=kind, access=AccessType.BLACKLIST, target_id=target,
-            command="ban", **extra,
+            guild_id=GUILD,
+            type=kind,
+            access=AccessType.BLACKLIST,
+            target_id=target,
+            command="ban",
+            **extra,
         )
 
     member_rule = await rule(PermissionType.MEMBER, USER, target_name="alice", created_by=MOD)
@@ -150,9 +163,7 @@ async def populate() -> Rows:
 
     user_snippet = await Snippet.create(guild_id=GUILD, content="mine", author_id=USER)
     await SnippetName.create(guild_id=GUILD, snippet=user_snippet, name="Mine", key="mine")
-    await SnippetName.create(
-        guild_id=GUILD, snippet=user_snippet, name="m", key="m", is_alias=True
-    )
+    await SnippetName.create(guild_id=GUILD, snippet=user_snippet, name="m", key="m", is_alias=True)
     other_snippet = await Snippet.create(
         guild_id=GUILD, content="theirs", author_id=OTHER, updated_by=USER
     )
@@ -167,8 +178,12 @@ async def populate() -> Rows:
 
     await Starboard.create(guild_id=GUILD, channel_id=CHANNEL, threshold=1)
     user_message = await StarboardMessage.create(
-        guild_id=GUILD, message_id=1 << 42, channel_id=CHANNEL, author_id=USER,
-        starboard_message_id=1 << 43, stars=1,
+        guild_id=GUILD,
+        message_id=1 << 42,
+        channel_id=CHANNEL,
+        author_id=USER,
+        starboard_message_id=1 << 43,
+        stars=1,
     )
     other_message = await StarboardMessage.create(
         guild_id=GUILD, message_id=(1 << 42) + 1, channel_id=CHANNEL, author_id=OTHER, stars=2
@@ -181,15 +196,29 @@ async def populate() -> Rows:
     for member in (USER, OTHER):
         await WebUser.create(id=member, username=f"user{member}", email=f"{member}@example.org")
         sessions[member] = await WebSession.create(
-            user_id=member, token_hash=f"{member:064x}", expires_at=now + timedelta(days=1),
+            user_id=member,
+            token_hash=f"{member:064x}",
+            expires_at=now + timedelta(days=1),
             ip_address="192.0.2.1",
         )
         await WebGuildPermission.create(user_id=member, guild_id=GUILD, level=3)
 
     return Rows(
-        case_about_user, case_by_user, case_unrelated, note_about_user, deleted_note_about_user,
-        note_by_user, note_unrelated, member_rule, role_rule, rule_by_user, user_snippet,
-        other_snippet, user_message, other_message, sessions[USER],
+        case_about_user,
+        case_by_user,
+        case_unrelated,
+        note_about_user,
+        deleted_note_about_user,
+        note_by_user,
+        note_unrelated,
+        member_rule,
+        role_rule,
+        rule_by_user,
+        user_snippet,
+        other_snippet,
+        user_message,
+        other_message,
+        sessions[USER],
     )
 
 
@@ -564,7 +593,9 @@ async def test_erasure_leaves_the_id_only_where_documented(db: botdata.Database)
     unrelated = await Case.get(id=rows.case_unrelated.id)
     assert unrelated.reason == f"spam towards {PLACEHOLDER}"
     assert unrelated.metadata == {
-        "reporter": None, "note": f"asked by {PLACEHOLDER}", PLACEHOLDER: [7]
+        "reporter": None,
+        "note": f"asked by {PLACEHOLDER}",
+        PLACEHOLDER: [7],
     }
     assert unrelated.user_roles == [11]
     # the kept record about them is scrubbed too, and still a valid case

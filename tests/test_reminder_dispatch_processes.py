@@ -124,9 +124,17 @@ class Child:
         self.read: list[str] = []
 
     @classmethod
-    async def start(cls, db, database_url: str, barrier: Path, mode: str, worker: int = 0,
-                    workers: int = 1, settings: dict[str, Any] | None = None,
-                    **extra: object) -> Child:
+    async def start(
+        cls,
+        db,
+        database_url: str,
+        barrier: Path,
+        mode: str,
+        worker: int = 0,
+        workers: int = 1,
+        settings: dict[str, Any] | None = None,
+        **extra: object,
+    ) -> Child:
         env = {
             **os.environ,
             "MODE": mode,
@@ -140,8 +148,13 @@ class Child:
             **{key: str(value) for key, value in extra.items()},
         }
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", textwrap.dedent(CHILD), cwd=ROOT, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-c",
+            textwrap.dedent(CHILD),
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         return cls(process)
 
@@ -263,8 +276,19 @@ async def test_a_reminder_created_elsewhere_wakes_a_sleeping_dispatcher(db, data
 async def test_the_cap_holds_across_processes(db, database_url, tmp_path):
     due = soon(3600).isoformat()
     children = [
-        await Child.start(db, database_url, tmp_path, "create", worker=i, workers=2,
-                          GUILD=GUILD, USER=USER, CHANNEL=CHANNEL, DUE=due, COUNT=20)
+        await Child.start(
+            db,
+            database_url,
+            tmp_path,
+            "create",
+            worker=i,
+            workers=2,
+            GUILD=GUILD,
+            USER=USER,
+            CHANNEL=CHANNEL,
+            DUE=due,
+            COUNT=20,
+        )
         for i in range(2)
     ]
     results = [next(e for e in await child.events() if "created" in e) for child in children]
@@ -316,7 +340,12 @@ async def test_a_killed_dispatcher_repeats_only_deliveries_it_had_not_recorded(
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     first = await Child.start(
-        db, database_url, barrier, "record", RECORD=first_log, SPACING=spacing,
+        db,
+        database_url,
+        barrier,
+        "record",
+        RECORD=first_log,
+        SPACING=spacing,
         settings={"REMINDER_CLAIM_LEASE": 2.0},
     )
     deadline = asyncio.get_running_loop().time() + 60
@@ -331,9 +360,7 @@ async def test_a_killed_dispatcher_repeats_only_deliveries_it_had_not_recorded(
     marked = {r.id for r in await Reminder.filter(sent_at__isnull=False)}
     in_flight = set(started) - marked
 
-    second = await Child.start(
-        db, database_url, barrier, "record", RECORD=second_log, SPACING=0
-    )
+    second = await Child.start(db, database_url, barrier, "record", RECORD=second_log, SPACING=0)
     await second.events()
     _, sent_again = recorded(second_log)
 

@@ -101,9 +101,7 @@ async def recorder(db, monkeypatch):
 
 
 async def test_create_stores_utc_and_creates_the_guild(db):
-    due = (datetime.now(timezone.utc) + timedelta(hours=2)).astimezone(
-        timezone(timedelta(hours=2))
-    )
+    due = (datetime.now(timezone.utc) + timedelta(hours=2)).astimezone(timezone(timedelta(hours=2)))
     reminder = await db.reminders.create(GUILD, USER, CHANNEL, "stretch", due)
     assert (reminder.guild_id, reminder.user_id, reminder.channel_id) == (GUILD, USER, CHANNEL)
     assert (reminder.content, reminder.sent_at, reminder.attempts) == ("stretch", None, 0)
@@ -323,8 +321,10 @@ async def test_100k_pending_reminders_use_the_index_and_a_due_one_is_prompt(db, 
         (CLAIM_SQL[db.dialect], [now + timedelta(minutes=1), now, 100]),
     ):
         rows = await conn.execute_query_dict(dialect_sql(explain + query, db.dialect), args)
-        plan = [str(next(iter(row.values())) if db.dialect == "postgres" else row["detail"])
-                for row in rows]
+        plan = [
+            str(next(iter(row.values())) if db.dialect == "postgres" else row["detail"])
+            for row in rows
+        ]
         text = "\n".join(plan)
         if db.dialect == "postgres":
             assert "Seq Scan" not in text, text

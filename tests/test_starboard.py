@@ -76,7 +76,10 @@ async def test_configure_creates_the_guild_and_upserts(db: botdata.Database) -> 
     assert await db.starboard.get(GUILD) == board
 
     again = await db.starboard.configure(
-        GUILD, channel_id=CHANNEL, emoji="<:star:123456789012345678>", threshold=5,
+        GUILD,
+        channel_id=CHANNEL,
+        emoji="<:star:123456789012345678>",
+        threshold=5,
         allow_self_star=True,
     )
     assert (again.channel_id, again.emoji, again.threshold, again.allow_self_star) == (

@@ -130,9 +130,7 @@ async def test_tokens_are_random_and_never_stored_in_clear(db: botdata.Database)
     assert len(set(tokens)) == 5
     for token in tokens:
         assert len(token) >= 43  # 32 random bytes, base64url
-        assert set(token) <= set(
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-        )
+        assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     conn = Tortoise.get_connection("default")
     rows = await conn.execute_query_dict("SELECT * FROM web_sessions")
     assert len(rows) == 5

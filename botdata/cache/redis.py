@@ -416,9 +416,7 @@ class RedisCache(Cache):
         pubsub = self._pubsub
         if len(handlers) > 1 or pubsub is None:
             return  # already subscribed, or the subscriber subscribes when it (re)connects
-        confirmed = self._confirmations.setdefault(
-            name, asyncio.get_running_loop().create_future()
-        )
+        confirmed = self._confirmations.setdefault(name, asyncio.get_running_loop().create_future())
         struck = self._struck
         try:
             async with timeout_after(self.timeout):

@@ -173,7 +173,9 @@ class AFKManager(Manager):
         if not wanted:
             return {}
         afk = await cached_member_ids(
-            self.cache, self._members_key(guild_id), self.settings.GUILD_CONFIG_TTL,
+            self.cache,
+            self._members_key(guild_id),
+            self.settings.GUILD_CONFIG_TTL,
             lambda: AFK.filter(guild_id=guild_id).values_list("member_id", flat=True),
         )
         hits = wanted & afk
@@ -182,7 +184,8 @@ class AFKManager(Manager):
         now = datetime.now(timezone.utc)
         listed = ", ".join(f"${n}" for n in range(2, len(hits) + 2))
         rows = await fetch(
-            get_connection("default"), self.db.dialect,
+            get_connection("default"),
+            self.db.dialect,
             f"SELECT {_COLUMNS} FROM afk WHERE guild_id = $1 AND member_id IN ({listed})",
             [guild_id, *hits],
         )

@@ -86,9 +86,7 @@ class CaseTypeManager(Manager):
         text(description, "description")
         if not isinstance(display_name, str) or not 1 <= len(display_name.strip()) <= 100:
             raise InvalidCaseTypeTextError("display_name must be 1-100 characters")
-        if description is not None and (
-            not isinstance(description, str) or len(description) > 500
-        ):
+        if description is not None and (not isinstance(description, str) or len(description) > 500):
             raise InvalidCaseTypeTextError("description must be at most 500 characters")
         if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 10:
             raise InvalidSeverityError(

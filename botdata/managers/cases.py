@@ -278,9 +278,7 @@ class CaseManager(CaseExpiry):
         check_number(number, "case", CaseNotFoundError)
         check_reason(reason, "void reason")
         now = datetime.now(timezone.utc)
-        voided = await Case.filter(
-            guild_id=guild_id, number=number, voided_at__isnull=True
-        ).update(
+        voided = await Case.filter(guild_id=guild_id, number=number, voided_at__isnull=True).update(
             active=False,
             voided_at=now,
             voided_by=by,
@@ -333,9 +331,7 @@ class CaseManager(CaseExpiry):
             f"case_type must be a CaseType or a str, not {excerpt(case_type)}"
         )
 
-    async def _row(
-        self, guild_id: int, number: int, conn: BaseDBAsyncClient | None = None
-    ) -> Case:
+    async def _row(self, guild_id: int, number: int, conn: BaseDBAsyncClient | None = None) -> Case:
         """The case row, read on ``conn`` (a transaction) if given."""
         snowflake(guild_id, "guild_id")
         check_number(number, "case", CaseNotFoundError)

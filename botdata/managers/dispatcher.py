@@ -248,11 +248,7 @@ class ReminderDispatcher:
         )
         recheck = now + timedelta(seconds=self.db.settings.REMINDER_RECHECK_INTERVAL)
         due_at = Reminder._meta.fields_map["due_at"]
-        times = [
-            due_at.to_python_value(value)
-            for value in rows[0].values()
-            if value is not None
-        ]
+        times = [due_at.to_python_value(value) for value in rows[0].values() if value is not None]
         self._wake_at = min([*times, recheck])
         await self._sleep((self._wake_at - _utcnow()).total_seconds())
 

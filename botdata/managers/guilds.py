@@ -180,9 +180,7 @@ class GuildManager(Manager):
         for name, value in fields.items():
             if name == "prefix":
                 text(value, "prefix")
-                if value is not None and not (
-                    isinstance(value, str) and _PREFIX.fullmatch(value)
-                ):
+                if value is not None and not (isinstance(value, str) and _PREFIX.fullmatch(value)):
                     raise InvalidPrefixError(
                         f"prefix {excerpt(value)} must be 1-10 characters without whitespace"
                     )
@@ -192,8 +190,10 @@ class GuildManager(Manager):
             snowflake(updated_by, "updated_by")
         async with in_transaction() as connection:
             await insert_guild_rows(guild_id, connection)
-            await GuildConfig.filter(guild_id=guild_id).using_db(connection).update(
-                **fields, updated_by=updated_by, updated_at=datetime.now(timezone.utc)
+            await (
+                GuildConfig.filter(guild_id=guild_id)
+                .using_db(connection)
+                .update(**fields, updated_by=updated_by, updated_at=datetime.now(timezone.utc))
             )
             row = await GuildConfig.get(guild_id=guild_id).using_db(connection)
         await self.cache.invalidate(self._config_key(guild_id))

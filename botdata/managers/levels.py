@@ -318,13 +318,17 @@ class LevelManager(Manager):
         previous = level_for_xp(xp - gained, multiplier)
         if level != stored_level:
             await fetch(
-                get_connection("default"), self.db.dialect, _SYNC_LEVEL,
+                get_connection("default"),
+                self.db.dialect,
+                _SYNC_LEVEL,
                 [guild_id, member_id, level, xp, now],
             )
         if self._ranked_in_cache:  # totals only grow here: keep the highest if writes cross
             await self.cache.zadd(
-                self._rank_key(guild_id), {_encode(member_id): xp},
-                higher_only=True, only_existing=True,
+                self._rank_key(guild_id),
+                {_encode(member_id): xp},
+                higher_only=True,
+                only_existing=True,
             )
         give, take = settings.reward_changes(previous, level)
         return XPGrantSchema(
@@ -392,8 +396,10 @@ class LevelManager(Manager):
         rows = Levels.filter(**members)
         async with in_transaction() as connection:
             deleted = await rows.filter(blacklisted=False).using_db(connection).delete()
-            zeroed = await rows.filter(blacklisted=True).using_db(connection).update(
-                xp=0, level=0, last_message_at=None, updated_at=datetime.now(timezone.utc)
+            zeroed = (
+                await rows.filter(blacklisted=True)
+                .using_db(connection)
+                .update(xp=0, level=0, last_message_at=None, updated_at=datetime.now(timezone.utc))
             )
         if self._ranked_in_cache:
             key = self._rank_key(guild_id)
@@ -527,9 +533,7 @@ class LevelManager(Manager):
         await self.cache.set_json(key, ends, ttl)
         return True
 
-    async def _add_xp(
-        self, guild_id: int, query: str, values: list[Any]
-    ) -> dict[str, Any] | None:
+    async def _add_xp(self, guild_id: int, query: str, values: list[Any]) -> dict[str, Any] | None:
         """Run the grant upsert; create the guild row and retry when it is missing.
         Returns the new ``xp``/stored ``level``, or None when the ``WHERE`` refused."""
         connection = get_connection("default")
@@ -559,9 +563,7 @@ class LevelManager(Manager):
         settings = await self.settings_for(row.guild_id)
         return row.model_copy(update={"level": level_for_xp(row.xp, settings.curve_multiplier)})
 
-    async def _read_ranks(
-        self, guild_id: int, read: Callable[[str], Awaitable[T]]
-    ) -> T | None:
+    async def _read_ranks(self, guild_id: int, read: Callable[[str], Awaitable[T]]) -> T | None:
         """``await read(key)`` on the guild's rank set when it is complete (building it first
         when missing); None when it is not usable (being built elsewhere, Redis unavailable)."""
         key = self._rank_key(guild_id)
@@ -609,8 +611,10 @@ class LevelManager(Manager):
                 if await self.cache.zrevrank(key, _encode(after)) is None:
                     return False  # the write did not reach Redis, or the set was dropped
             await self.cache.zadd(
-                key, {RANK_MARKER: _MARKER_SCORE},
-                ttl=self.settings.XP_LEADERBOARD_TTL, guard=mine,
+                key,
+                {RANK_MARKER: _MARKER_SCORE},
+                ttl=self.settings.XP_LEADERBOARD_TTL,
+                guard=mine,
             )
             return True
         finally:

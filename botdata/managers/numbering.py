@@ -105,8 +105,7 @@ def _plan(
     else:
         number = f"${len(columns) + 3}"
         sql = dialect_sql(
-            f"INSERT INTO {table} ({names}) VALUES ($1, {number}, $2, $2, {given}) "
-            f"RETURNING {out}",
+            f"INSERT INTO {table} ({names}) VALUES ($1, {number}, $2, $2, {given}) RETURNING {out}",
             dialect,
         )
 

@@ -414,4 +414,3 @@ def _check_level(level: object) -> None:
         raise InvalidPermissionLevelError(
             f"permission level must be an int from 0 to 7, not {excerpt(level)}"
         )
-

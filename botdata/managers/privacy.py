@@ -277,8 +277,10 @@ class PrivacyManager(Manager):
         for ref in REFERENCES:
             if ref.erase in _SUBJECT:
                 continue
-            found = await _all(ref.model).filter(ref.matching(user_id)).values(
-                _key=ref.model._meta.pk_attr, _date=ref.when, **ACTION_FIELDS[ref.table]
+            found = (
+                await _all(ref.model)
+                .filter(ref.matching(user_id))
+                .values(_key=ref.model._meta.pk_attr, _date=ref.when, **ACTION_FIELDS[ref.table])
             )
             for row in found:
                 key, date = row.pop("_key"), row.pop("_date")
@@ -388,8 +390,10 @@ async def _starboard_copies(conn: BaseDBAsyncClient, user_id: int) -> list[Starb
 async def _uncount_stars(conn: BaseDBAsyncClient, user_id: int, now: datetime) -> None:
     """Take the user's stars off the counts of the messages they starred (one each)."""
     starred = StarboardStar.filter(user_id=user_id).values("message_id")
-    await StarboardMessage.filter(id__in=Subquery(starred)).using_db(conn).update(
-        stars=F("stars") - 1, updated_at=now
+    await (
+        StarboardMessage.filter(id__in=Subquery(starred))
+        .using_db(conn)
+        .update(stars=F("stars") - 1, updated_at=now)
     )
 
 
@@ -408,8 +412,8 @@ async def _set_null(
         changes: dict[str, Any] = dict.fromkeys(columns)
         if "updated_at" in model._meta.fields_map:
             changes["updated_at"] = now
-        await _all(model, conn).filter(**{f"{model._meta.db_pk_column}__in": keys}).update(
-            **changes
+        await (
+            _all(model, conn).filter(**{f"{model._meta.db_pk_column}__in": keys}).update(**changes)
         )
     return keys
 
@@ -439,9 +443,7 @@ def _scrub_json(value: Any, user_id: int, mention: re.Pattern[str]) -> Any:
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [
-            _scrub_json(item, user_id, mention) for item in value if not _is_id(item, user_id)
-        ]
+        return [_scrub_json(item, user_id, mention) for item in value if not _is_id(item, user_id)]
     if isinstance(value, str):
         return mention.sub(PLACEHOLDER, value)
     return None if _is_id(value, user_id) else value

@@ -138,8 +138,10 @@ class WebManager(Manager):
         if not isinstance(active, bool):
             raise InvalidFlagError(f"active must be a bool, not {excerpt(active)}")
         async with in_transaction() as conn:
-            updated = await WebUser.filter(id=user_id).using_db(conn).update(
-                active=active, updated_at=datetime.now(timezone.utc)
+            updated = (
+                await WebUser.filter(id=user_id)
+                .using_db(conn)
+                .update(active=active, updated_at=datetime.now(timezone.utc))
             )
             row = await WebUser.get_or_none(id=user_id).using_db(conn)
         if not updated or row is None:
@@ -244,9 +246,7 @@ class WebManager(Manager):
             now = datetime.now(timezone.utc)
         else:
             now = aware(now, "now", InvalidTimestampError)
-        return await WebSession.filter(
-            Q(expires_at__lte=now) | Q(revoked_at__lte=now)
-        ).delete()
+        return await WebSession.filter(Q(expires_at__lte=now) | Q(revoked_at__lte=now)).delete()
 
     # Guild permissions -------------------------------------------------------------------------
 

@@ -90,7 +90,11 @@ async def test_afk_sets_the_status_and_the_nickname(
     status = await db.afk.get(scene.guild.id, scene.member.id)
     assert status is not None
     assert (status.reason, status.nickname, status.enforced, status.permanent, status.until) == (
-        "having lunch", "", False, False, None
+        "having lunch",
+        "",
+        False,
+        False,
+        None,
     )
     assert scene.member.nick == f"[AFK] {scene.member.name}"
     # Setting it again keeps the nickname to restore and does not tag twice.
@@ -181,10 +185,12 @@ async def test_several_afk_members_in_one_notice_and_bots_ignored(
     robot._user.bot = True
     assert await say(f"{scene.member.mention} {scene.other.mention}", robot) == []
     [notice] = await say(f"{scene.member.mention} {scene.other.mention}", scene.mod)
-    assert sorted(notice.content.split("\n")) == sorted([
-        f"{shown(scene.member)} is AFK (since {since(first)})",
-        f"{shown(scene.other)} is AFK: sleeping (since {since(second)})",
-    ])
+    assert sorted(notice.content.split("\n")) == sorted(
+        [
+            f"{shown(scene.member)} is AFK (since {since(first)})",
+            f"{shown(scene.other)} is AFK: sleeping (since {since(second)})",
+        ]
+    )
 
 
 async def test_an_afk_module_rule_silences_notices_and_welcome_backs(
@@ -257,7 +263,10 @@ async def test_afk_set_without_a_duration_is_permanent(
     status = await db.afk.get(scene.guild.id, scene.member.id)
     assert status is not None
     assert (status.enforced, status.permanent, status.until, status.reason) == (
-        True, True, None, ""
+        True,
+        True,
+        None,
+        "",
     )
     assert await cog(scene).expire(datetime.now(timezone.utc) + timedelta(days=3650)) == []
     assert await db.afk.get(scene.guild.id, scene.member.id) == status

@@ -39,7 +39,11 @@ def lines(message: discord.Message) -> list[str]:
 async def test_case_shows_the_case_as_an_embed(scene: Scene, db: botdata.Database) -> None:
     await warn(db, scene, "first")
     await db.cases.create(
-        scene.guild.id, scene.other.id, scene.mod.id, CaseType.TEMPBAN, "raiding",
+        scene.guild.id,
+        scene.other.id,
+        scene.mod.id,
+        CaseType.TEMPBAN,
+        "raiding",
         duration=timedelta(days=1),
     )
     [reply] = await say(f"{prefix(db)}case 2", scene.mod)
@@ -116,7 +120,9 @@ async def test_case_edit_changes_the_reason_and_keeps_the_history(
     assert (await db.cases.get(scene.guild.id, 1)).reason == "the real reason"
     [edit] = await db.cases.history(scene.guild.id, 1)
     assert (edit.old_reason, edit.new_reason, edit.editor_id) == (
-        "old reason", "the real reason", scene.mod.id
+        "old reason",
+        "the real reason",
+        scene.mod.id,
     )
     [reply] = await say(f"{prefix(db)}case edit 2 nothing there", scene.mod)
     assert reply.content == "There is no case #2."

@@ -77,15 +77,21 @@ async def test_blacklist_rule_refuses_and_ignore_rule_silences(
 ) -> None:
     p = db.settings.DEFAULT_PREFIX
     rule = await db.permissions.add_rule(
-        scene.guild.id, access=AccessType.BLACKLIST, target_type=PermissionType.MEMBER,
-        target_id=scene.mod.id, command="config",
+        scene.guild.id,
+        access=AccessType.BLACKLIST,
+        target_type=PermissionType.MEMBER,
+        target_id=scene.mod.id,
+        command="config",
     )
     [reply] = await say(f"{p}config prefix ?", scene.mod)
     assert "not allowed" in reply.content
     await db.permissions.remove_rule(scene.guild.id, rule.id)
     await db.permissions.add_rule(
-        scene.guild.id, access=AccessType.IGNORE, target_type=PermissionType.CHANNEL,
-        target_id=scene.channel.id, module="config",
+        scene.guild.id,
+        access=AccessType.IGNORE,
+        target_type=PermissionType.CHANNEL,
+        target_id=scene.channel.id,
+        module="config",
     )
     assert await say(f"{p}config", scene.mod) == []
     assert (await db.guilds.config(scene.guild.id)).prefix is None

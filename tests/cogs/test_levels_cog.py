@@ -170,7 +170,8 @@ async def test_level_up_channel_and_highest_only_rewards(
     await db.levels.set_xp(scene.guild.id, scene.member.id, 99)
     [announcement] = await say("level 1", scene.member)
     assert (announcement.channel.id, announcement.content) == (
-        ups.id, f"<@{scene.member.id}> reached level 1"
+        ups.id,
+        f"<@{scene.member.id}> reached level 1",
     )
     assert first in scene.member.roles
     await db.levels.set_xp(scene.guild.id, scene.member.id, 254)

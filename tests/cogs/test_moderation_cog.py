@@ -145,9 +145,7 @@ async def test_a_failed_kick_writes_nothing_and_takes_the_dm_back(
     assert await all_cases(db, scene.guild.id) == []
 
 
-async def test_no_mod_log_configured_posts_nothing_else(
-    scene: Scene, db: botdata.Database
-) -> None:
+async def test_no_mod_log_configured_posts_nothing_else(scene: Scene, db: botdata.Database) -> None:
     sent = await say(f"{prefix(db)}warn {scene.member.mention} rude", scene.mod)
     assert {m.channel.id for m in sent if not isinstance(m.channel, discord.DMChannel)} == {
         scene.channel.id
@@ -379,7 +377,9 @@ async def jail_role(scene: Scene, db: botdata.Database) -> discord.Role:
     role = backend.make_role("Jailed", scene.guild, permissions=0)
     role.position = 3
     await db.guilds.update_config(
-        scene.guild.id, updated_by=scene.mod.id, jail_role_id=role.id,
+        scene.guild.id,
+        updated_by=scene.mod.id,
+        jail_role_id=role.id,
         jail_channel_id=scene.channel.id,
     )
     return role
@@ -414,9 +414,7 @@ async def test_jail_saves_the_roles_and_unjail_gives_them_back(
     assert not await db.cases.is_jailed(scene.guild.id, scene.member.id)
     [reply] = await say(f"{p}unjail {scene.member.mention}", scene.mod)
     assert reply.content == f"{scene.member} is not jailed."
-    assert [c.type for c in await all_cases(db, scene.guild.id)] == [
-        CaseType.UNJAIL, CaseType.JAIL
-    ]
+    assert [c.type for c in await all_cases(db, scene.guild.id)] == [CaseType.UNJAIL, CaseType.JAIL]
 
 
 async def test_jail_takes_an_optional_duration(
@@ -543,7 +541,10 @@ async def test_snippet_and_poll_bans(scene: Scene, db: botdata.Database) -> None
     assert reply.content == f"{member} is not banned from polls."
     assert not await db.cases.is_poll_banned(guild_id, member.id)
     assert [c.type for c in await all_cases(db, guild_id)] == [
-        CaseType.POLLUNBAN, CaseType.POLLBAN, CaseType.SNIPPETUNBAN, CaseType.SNIPPETBAN
+        CaseType.POLLUNBAN,
+        CaseType.POLLBAN,
+        CaseType.SNIPPETUNBAN,
+        CaseType.SNIPPETBAN,
     ]
 
 
@@ -621,7 +622,8 @@ async def test_two_workers_lift_an_expired_case_once(
     assert sorted(len(batch) for batch in lifted) == [0, 1]
     assert fake.unbans == [scene.member.id]
     assert [c.type for c in await all_cases(db, scene.guild.id)] == [
-        CaseType.UNBAN, CaseType.TEMPBAN
+        CaseType.UNBAN,
+        CaseType.TEMPBAN,
     ]
 
 
@@ -659,7 +661,8 @@ async def test_unban_settles_a_pending_tempban(
     assert await cog(scene).lift_expired(later(hours=2)) == []
     assert fake.unbans == [scene.member.id]  # the manual unban only
     assert [c.type for c in await all_cases(db, scene.guild.id)] == [
-        CaseType.UNBAN, CaseType.TEMPBAN
+        CaseType.UNBAN,
+        CaseType.TEMPBAN,
     ]
 
 

@@ -280,9 +280,7 @@ async def test_erase_asks_first_and_only_the_member_may_confirm(
     await assert_untouched(scene, db, rows)
 
     refused = await press(view, view.confirm, scene.other)
-    assert refused.calls == [
-        ("send_message", "These buttons are not yours.", {"ephemeral": True})
-    ]
+    assert refused.calls == [("send_message", "These buttons are not yours.", {"ephemeral": True})]
     await assert_untouched(scene, db, rows)
 
     cancelled = await press(view, view.cancel, scene.member)

@@ -328,7 +328,6 @@ async def test_slash_remind(scene: Scene, db: botdata.Database) -> None:
     await dpytest.empty_queue()
 
 
-
 class Inbox(discord.abc.Messageable):
     """A channel of the second bot (outside dpytest's guild): records what is sent to it."""
 

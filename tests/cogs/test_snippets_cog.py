@@ -73,7 +73,9 @@ async def test_create_then_get_posts_the_content_and_counts_uses(
     assert reply.content == "Snippet `faq` saved."
     created = await db.snippets.get(scene.guild.id, "faq")
     assert (created.content, created.author_id, created.uses) == (
-        "Read the **FAQ** first.", scene.member.id, 0
+        "Read the **FAQ** first.",
+        scene.member.id,
+        0,
     )
     [reply] = await say(f"{p(db)}snippet faq", scene.other)
     assert reply.content == "Read the **FAQ** first."
@@ -157,13 +159,19 @@ async def test_commands_win_over_snippets_of_the_same_name(
 async def test_short_form_obeys_the_access_rules(scene: Scene, db: botdata.Database) -> None:
     await make(db, scene, "rules", "Be nice.")
     await db.permissions.add_rule(
-        scene.guild.id, access=AccessType.IGNORE, target_type=PermissionType.MEMBER,
-        target_id=scene.other.id, module="snippets",
+        scene.guild.id,
+        access=AccessType.IGNORE,
+        target_type=PermissionType.MEMBER,
+        target_id=scene.other.id,
+        module="snippets",
     )
     assert await say(f"{p(db)}rules", scene.other) == []
     await db.permissions.add_rule(
-        scene.guild.id, access=AccessType.BLACKLIST, target_type=PermissionType.MEMBER,
-        target_id=scene.member.id, command="snippet",
+        scene.guild.id,
+        access=AccessType.BLACKLIST,
+        target_type=PermissionType.MEMBER,
+        target_id=scene.member.id,
+        command="snippet",
     )
     [reply] = await say(f"{p(db)}rules", scene.member)
     assert reply.content == "That command is not allowed for you here."
@@ -257,7 +265,10 @@ async def add_raw_aliases(db: botdata.Database, scene: Scene, name: str, count: 
     for n in range(count):
         alias = f"{name}-{n:03}-".ljust(100, "x")
         await SnippetName.create(
-            guild_id=scene.guild.id, snippet_id=snippet.id, name=alias, key=alias.lower(),
+            guild_id=scene.guild.id,
+            snippet_id=snippet.id,
+            name=alias,
+            key=alias.lower(),
             is_alias=True,
         )
 
@@ -342,13 +353,17 @@ async def test_list_most_used_first_with_search_and_pages(
     lines = (embed.description or "").splitlines()
     assert embed.title == "Snippets"
     assert lines[:3] == [
-        "`faq` · 3 uses · aka `help` · locked", "`tip-05` · 1 use", "`tip-00` · 0 uses"
+        "`faq` · 3 uses · aka `help` · locked",
+        "`tip-05` · 1 use",
+        "`tip-00` · 0 uses",
     ]
     assert len(lines) == 10
     assert embed.footer.text == f"Page 1 · next: {p(db)}snippets 2"
     [reply] = await say(f"{p(db)}snippets 2", scene.member)
     assert (reply.embeds[0].description or "").splitlines() == [
-        "`tip-09` · 0 uses", "`tip-10` · 0 uses", "`tip-11` · 0 uses"
+        "`tip-09` · 0 uses",
+        "`tip-10` · 0 uses",
+        "`tip-11` · 0 uses",
     ]
     assert reply.embeds[0].footer.text == "Page 2"
     [reply] = await say(f"{p(db)}snippets HEL", scene.member)
@@ -366,9 +381,7 @@ async def test_list_most_used_first_with_search_and_pages(
     assert "must be up to 100 characters" in reply.content
 
 
-async def test_info_shows_author_uses_aliases_and_lock(
-    scene: Scene, db: botdata.Database
-) -> None:
+async def test_info_shows_author_uses_aliases_and_lock(scene: Scene, db: botdata.Database) -> None:
     await make(db, scene, "faq", "answers")
     await db.snippets.add_alias(
         scene.guild.id, "faq", "help", actor_id=scene.member.id, is_moderator=False
@@ -427,7 +440,9 @@ async def test_a_snippet_banned_member_cannot_create_or_change(
         scene.guild.id, scene.member.id, scene.mod.id, CaseType.SNIPPETBAN, "spam"
     )
     for command in (
-        "snippet create new text", "snippet edit faq changed", "snippet alias faq f",
+        "snippet create new text",
+        "snippet edit faq changed",
+        "snippet alias faq f",
     ):
         [reply] = await say(f"{p(db)}{command}", scene.member)
         assert reply.content == "You are banned from creating or changing snippets."
