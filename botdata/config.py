@@ -144,6 +144,11 @@ def _check_sqlite_query(query: str) -> None:
             raise ValueError(f"{name}: {_SQLITE_RESERVED[name.lower()]}")
 
 
+#: Upper bound of the settings that are durations in seconds: past it a timedelta or a Redis
+#: expiry would overflow, and no such setting is meant to be longer.
+_YEAR = 365 * 86400
+
+
 class Settings(BaseSettings):
     """botdata's configuration. Every field is read from the variable of the same name."""
 
@@ -155,8 +160,8 @@ class Settings(BaseSettings):
     # Unset: the in-process cache. Set (redis://...): Redis.
     REDIS_URL: str | None = None
     DATABASE_ECHO: bool = False
-    DATABASE_POOL_MIN: int = Field(default=1, ge=1)
-    DATABASE_POOL_MAX: int = Field(default=10, ge=1)
+    DATABASE_POOL_MIN: int = Field(default=1, ge=1, le=10_000)
+    DATABASE_POOL_MAX: int = Field(default=10, ge=1, le=10_000)
     #: Seconds ``connect()`` may take to reach the database and check its schema; also the
     #: limit of opening each new pooled PostgreSQL connection.
     DATABASE_CONNECT_TIMEOUT: float = Field(default=5.0, gt=0, le=86400)
@@ -170,36 +175,36 @@ class Settings(BaseSettings):
     #: one connection) before DatabaseTimeoutError.
     DATABASE_POOL_TIMEOUT: float = Field(default=3.0, gt=0, le=86400)
 
-    GUILD_CONFIG_TTL: int = Field(default=3600, gt=0)
-    USER_CASES_TTL: int = Field(default=1800, gt=0)
-    XP_LEADERBOARD_TTL: int = Field(default=3600, gt=0)
-    WEB_SESSION_TTL: int = Field(default=86400, gt=0)
+    GUILD_CONFIG_TTL: int = Field(default=3600, gt=0, le=_YEAR)
+    USER_CASES_TTL: int = Field(default=1800, gt=0, le=_YEAR)
+    XP_LEADERBOARD_TTL: int = Field(default=3600, gt=0, le=_YEAR)
+    WEB_SESSION_TTL: int = Field(default=86400, gt=0, le=_YEAR)
 
     #: Command prefix of guilds that set none (and of DMs): 1-10 characters, no whitespace.
     DEFAULT_PREFIX: str = Field(default="$", pattern=r"^\S{1,10}$")
 
-    COMMAND_RATE_LIMIT: int = Field(default=10, gt=0)
-    COMMAND_RATE_WINDOW: int = Field(default=60, gt=0)
+    COMMAND_RATE_LIMIT: int = Field(default=10, gt=0, le=1_000_000)
+    COMMAND_RATE_WINDOW: int = Field(default=60, gt=0, le=_YEAR)
 
     #: Prefix of every cache key and pub/sub channel (several bots can share one Redis).
     CACHE_PREFIX: str = Field(default="botdata", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     #: Entries kept by the in-process cache (and by the hot layer in front of Redis).
-    CACHE_MAX_ENTRIES: int = Field(default=100_000, gt=0)
+    CACHE_MAX_ENTRIES: int = Field(default=100_000, gt=0, le=100_000_000)
     #: Seconds a hot-layer entry lives at most (pub/sub invalidation usually drops it sooner).
-    HOT_CACHE_TTL: float = Field(default=60.0, gt=0)
+    HOT_CACHE_TTL: float = Field(default=60.0, gt=0, le=_YEAR)
     #: Seconds a Redis call may take (waiting for a connection included) before it is treated
     #: as a miss; two such calls in a row make the cache treat Redis as down (see
     #: botdata.cache.redis) and use the database.
-    REDIS_TIMEOUT: float = Field(default=0.25, gt=0)
+    REDIS_TIMEOUT: float = Field(default=0.25, gt=0, le=3600)
 
     #: Pending reminders one member may have in one guild.
-    REMINDER_MAX_PER_USER: int = Field(default=25, gt=0)
+    REMINDER_MAX_PER_USER: int = Field(default=25, gt=0, le=1_000_000)
     #: Seconds a dispatcher holds the reminders it claimed before another may take them over.
-    REMINDER_CLAIM_LEASE: float = Field(default=60.0, gt=0)
+    REMINDER_CLAIM_LEASE: float = Field(default=60.0, gt=0, le=_YEAR)
     #: Seconds before a failed delivery is retried; doubled per further failure, up to an hour.
-    REMINDER_RETRY_DELAY: float = Field(default=30.0, gt=0)
+    REMINDER_RETRY_DELAY: float = Field(default=30.0, gt=0, le=_YEAR)
     #: Seconds between a dispatcher's fallback checks (wake-ups normally come sooner).
-    REMINDER_RECHECK_INTERVAL: float = Field(default=30.0, gt=0)
+    REMINDER_RECHECK_INTERVAL: float = Field(default=30.0, gt=0, le=_YEAR)
 
     @field_validator("DATABASE_URL")
     @classmethod

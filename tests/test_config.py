@@ -52,6 +52,13 @@ def test_overrides_win(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DATABASE_LOCK_TIMEOUT", "0"),
         ("DATABASE_STATEMENT_TIMEOUT", "nan"),
         ("DATABASE_POOL_TIMEOUT", "inf"),
+        # Past what a timedelta, a Redis expiry or a pool can hold:
+        ("WEB_SESSION_TTL", "1000000000000"),
+        ("REMINDER_CLAIM_LEASE", "1e300"),
+        ("HOT_CACHE_TTL", "inf"),
+        ("REDIS_TIMEOUT", "1e12"),
+        ("CACHE_MAX_ENTRIES", "99999999999999999999"),
+        ("DATABASE_POOL_MAX", "1000000000"),
     ],
 )
 def test_a_bad_value_fails_naming_the_variable(
