@@ -87,8 +87,8 @@ def _split_optional(annotation: Any) -> tuple[Any, bool]:
     """``X | None`` -> (X, True); ``X`` -> (X, False)."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        if len(args) < len(typing.get_args(annotation)):
-            return (args[0] if len(args) == 1 else typing.Union[tuple(args)]), True
+        if len(args) == 1 < len(typing.get_args(annotation)):
+            return args[0], True
     return annotation, False
 
 
@@ -112,7 +112,7 @@ def _accepts(annotation: Any, column_type: Any) -> bool:
 def test_every_schema_is_a_row_of_a_model_or_listed_as_computed() -> None:
     for schema in _row_schemas():
         _model_of(schema)
-    assert NOT_ROWS <= {cls.__name__ for cls in _schema_classes()}, "a listed schema is gone"
+    assert {cls.__name__ for cls in _schema_classes()} >= NOT_ROWS, "a listed schema is gone"
 
 
 @pytest.mark.parametrize("schema", _row_schemas(), ids=lambda cls: cls.__name__)
