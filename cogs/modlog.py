@@ -135,7 +135,7 @@ async def post_mod_log(
         return None
 
 
-async def notify(user: discord.abc.User, text: str) -> discord.Message | None:
+async def notify(user: discord.User | discord.Member, text: str) -> discord.Message | None:
     """DM ``user`` (pinging nobody) ``text``, cut with an ellipsis to Discord's 2000 characters.
 
     Returns the message, or None when their DMs are closed.
