@@ -1,7 +1,7 @@
 """Looking up and correcting moderation cases.
 
 Commands (level 2 or Moderate Members): ``case <number>`` (slash: ``/case show``),
-``cases @user [page]`` (a member's cases, newest first, :data:`cogs.modlog.PAGE_SIZE` a page),
+``cases @user [page]`` (a member's cases, newest first, :data:`cogs.paging.PAGE_SIZE` a page),
 ``case edit <number> <reason>`` (the old reason stays in the case's history),
 ``case void <number> <reason>`` (the case stays, marked void; voiding changes the record only,
 not the ban, timeout or jail on Discord).
@@ -22,17 +22,9 @@ from cogs.core import (
     hybrid_group,
     level_or_permissions,
 )
-from cogs.modlog import (
-    Number,
-    Page,
-    Reason,
-    case_embed,
-    list_embed,
-    name_of,
-    page_of,
-    shorten,
-    type_labels,
-)
+from cogs.modlog import Number, Reason, case_embed, name_of, type_labels
+
+from .paging import Page, list_embed, page_of, shorten
 
 CASES_LEVEL = 2
 

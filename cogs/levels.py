@@ -52,7 +52,9 @@ from cogs.core import (
     starts_with_prefix,
 )
 from cogs.limits import excerpt
-from cogs.modlog import PAGE_SIZE, list_embed, name_of
+from cogs.modlog import name_of
+
+from .paging import PAGE_SIZE, list_embed
 
 log = logging.getLogger("cogs.levels")
 

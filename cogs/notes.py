@@ -20,7 +20,9 @@ from cogs.core import (
     hybrid_group,
     level_or_permissions,
 )
-from cogs.modlog import Number, Page, list_embed, name_of, page_of, shorten
+from cogs.modlog import Number, name_of
+
+from .paging import Page, list_embed, page_of, shorten
 
 NOTES_LEVEL = 2
 

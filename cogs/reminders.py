@@ -58,7 +58,8 @@ from cogs.core import (
     hybrid_command,
     hybrid_group,
 )
-from cogs.modlog import shorten
+
+from .paging import shorten
 
 log = logging.getLogger("cogs.reminders")
 
