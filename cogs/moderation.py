@@ -137,15 +137,7 @@ class Moderation(BotdataCog):
         self, ctx: GuildContext, member: discord.Member, *, reason: Reason = NO_REASON
     ) -> None:
         """Ban a member for good (use hackban for someone not in the server)."""
-        ensure_can_moderate(ctx, member)
-        delivered = await _dm_then(
-            member,
-            _dm(ctx, "You were banned from {guild}.", reason),
-            ctx.guild.ban(member, reason=_audit(ctx, reason)),
-        )
-        await self._settle(ctx.guild.id, member.id, CaseType.TEMPBAN)
-        case = await self._record(ctx, member, CaseType.BAN, reason)
-        await self._reply(ctx, case, f"{name_of(member)} was banned", delivered)
+        await self._ban(ctx, member, CaseType.BAN, reason)
 
     @hybrid_command()
     @commands.guild_only()
@@ -160,17 +152,7 @@ class Moderation(BotdataCog):
         reason: Reason = NO_REASON,
     ) -> None:
         """Ban a member for a while (10m, 2h, 1d, 1w ...); they are unbanned when it ends."""
-        ensure_can_moderate(ctx, member)
-        delivered = await _dm_then(
-            member,
-            _dm(ctx, f"You were banned from {{guild}} for {human(duration)}.", reason),
-            ctx.guild.ban(member, reason=_audit(ctx, reason)),
-        )
-        await self._settle(ctx.guild.id, member.id, CaseType.TEMPBAN)
-        case = await self._record(ctx, member, CaseType.TEMPBAN, reason, duration=duration)
-        await self._reply(
-            ctx, case, f"{name_of(member)} was banned for {human(duration)}", delivered
-        )
+        await self._ban(ctx, member, CaseType.TEMPBAN, reason, duration=duration)
 
     @hybrid_command()
     @commands.guild_only()
@@ -180,11 +162,7 @@ class Moderation(BotdataCog):
         self, ctx: GuildContext, user: discord.User, *, reason: Reason = NO_REASON
     ) -> None:
         """Ban a user by id, whether or not they are in the server."""
-        ensure_can_moderate(ctx, ctx.guild.get_member(user.id) or user)
-        await ctx.guild.ban(discord.Object(user.id), reason=_audit(ctx, reason))
-        await self._settle(ctx.guild.id, user.id, CaseType.TEMPBAN)
-        case = await self._record(ctx, user, CaseType.HACKBAN, reason)
-        await self._reply(ctx, case, f"{name_of(user)} was banned", None)
+        await self._ban(ctx, user, CaseType.HACKBAN, reason)
 
     @hybrid_command()
     @commands.guild_only()
@@ -194,14 +172,42 @@ class Moderation(BotdataCog):
         self, ctx: GuildContext, user: discord.User, *, reason: Reason = NO_REASON
     ) -> None:
         """Unban a user by id."""
-        ensure_can_moderate(ctx, user)
-        try:
-            await ctx.guild.unban(user, reason=_audit(ctx, reason))
-        except discord.NotFound:
-            raise NotApplicable(f"{name_of(user)} is not banned.") from None
-        await self._settle(ctx.guild.id, user.id, CaseType.TEMPBAN)
-        case = await self._record(ctx, user, CaseType.UNBAN, reason)
-        await self._reply(ctx, case, f"{name_of(user)} was unbanned", None)
+        await self._ban(ctx, user, CaseType.UNBAN, reason)
+
+    async def _ban(
+        self,
+        ctx: GuildContext,
+        user: discord.Member | discord.User,
+        case_type: CaseType,
+        reason: str,
+        *,
+        duration: timedelta | None = None,
+    ) -> None:
+        """Ban (BAN, TEMPBAN: DM first; HACKBAN: by id, no DM) or unban (UNBAN) ``user``,
+        settle a pending tempban, record the case and reply.
+
+        Raises :class:`NotApplicable` when unbanning someone not banned, and what Discord and
+        the database raise.
+        """
+        guild = ctx.guild
+        ensure_can_moderate(ctx, guild.get_member(user.id) or user)
+        audit = _audit(ctx, reason)
+        time = f" for {human(duration)}" if duration else ""
+        delivered: bool | None = None
+        if case_type is CaseType.UNBAN:
+            try:
+                await guild.unban(user, reason=audit)
+            except discord.NotFound:
+                raise NotApplicable(f"{name_of(user)} is not banned.") from None
+        elif case_type is CaseType.HACKBAN:
+            await guild.ban(discord.Object(user.id), reason=audit)
+        else:
+            text = _dm(ctx, f"You were banned from {{guild}}{time}.", reason)
+            delivered = await _dm_then(user, text, guild.ban(user, reason=audit))
+        await self._settle(guild.id, user.id, CaseType.TEMPBAN)
+        case = await self._record(ctx, user, case_type, reason, duration=duration)
+        done = "unbanned" if case_type is CaseType.UNBAN else f"banned{time}"
+        await self._reply(ctx, case, f"{name_of(user)} was {done}", delivered)
 
     # Timeout ---------------------------------------------------------------------------------
 
@@ -563,7 +569,9 @@ async def _restore(member: discord.Member, jailed: CaseSchema, reason: str) -> N
     await member.edit(roles=list(dict.fromkeys([*kept, *restore])), reason=reason)
 
 
-async def _dm_then(member: discord.Member, text: str, action: Awaitable[None]) -> bool:
+async def _dm_then(
+    member: discord.Member | discord.User, text: str, action: Awaitable[None]
+) -> bool:
     """DM the member, then run ``action`` (kick, ban: afterwards a DM may not reach them).
 
     The DM is deleted again when the action fails. Returns whether the DM was delivered.

@@ -46,7 +46,7 @@ Posting
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 import discord
 from discord.ext import commands
@@ -69,7 +69,8 @@ from cogs.core import (
     starts_with_prefix,
 )
 from cogs.limits import CONTENT, EMBED_DESCRIPTION, FIELD_VALUE, fit, length
-from cogs.modlog import PAGE_SIZE, Page, list_embed
+
+from .paging import PAGE_SIZE, Page, list_embed
 
 #: Permission level of snippet moderators (Manage Messages also makes one).
 MODERATOR_LEVEL = 2
@@ -89,6 +90,13 @@ class Query(commands.Converter[str]):
         if argument.isdigit():
             raise commands.BadArgument(f"`{argument}` is a page number, not a search.")
         return argument
+
+
+class Actor(TypedDict):
+    """Who changes a snippet: the manager's ``actor_id`` and ``is_moderator`` arguments."""
+
+    actor_id: int
+    is_moderator: bool
 
 
 class SnippetBanned(commands.CheckFailure):
@@ -149,43 +157,29 @@ class Snippets(BotdataCog):
     @snippet.command(name="edit")
     async def edit(self, ctx: GuildContext, name: Name, *, content: Content) -> None:
         """Replace a snippet's content (its author or a moderator)."""
-        await self._ensure_not_banned(ctx)
-        edited = await self.db.snippets.edit(
-            ctx.guild.id,
-            name,
-            content,
-            actor_id=ctx.author.id,
-            is_moderator=await is_moderator(ctx),
-        )
+        actor = await self._actor(ctx, writing=True)
+        edited = await self.db.snippets.edit(ctx.guild.id, name, content, **actor)
         await self.send(ctx, f"Snippet `{edited.name}` updated.")
 
     @snippet.command(name="delete")
     async def delete(self, ctx: GuildContext, name: Name) -> None:
         """Delete a snippet and its aliases (its author or a moderator)."""
-        deleted = await self.db.snippets.delete(
-            ctx.guild.id, name, actor_id=ctx.author.id, is_moderator=await is_moderator(ctx)
-        )
+        actor = await self._actor(ctx, writing=False)
+        deleted = await self.db.snippets.delete(ctx.guild.id, name, **actor)
         await self.send(ctx, f"Snippet `{deleted.name}` deleted.")
 
     @snippet.command(name="alias")
     async def alias(self, ctx: GuildContext, name: Name, alias: Name) -> None:
         """Give a snippet another name (its author or a moderator)."""
-        await self._ensure_not_banned(ctx)
-        changed = await self.db.snippets.add_alias(
-            ctx.guild.id,
-            name,
-            alias,
-            actor_id=ctx.author.id,
-            is_moderator=await is_moderator(ctx),
-        )
+        actor = await self._actor(ctx, writing=True)
+        changed = await self.db.snippets.add_alias(ctx.guild.id, name, alias, **actor)
         await self.send(ctx, f"`{alias}` now also calls up snippet `{changed.name}`.")
 
     @snippet.command(name="unalias")
     async def unalias(self, ctx: GuildContext, alias: Name) -> None:
         """Remove one of a snippet's aliases (its author or a moderator)."""
-        changed = await self.db.snippets.remove_alias(
-            ctx.guild.id, alias, actor_id=ctx.author.id, is_moderator=await is_moderator(ctx)
-        )
+        actor = await self._actor(ctx, writing=False)
+        changed = await self.db.snippets.remove_alias(ctx.guild.id, alias, **actor)
         await self.send(ctx, f"`{alias}` no longer calls up snippet `{changed.name}`.")
 
     @snippet.command(name="lock")
@@ -262,6 +256,14 @@ class Snippets(BotdataCog):
             ctx.guild.id, name, locked, actor_id=ctx.author.id, is_moderator=True
         )
         await self.send(ctx, f"Snippet `{changed.name}` is {'locked' if locked else 'unlocked'}.")
+
+    async def _actor(self, ctx: GuildContext, *, writing: bool) -> Actor:
+        """The author as the one changing a snippet (the manager lets its author or a
+        moderator). ``writing`` (content or names): raises :class:`SnippetBanned` for a
+        snippet-banned author."""
+        if writing:
+            await self._ensure_not_banned(ctx)
+        return {"actor_id": ctx.author.id, "is_moderator": await is_moderator(ctx)}
 
     async def _ensure_not_banned(self, ctx: GuildContext) -> None:
         """Raise :class:`SnippetBanned` when the author is banned from snippets."""
