@@ -29,6 +29,12 @@ Checks
     :func:`level` and :func:`level_or_permissions` gate commands by the guild's permission
     levels; :func:`ensure_can_moderate` enforces role hierarchy.
 
+Types
+    :func:`handle` reads ``bot.botdata`` typed. Guild-only commands take a :class:`GuildContext`
+    (guild set, author a member). :func:`hybrid_command`, :func:`hybrid_group` and
+    :meth:`HybridGroup.command` are discord.py's hybrid decorators typed so that mypy keeps a
+    command's type (discord.py types them for pyright); the checks return a :class:`Check`.
+
 Durations
     :func:`parse_duration` reads ``10m``, ``2h30m``, ``1d``, ``1w``... up to
     :data:`MAX_DURATION`; its numbers are bounded before any ``timedelta`` is built, so a huge
