@@ -24,7 +24,7 @@ from pathlib import Path
 import discord
 from discord.ext import commands
 
-from cogs.core import SAFE_MENTIONS, guild_prefix
+from cogs.core import SAFE_MENTIONS, guild_prefix, handle
 
 
 class DemoBot(commands.Bot):
@@ -107,7 +107,7 @@ class Tour:
         SimulatedDiscord(self.guild).install(self.bot)
         await self.bot.setup_hook()  # loads the cogs; they connect botdata from the settings
         self.bot._ready.set()  # dpytest never sends READY; the reminder dispatcher waits for it
-        self.db = self.bot.botdata  # type: ignore[attr-defined]
+        self.db = handle(self.bot)
         top = backend.make_role("Bot", self.guild, permissions=discord.Permissions.all().value)
         mods = backend.make_role("Moderators", self.guild, permissions=0)
         top.position, mods.position = 20, 10

@@ -16,12 +16,16 @@ from datetime import datetime, timedelta, timezone
 from functools import cache
 
 import asyncpg
+import asyncpg.pool
 
 from bench.harness import Zipf
 from bench.sizes import Sizes
 from botdata.managers.xp import level_threshold
 
 # Id ranges (all valid Discord snowflakes, disjoint per workload).
+#: A connection of its own or one borrowed from a pool: the loaders take either.
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
 PIPELINE_GUILD = 100_000_000_000_000_000
 PIPELINE_MEMBER = 200_000_000_000_000_000
 PIPELINE_CHANNEL = 300_000_000_000_000_000
@@ -109,7 +113,7 @@ def pipeline_data(sizes: Sizes, seed: int = 1) -> PipelineData:
     return PipelineData(guilds, prefixes, levels, afk, messages)
 
 
-async def load_pipeline(conn: asyncpg.Connection, data: PipelineData) -> None:
+async def load_pipeline(conn: Conn, data: PipelineData) -> None:
     """Guilds, configurations, AFK rows (enforced: talking does not clear them, so every
     implementation sees the same AFK set throughout) and levels into botdata's schema."""
     now = utcnow()
@@ -138,7 +142,7 @@ async def load_pipeline(conn: asyncpg.Connection, data: PipelineData) -> None:
     await _levels(conn, data.levels, now)
 
 
-async def _guilds(conn: asyncpg.Connection, guild_ids: Sequence[int], now: datetime) -> None:
+async def _guilds(conn: Conn, guild_ids: Sequence[int], now: datetime) -> None:
     await conn.copy_records_to_table(
         "guilds",
         columns=["id", "created_at", "updated_at", "joined_at", "case_count", "note_count"],
@@ -146,9 +150,7 @@ async def _guilds(conn: asyncpg.Connection, guild_ids: Sequence[int], now: datet
     )
 
 
-async def _levels(
-    conn: asyncpg.Connection, rows: Iterable[tuple[int, int, int]], now: datetime
-) -> None:
+async def _levels(conn: Conn, rows: Iterable[tuple[int, int, int]], now: datetime) -> None:
     long_ago = now - timedelta(days=1)
     await conn.copy_records_to_table(
         "levels",
@@ -184,7 +186,7 @@ def case_requests(sizes: Sizes, guilds: Sequence[int], seed: int = 2) -> list[tu
     ]
 
 
-async def load_case_guilds(conn: asyncpg.Connection, guilds: Sequence[int]) -> None:
+async def load_case_guilds(conn: Conn, guilds: Sequence[int]) -> None:
     """The guild rows (with their configuration), counters at 0."""
     now = utcnow()
     await _guilds(conn, guilds, now)
@@ -196,7 +198,7 @@ async def load_case_guilds(conn: asyncpg.Connection, guilds: Sequence[int]) -> N
 
 
 async def case_numbers(
-    conn: asyncpg.Connection,
+    conn: Conn,
     table: str,
     guild_column: str,
     number_column: str,
@@ -286,7 +288,7 @@ def history_data(sizes: Sizes, seed: int = 3) -> HistoryData:
     return HistoryData(HISTORY_GUILD, members, cases)
 
 
-async def load_history(conn: asyncpg.Connection, data: HistoryData) -> None:
+async def load_history(conn: Conn, data: HistoryData) -> None:
     """The guild (case_count = N) and its WARN cases into botdata's schema."""
     now = utcnow()
     await _guilds(conn, [data.guild_id], now)
@@ -355,7 +357,7 @@ def leaderboard_queries(sizes: Sizes, seed: int = 4) -> list[int]:
     ]
 
 
-async def load_leaderboard(conn: asyncpg.Connection, rows: Iterable[tuple[int, int, int]]) -> None:
+async def load_leaderboard(conn: Conn, rows: Iterable[tuple[int, int, int]]) -> None:
     """The guild and its levels rows into botdata's schema, then VACUUM ANALYZE."""
     now = utcnow()
     await _guilds(conn, [LEADERBOARD_GUILD], now)
@@ -392,9 +394,7 @@ def reminder_rows(sizes: Sizes, seed: int = 5) -> tuple[list[ReminderRow], list[
     return far, soon
 
 
-async def load_reminders(
-    conn: asyncpg.Connection, rows: Sequence[ReminderRow], base: datetime
-) -> None:
+async def load_reminders(conn: Conn, rows: Sequence[ReminderRow], base: datetime) -> None:
     """Reminders due at ``base + due_in`` into botdata's schema (guild rows made if missing)."""
     now = utcnow()
     guilds = sorted({row.guild_id for row in rows})

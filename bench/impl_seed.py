@@ -40,9 +40,9 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as redis
-from sqlalchemy import func, select
+from sqlalchemy import QueuePool, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from bench import data
 from bench.impl_base import Deliver, Implementation
@@ -111,7 +111,8 @@ class Seed(Implementation):
     def describe(self) -> str:
         """The engine's pool."""
         pool = self.db.engine.pool
-        return f"SQLAlchemy {type(pool).__name__} size {pool.size()} + overflow 10 (defaults)"
+        size = pool.size() if isinstance(pool, QueuePool) else "?"
+        return f"SQLAlchemy {type(pool).__name__} size {size} + overflow 10 (defaults)"
 
     async def open(self) -> None:
         """``SQLModel.metadata.create_all`` (the seed's ``create_tables``) and connect."""
@@ -175,7 +176,9 @@ class Seed(Implementation):
         members = [message.author_id, *message.mentions]
         async with self.db.get_session() as session:
             result = await session.execute(
-                select(AFK).where(AFK.guild_id == message.guild_id, AFK.member_id.in_(members))
+                select(AFK).where(
+                    col(AFK.guild_id) == message.guild_id, col(AFK.member_id).in_(members)
+                )
             )
             result.scalars().all()
         xp = await self._grant_xp(message.guild_id, message.author_id)
@@ -299,8 +302,8 @@ class Seed(Implementation):
         async with self.db.get_session() as session:
             result = await session.execute(
                 select(Case)
-                .where(Case.guild_id == guild_id, Case.case_user_id == user_id)
-                .order_by(Case.created_at.desc())
+                .where(col(Case.guild_id) == guild_id, col(Case.case_user_id) == user_id)
+                .order_by(col(Case.created_at).desc())
             )
             cases = list(result.scalars().all())
         await self.cache.set(key, [case.model_dump(mode="json") for case in cases], USER_CASES_TTL)
@@ -326,7 +329,7 @@ class Seed(Implementation):
             above = await session.scalar(
                 select(func.count())
                 .select_from(Levels)
-                .where(Levels.guild_id == guild_id, Levels.xp > row.xp)
+                .where(col(Levels.guild_id) == guild_id, col(Levels.xp) > row.xp)
             )
         return int(above or 0) + 1
 
@@ -335,8 +338,8 @@ class Seed(Implementation):
         async with self.db.get_session() as session:
             result = await session.execute(
                 select(Levels)
-                .where(Levels.guild_id == guild_id)
-                .order_by(Levels.xp.desc())
+                .where(col(Levels.guild_id) == guild_id)
+                .order_by(col(Levels.xp).desc())
                 .limit(10)
             )
             return [(row.member_id, int(row.xp)) for row in result.scalars().all()]
@@ -402,13 +405,14 @@ class Seed(Implementation):
                 result = await session.execute(
                     select(Reminder)
                     .where(
-                        Reminder.reminder_sent == False,  # noqa: E712 (SQL expression)
-                        Reminder.reminder_expires_at <= data.utcnow(),
+                        col(Reminder.reminder_sent) == False,  # noqa: E712 (SQL expression)
+                        col(Reminder.reminder_expires_at) <= data.utcnow(),
                     )
-                    .order_by(Reminder.reminder_expires_at)
+                    .order_by(col(Reminder.reminder_expires_at))
                 )
                 due = list(result.scalars().all())
             for reminder in due:
+                assert reminder.reminder_id is not None  # a stored row has its key
                 deliver(reminder.reminder_id, reminder.reminder_expires_at)
                 await self._mark_sent(reminder.reminder_id)
             with suppress(asyncio.TimeoutError):

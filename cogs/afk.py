@@ -50,10 +50,12 @@ from cogs import limits
 from cogs.core import (
     NO_MENTIONS,
     BotdataCog,
+    GuildContext,
     OptionalDuration,
     cog_setup,
     ensure_can_moderate,
     human,
+    hybrid_group,
     level_or_permissions,
     starts_with_prefix,
 )
@@ -94,12 +96,10 @@ class AFK(BotdataCog):
 
     # Commands ----------------------------------------------------------------------------------
 
-    @commands.hybrid_group(name="afk", fallback="me")
+    @hybrid_group(name="afk", fallback="me")
     @commands.guild_only()
-    async def afk(self, ctx: commands.Context, *, reason: Reason = "") -> None:
+    async def afk(self, ctx: GuildContext, *, reason: Reason = "") -> None:
         """Mark yourself AFK; you are back when you next talk."""
-        assert ctx.guild is not None
-        assert isinstance(ctx.author, discord.Member)
         previous = await self.db.afk.get(ctx.guild.id, ctx.author.id)
         if previous is not None and previous.enforced:
             await self.send(ctx, "A moderator set your AFK; only a moderator can end it.")
@@ -111,14 +111,13 @@ class AFK(BotdataCog):
     @level_or_permissions(MODERATOR_LEVEL, manage_nicknames=True)
     async def set_afk(
         self,
-        ctx: commands.Context,
+        ctx: GuildContext,
         member: discord.Member,
         duration: Annotated[timedelta | None, OptionalDuration] = None,
         *,
         reason: Reason = "",
     ) -> None:
         """Make a member AFK for a duration or for good; talking does not end it."""
-        assert ctx.guild is not None
         ensure_can_moderate(ctx, member)
         previous = await self.db.afk.get(ctx.guild.id, member.id)
         until = datetime.now(timezone.utc) + duration if duration else None
@@ -129,9 +128,8 @@ class AFK(BotdataCog):
 
     @afk.command(name="clear")
     @level_or_permissions(MODERATOR_LEVEL, manage_nicknames=True)
-    async def clear_afk(self, ctx: commands.Context, member: discord.Member) -> None:
+    async def clear_afk(self, ctx: GuildContext, member: discord.Member) -> None:
         """End a member's AFK, enforced or not."""
-        assert ctx.guild is not None
         ensure_can_moderate(ctx, member)
         status = await self.db.afk.clear(ctx.guild.id, member.id)
         if status is None:
@@ -251,7 +249,7 @@ def _because(reason: str) -> str:
     return f": {reason}" if reason else "."
 
 
-def _notice(member: discord.Member, status: AFKSchema) -> str:
+def _notice(member: discord.abc.User, status: AFKSchema) -> str:
     """``X is AFK: reason (since <t:...:R>)``."""
     reason = limits.fit(status.reason, SHOWN_REASON)
     since = discord.utils.format_dt(status.since, "R")

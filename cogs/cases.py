@@ -1,7 +1,7 @@
 """Looking up and correcting moderation cases.
 
 Commands (level 2 or Moderate Members): ``case <number>`` (slash: ``/case show``),
-``cases @user [page]`` (a member's cases, newest first, :data:`cogs.modlog.PAGE_SIZE` a page),
+``cases @user [page]`` (a member's cases, newest first, :data:`cogs.paging.PAGE_SIZE` a page),
 ``case edit <number> <reason>`` (the old reason stays in the case's history),
 ``case void <number> <reason>`` (the case stays, marked void; voiding changes the record only,
 not the ban, timeout or jail on Discord).
@@ -14,18 +14,17 @@ from discord.ext import commands
 
 from botdata.errors import CaseAlreadyVoidedError, CaseNotFoundError
 from botdata.schemas import CaseSchema
-from cogs.core import BotdataCog, cog_setup, level_or_permissions
-from cogs.modlog import (
-    Number,
-    Page,
-    Reason,
-    case_embed,
-    list_embed,
-    name_of,
-    page_of,
-    shorten,
-    type_labels,
+from cogs.core import (
+    BotdataCog,
+    GuildContext,
+    cog_setup,
+    hybrid_command,
+    hybrid_group,
+    level_or_permissions,
 )
+from cogs.modlog import Number, Reason, case_embed, name_of, type_labels
+
+from .paging import Page, list_embed, page_of, shorten
 
 CASES_LEVEL = 2
 
@@ -33,12 +32,11 @@ CASES_LEVEL = 2
 class Cases(BotdataCog):
     """Moderation cases: look up, list, edit, void."""
 
-    @commands.hybrid_group(name="case", fallback="show")
+    @hybrid_group(name="case", fallback="show")
     @commands.guild_only()
     @level_or_permissions(CASES_LEVEL, moderate_members=True)
-    async def case(self, ctx: commands.Context, number: Number) -> None:
+    async def case(self, ctx: GuildContext, number: Number) -> None:
         """Show a case."""
-        assert ctx.guild is not None
         try:
             case = await self.db.cases.get(ctx.guild.id, number)
         except CaseNotFoundError:
@@ -48,9 +46,8 @@ class Cases(BotdataCog):
 
     @case.command(name="edit")
     @level_or_permissions(CASES_LEVEL, moderate_members=True)
-    async def edit(self, ctx: commands.Context, number: Number, *, reason: Reason) -> None:
+    async def edit(self, ctx: GuildContext, number: Number, *, reason: Reason) -> None:
         """Change a case's reason."""
-        assert ctx.guild is not None
         try:
             case = await self.db.cases.edit(
                 ctx.guild.id, number, reason=reason, editor_id=ctx.author.id
@@ -64,9 +61,8 @@ class Cases(BotdataCog):
 
     @case.command(name="void")
     @level_or_permissions(CASES_LEVEL, moderate_members=True)
-    async def void(self, ctx: commands.Context, number: Number, *, reason: Reason) -> None:
+    async def void(self, ctx: GuildContext, number: Number, *, reason: Reason) -> None:
         """Void a case: it stays on record, marked void."""
-        assert ctx.guild is not None
         try:
             await self.db.cases.void(ctx.guild.id, number, by=ctx.author.id, reason=reason)
         except CaseNotFoundError:
@@ -77,12 +73,11 @@ class Cases(BotdataCog):
             return
         await self.send(ctx, f"Case #{number} is void.")
 
-    @commands.hybrid_command(name="cases")
+    @hybrid_command(name="cases")
     @commands.guild_only()
     @level_or_permissions(CASES_LEVEL, moderate_members=True)
-    async def cases(self, ctx: commands.Context, user: discord.User, page: Page = 1) -> None:
+    async def cases(self, ctx: GuildContext, user: discord.User, page: Page = 1) -> None:
         """List a member's cases, newest first."""
-        assert ctx.guild is not None
         guild_id = ctx.guild.id
 
         async def fetch(limit: int, before: int | None) -> list[CaseSchema]:

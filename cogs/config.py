@@ -17,7 +17,15 @@ import discord
 from discord.ext import commands
 
 from botdata.schemas import GuildConfigSchema
-from cogs.core import BotdataCog, MissingLevel, cog_setup, level_of, level_or_permissions
+from cogs.core import (
+    BotdataCog,
+    GuildContext,
+    MissingLevel,
+    cog_setup,
+    hybrid_group,
+    level_of,
+    level_or_permissions,
+)
 
 #: Log kinds and their configuration fields.
 LOG_FIELDS = {
@@ -35,19 +43,17 @@ CONFIG_LEVEL = 5
 class Config(BotdataCog):
     """Server configuration."""
 
-    @commands.hybrid_group(name="config", fallback="show")
+    @hybrid_group(name="config", fallback="show")
     @commands.guild_only()
     @level_or_permissions(CONFIG_LEVEL, manage_guild=True)
-    async def config(self, ctx: commands.Context) -> None:
+    async def config(self, ctx: GuildContext) -> None:
         """Show this server's configuration."""
-        assert ctx.guild is not None
         await self.send(ctx, embed=overview(ctx.guild, await self.db.guilds.config(ctx.guild.id)))
 
     @config.command(name="prefix")
     @level_or_permissions(CONFIG_LEVEL, manage_guild=True)
-    async def prefix(self, ctx: commands.Context, prefix: str) -> None:
+    async def prefix(self, ctx: GuildContext, prefix: str) -> None:
         """Set the command prefix (1-10 characters), or `reset` to the default."""
-        assert ctx.guild is not None
         value = None if prefix.lower() == "reset" else prefix
         config = await self.db.guilds.update_config(
             ctx.guild.id, updated_by=ctx.author.id, prefix=value
@@ -58,10 +64,9 @@ class Config(BotdataCog):
     @config.command(name="log")
     @level_or_permissions(CONFIG_LEVEL, manage_guild=True)
     async def log(
-        self, ctx: commands.Context, kind: LogKind, channel: discord.TextChannel | None = None
+        self, ctx: GuildContext, kind: LogKind, channel: discord.TextChannel | None = None
     ) -> None:
         """Set the channel of a log (mod, audit, join, private, report, dev); none to clear."""
-        assert ctx.guild is not None
         await self.db.guilds.update_config(
             ctx.guild.id, updated_by=ctx.author.id, **{LOG_FIELDS[kind]: _id(channel)}
         )
@@ -71,10 +76,9 @@ class Config(BotdataCog):
     @config.command(name="jail")
     @level_or_permissions(CONFIG_LEVEL, manage_guild=True)
     async def jail(
-        self, ctx: commands.Context, role: discord.Role, channel: discord.TextChannel
+        self, ctx: GuildContext, role: discord.Role, channel: discord.TextChannel
     ) -> None:
         """Set the jail role and the channel jailed members can still see."""
-        assert ctx.guild is not None
         await self.db.guilds.update_config(
             ctx.guild.id, updated_by=ctx.author.id, jail_role_id=role.id, jail_channel_id=channel.id
         )
@@ -84,12 +88,11 @@ class Config(BotdataCog):
     @level_or_permissions(CONFIG_LEVEL, manage_guild=True)
     async def level(
         self,
-        ctx: commands.Context,
+        ctx: GuildContext,
         number: commands.Range[int, 0, 7],
         role: discord.Role | None = None,
     ) -> None:
         """Give permission level 0-7 to a role, or clear it (only levels below your own)."""
-        assert ctx.guild is not None
         own = await level_of(ctx)
         if number >= own and ctx.author.id != ctx.guild.owner_id:
             raise MissingLevel(f"You can only set or clear levels below your own ({own}).")

@@ -29,6 +29,12 @@ Checks
     :func:`level` and :func:`level_or_permissions` gate commands by the guild's permission
     levels; :func:`ensure_can_moderate` enforces role hierarchy.
 
+Types
+    :func:`handle` reads ``bot.botdata`` typed. Guild-only commands take a :class:`GuildContext`
+    (guild set, author a member). :func:`hybrid_command`, :func:`hybrid_group` and
+    :meth:`HybridGroup.command` are discord.py's hybrid decorators typed so that mypy keeps a
+    command's type (discord.py types them for pyright); the checks return a :class:`Check`.
+
 Durations
     :func:`parse_duration` reads ``10m``, ``2h30m``, ``1d``, ``1w``... up to
     :data:`MAX_DURATION`; its numbers are bounded before any ``timedelta`` is built, so a huge
@@ -57,10 +63,11 @@ import re
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Concatenate, ParamSpec, Protocol, TypeGuard, TypeVar, cast
 
 import discord
 from discord.ext import commands
+from discord.utils import MISSING
 
 import botdata
 from botdata.errors import BotdataError, DatabaseUnavailableError
@@ -87,10 +94,30 @@ MODERATION_PERMISSIONS = discord.Permissions(
     manage_nicknames=True,
 )
 
+#: The bot attribute holding the botdata handle (read it with :func:`handle`).
+HANDLE = "botdata"
 # The bot attribute counting the extensions that share a handle they opened themselves.
 _SHARING = "_botdata_extensions"
 
 T = TypeVar("T")
+P = ParamSpec("P")
+CogT = TypeVar("CogT", bound=commands.Cog)
+ContextT = TypeVar("ContextT", bound="commands.Context[Any]")
+
+
+class NoHandleError(LookupError):
+    """The bot holds no botdata handle: no botdata extension is loaded and the bot set none."""
+
+
+def handle(bot: commands.Bot) -> botdata.Database:
+    """The bot's botdata handle (``bot.botdata``), typed.
+
+    Raises :class:`NoHandleError` when the bot holds none.
+    """
+    db = getattr(bot, HANDLE, None)
+    if not isinstance(db, botdata.Database):
+        raise NoHandleError(f"the bot has no botdata handle in bot.{HANDLE}")
+    return db
 
 
 async def acquire(bot: commands.Bot) -> botdata.Database:
@@ -98,13 +125,13 @@ async def acquire(bot: commands.Bot) -> botdata.Database:
 
     Raises whatever :func:`botdata.connect` raises (bad settings, unreachable database).
     """
-    db: botdata.Database | None = getattr(bot, "botdata", None)
+    db: botdata.Database | None = getattr(bot, HANDLE, None)
     sharing: int = getattr(bot, _SHARING, 0)
     if db is not None and not db.closed and not sharing:
         return db  # the bot's own handle: never closed by the extensions
     if db is None or db.closed:
         db = await botdata.connect()
-        bot.botdata = db  # type: ignore[attr-defined]
+        setattr(bot, HANDLE, db)
         sharing = 0
     setattr(bot, _SHARING, sharing + 1)
     return db
@@ -117,15 +144,98 @@ async def release(bot: commands.Bot) -> None:
         setattr(bot, _SHARING, sharing - 1)
     elif sharing == 1:
         delattr(bot, _SHARING)
-        await bot.botdata.close()  # type: ignore[attr-defined]
-        del bot.botdata  # type: ignore[attr-defined]
+        await handle(bot).close()
+        delattr(bot, HANDLE)
 
 
 async def guild_prefix(bot: commands.Bot, message: discord.Message) -> list[str]:
-    """``command_prefix`` for a bot: the guild's prefix (or the default) or a mention of it."""
-    db: botdata.Database = bot.botdata  # type: ignore[attr-defined]
-    prefix = await db.guilds.prefix(message.guild.id if message.guild else None)
+    """``command_prefix`` for a bot: the guild's prefix (or the default) or a mention of it.
+
+    Raises :class:`NoHandleError` before a botdata extension is loaded (and the bot set no handle).
+    """
+    prefix = await handle(bot).guilds.prefix(message.guild.id if message.guild else None)
     return commands.when_mentioned_or(prefix)(bot, message)
+
+
+# Types -------------------------------------------------------------------------------------
+
+
+class GuildContext(commands.Context[commands.Bot]):
+    """The context of a command that runs only in a guild (``guild_only()``, :func:`level`,
+    :func:`level_or_permissions`): its guild is set and its author is a member.
+
+    A type for annotations (the bot builds plain :class:`commands.Context` objects); a listener
+    that builds a context itself narrows it with :func:`in_guild`.
+    """
+
+    guild: discord.Guild
+    author: discord.Member
+    me: discord.Member
+
+
+def in_guild(ctx: commands.Context[Any]) -> TypeGuard[GuildContext]:
+    """Whether ``ctx`` is in a guild with a member as its author (a :class:`GuildContext`)."""
+    return ctx.guild is not None and isinstance(ctx.author, discord.Member)
+
+
+class Check(Protocol):
+    """What a check decorator returns: it gives back the command it decorates, type unchanged
+    (like discord.py's own ``commands.check``)."""
+
+    def __call__(self, command: T, /) -> T: ...
+
+
+# discord.py types its hybrid decorators for pyright: under mypy the type variables of
+# ``hybrid_command()``, ``hybrid_group()`` and ``group.command()`` are solved when the decorator
+# is made, not when it is applied, so every hybrid command is an error (discord.py issue #9788).
+# These protocols are the same decorators with their type variables on ``__call__``.
+
+
+class CommandDecorator(Protocol):
+    """What :func:`hybrid_command` and :meth:`HybridGroup.command` return."""
+
+    def __call__(
+        self, func: Callable[Concatenate[CogT, ContextT, P], Coroutine[Any, Any, T]], /
+    ) -> commands.HybridCommand[CogT, P, T]: ...
+
+
+class GroupDecorator(Protocol):
+    """What :func:`hybrid_group` returns."""
+
+    def __call__(
+        self, func: Callable[Concatenate[CogT, ContextT, P], Coroutine[Any, Any, T]], /
+    ) -> HybridGroup[CogT, P, T]: ...
+
+
+class HybridGroup(commands.HybridGroup[CogT, P, T]):
+    """discord.py's ``HybridGroup`` whose ``command()`` decorator type-checks under mypy."""
+
+    def command(  # type: ignore[override]  # only the return type differs: see CommandDecorator
+        self,
+        name: str | discord.app_commands.locale_str = MISSING,
+        *args: Any,
+        with_app_command: bool = True,
+        **kwargs: Any,
+    ) -> CommandDecorator:
+        """A subcommand decorator: :meth:`commands.HybridGroup.command`, typed for mypy."""
+        decorator = super().command(name, *args, with_app_command=with_app_command, **kwargs)
+        return cast(CommandDecorator, decorator)
+
+
+def hybrid_command(name: str = MISSING, **attrs: Any) -> CommandDecorator:
+    """:func:`commands.hybrid_command`, typed so that mypy keeps the command's type."""
+    return cast(CommandDecorator, commands.hybrid_command(name, **attrs))
+
+
+def hybrid_group(name: str = MISSING, **attrs: Any) -> GroupDecorator:
+    """:func:`commands.hybrid_group` making a :class:`HybridGroup`, typed for mypy."""
+
+    def decorator(func: Callable[..., Coroutine[Any, Any, Any]]) -> HybridGroup[Any, ..., Any]:
+        if isinstance(func, commands.Command):
+            raise TypeError("Callback is already a command.")
+        return HybridGroup(func, name=name, **attrs)
+
+    return cast(GroupDecorator, decorator)
 
 
 async def starts_with_prefix(bot: commands.Bot, message: discord.Message) -> bool:
@@ -164,26 +274,21 @@ class CannotModerate(commands.CheckFailure):
 # Checks ------------------------------------------------------------------------------------
 
 
-def _db(ctx: commands.Context) -> botdata.Database:
-    return ctx.bot.botdata  # type: ignore[no-any-return]
-
-
-async def level_of(ctx: commands.Context) -> int:
+async def level_of(ctx: GuildContext) -> int:
     """The author's permission level in the guild of ``ctx`` (owner 7)."""
-    assert ctx.guild is not None
-    assert isinstance(ctx.author, discord.Member)
-    return await _db(ctx).permissions.level_of(
+    return await handle(ctx.bot).permissions.level_of(
         ctx.guild.id,
         [role.id for role in ctx.author.roles],
         is_owner=ctx.guild.owner_id == ctx.author.id,
     )
 
 
-def level(required: int) -> Callable[[T], T]:
-    """Check: the author's permission level is at least ``required`` (guild only)."""
+def level(required: int) -> Check:
+    """Check: the author's permission level is at least ``required`` (guild only: elsewhere
+    :class:`commands.NoPrivateMessage`)."""
 
-    async def predicate(ctx: commands.Context) -> bool:
-        if ctx.guild is None:
+    async def predicate(ctx: commands.Context[Any]) -> bool:
+        if not in_guild(ctx):
             raise commands.NoPrivateMessage()
         if await level_of(ctx) < required:
             raise MissingLevel(f"You need permission level {required} for this.")
@@ -192,12 +297,13 @@ def level(required: int) -> Callable[[T], T]:
     return commands.check(predicate)
 
 
-def level_or_permissions(required: int, **perms: bool) -> Callable[[T], T]:
-    """Check: permission level ``required`` or the Discord permissions ``perms`` (guild only)."""
+def level_or_permissions(required: int, **perms: bool) -> Check:
+    """Check: permission level ``required`` or the Discord permissions ``perms`` (guild only:
+    elsewhere :class:`commands.NoPrivateMessage`)."""
     by_permissions = commands.has_guild_permissions(**perms).predicate
 
-    async def predicate(ctx: commands.Context) -> bool:
-        if ctx.guild is None:
+    async def predicate(ctx: commands.Context[Any]) -> bool:
+        if not in_guild(ctx):
             raise commands.NoPrivateMessage()
         if await level_of(ctx) >= required:
             return True
@@ -212,29 +318,26 @@ def level_or_permissions(required: int, **perms: bool) -> Callable[[T], T]:
     return commands.check(predicate)
 
 
-async def is_staff(ctx: commands.Context) -> bool:
+async def is_staff(ctx: commands.Context[Any]) -> bool:
     """Whether the author is staff in the guild of ``ctx``: the owner, a member with any of
     :data:`MODERATION_PERMISSIONS`, or of permission level :data:`MODERATOR_LEVEL` or more.
 
     False outside a guild.
     """
-    author = ctx.author
-    if ctx.guild is None or not isinstance(author, discord.Member):
+    if not in_guild(ctx):
         return False
-    if author.guild_permissions.value & MODERATION_PERMISSIONS.value:  # the owner has all
+    if ctx.author.guild_permissions.value & MODERATION_PERMISSIONS.value:  # the owner has all
         return True
     return await level_of(ctx) >= MODERATOR_LEVEL
 
 
-def ensure_can_moderate(ctx: commands.Context, target: discord.abc.User) -> None:
+def ensure_can_moderate(ctx: GuildContext, target: discord.abc.User) -> None:
     """Raise :class:`CannotModerate` unless the author may act on ``target``.
 
     Nobody moderates themselves, the guild owner, the bot, or a member whose top role is at or
     above their own (the owner excepted) or at or above the bot's.
     """
     guild = ctx.guild
-    assert guild is not None
-    assert isinstance(ctx.author, discord.Member)
     if target.id == ctx.author.id:
         raise CannotModerate("You cannot moderate yourself.")
     if target.id == guild.owner_id:
@@ -366,7 +469,7 @@ class BotdataCog(commands.Cog):
         )
         return decision.outcome
 
-    async def cog_check(self, ctx: commands.Context) -> bool:  # type: ignore[override]
+    async def cog_check(self, ctx: commands.Context) -> bool:
         author = ctx.author
         if ctx.guild is not None and isinstance(author, discord.Member):
             exempt = self.admins_bypass_rules and author.guild_permissions.administrator
@@ -381,7 +484,7 @@ class BotdataCog(commands.Cog):
             raise RateLimited("You are running commands too fast; wait a little.")
         return True
 
-    async def cog_command_error(self, ctx: commands.Context, error: Exception) -> None:  # type: ignore[override]
+    async def cog_command_error(self, ctx: commands.Context, error: Exception) -> None:
         message = error_message(ctx, error)
         if message is not None:
             await self.send(ctx, message, mentions=NO_MENTIONS, ephemeral=True)
@@ -426,7 +529,7 @@ def error_message(ctx: commands.Context, error: Exception) -> str | None:
     errors are logged here, with the command, guild, channel and author.
     """
     while isinstance(error, (commands.CommandInvokeError, commands.HybridCommandError)):
-        error = error.original  # type: ignore[assignment]
+        error = error.original
     if isinstance(error, discord.app_commands.CommandInvokeError):
         error = error.original
     if isinstance(error, (Ignored, commands.CommandNotFound)):

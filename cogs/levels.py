@@ -42,9 +42,19 @@ from discord.ext import commands
 from botdata.managers.permissions import Outcome
 from botdata.managers.xp import MAX_LEVEL, MAX_XP, LevelSettings, level_threshold
 from botdata.schemas import XPGrantSchema
-from cogs.core import BotdataCog, cog_setup, level_or_permissions, starts_with_prefix
+from cogs.core import (
+    BotdataCog,
+    GuildContext,
+    cog_setup,
+    hybrid_command,
+    hybrid_group,
+    level_or_permissions,
+    starts_with_prefix,
+)
 from cogs.limits import excerpt
-from cogs.modlog import PAGE_SIZE, list_embed, name_of
+from cogs.modlog import name_of
+
+from .paging import PAGE_SIZE, list_embed
 
 log = logging.getLogger("cogs.levels")
 
@@ -147,11 +157,10 @@ class Levels(BotdataCog):
 
     # Everyone's commands ------------------------------------------------------------------------
 
-    @commands.hybrid_command(name="rank")
+    @hybrid_command(name="rank")
     @commands.guild_only()
-    async def rank(self, ctx: commands.Context, member: discord.Member | None = None) -> None:
+    async def rank(self, ctx: GuildContext, member: discord.Member | None = None) -> None:
         """Show your rank, level and XP, or a member's."""
-        assert ctx.guild is not None
         target = member or ctx.author
         row = await self.db.levels.get(ctx.guild.id, target.id)
         position = await self.db.levels.rank(ctx.guild.id, target.id)
@@ -176,11 +185,10 @@ class Levels(BotdataCog):
             embed.set_footer(text="Blacklisted: earns no XP.")
         await self.send(ctx, embed=embed)
 
-    @commands.hybrid_command(name="leaderboard")
+    @hybrid_command(name="leaderboard")
     @commands.guild_only()
-    async def leaderboard(self, ctx: commands.Context, page: LeaderboardPage = 1) -> None:
+    async def leaderboard(self, ctx: GuildContext, page: LeaderboardPage = 1) -> None:
         """Show the members with the most XP, ten a page."""
-        assert ctx.guild is not None
         entries = await self.db.levels.leaderboard(
             ctx.guild.id, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
         )
@@ -202,27 +210,25 @@ class Levels(BotdataCog):
 
     # Administration ------------------------------------------------------------------------------
 
-    @commands.hybrid_group(name="levels")
+    @hybrid_group(name="levels")
     @commands.guild_only()
     @level_or_permissions(ADMIN_LEVEL, manage_guild=True)
-    async def levels(self, ctx: commands.Context) -> None:
+    async def levels(self, ctx: GuildContext) -> None:
         """Manage XP and the level settings."""
         names = ", ".join(sorted(f"`{command.name}`" for command in self.levels.commands))
         await self.send(ctx, f"Subcommands of `levels`: {names}.")
 
     @levels.command(name="set")
     @level_or_permissions(ADMIN_LEVEL, manage_guild=True)
-    async def set_xp(self, ctx: commands.Context, member: discord.Member, xp: XP) -> None:
+    async def set_xp(self, ctx: GuildContext, member: discord.Member, xp: XP) -> None:
         """Set a member's XP (their level follows)."""
-        assert ctx.guild is not None
         row = await self.db.levels.set_xp(ctx.guild.id, _not_bot(member).id, xp)
         await self.send(ctx, f"{name_of(member)} now has {row.xp} XP (level {row.level}).")
 
     @levels.command(name="setlevel")
     @level_or_permissions(ADMIN_LEVEL, manage_guild=True)
-    async def set_level(self, ctx: commands.Context, member: discord.Member, level: Level) -> None:
+    async def set_level(self, ctx: GuildContext, member: discord.Member, level: Level) -> None:
         """Set a member's level (their XP becomes the level's threshold)."""
-        assert ctx.guild is not None
         row = await self.db.levels.set_level(ctx.guild.id, _not_bot(member).id, level)
         await self.send(ctx, f"{name_of(member)} is now level {row.level} ({row.xp} XP).")
 
@@ -230,13 +236,12 @@ class Levels(BotdataCog):
     @level_or_permissions(ADMIN_LEVEL, manage_guild=True)
     async def reset(
         self,
-        ctx: commands.Context,
+        ctx: GuildContext,
         member: discord.Member | None = None,
         *,
         confirm: str = "",
     ) -> None:
         """Reset a member's XP, or everyone's with `all confirm`."""
-        assert ctx.guild is not None
         if member is not None:
             if await self.db.levels.reset(ctx.guild.id, member.id):
                 await self.send(ctx, f"{name_of(member)}'s XP was reset.")
@@ -253,17 +258,15 @@ class Levels(BotdataCog):
 
     @levels.command(name="blacklist")
     @level_or_permissions(ADMIN_LEVEL, manage_guild=True)
-    async def blacklist(self, ctx: commands.Context, member: discord.Member) -> None:
+    async def blacklist(self, ctx: GuildContext, member: discord.Member) -> None:
         """Stop a member from earning XP (they keep what they have)."""
-        assert ctx.guild is not None
         await self.db.levels.blacklist(ctx.guild.id, _not_bot(member).id)
         await self.send(ctx, f"{name_of(member)} no longer earns XP.")
 
     @levels.command(name="unblacklist")
     @level_or_permissions(ADMIN_LEVEL, manage_guild=True)
-    async def unblacklist(self, ctx: commands.Context, member: discord.Member) -> None:
+    async def unblacklist(self, ctx: GuildContext, member: discord.Member) -> None:
         """Let a blacklisted member earn XP again."""
-        assert ctx.guild is not None
         if await self.db.levels.unblacklist(ctx.guild.id, member.id) is None:
             await self.send(ctx, f"{name_of(member)} is not blacklisted.")
         else:
@@ -273,13 +276,12 @@ class Levels(BotdataCog):
     @level_or_permissions(ADMIN_LEVEL, manage_guild=True)
     async def settings(
         self,
-        ctx: commands.Context,
+        ctx: GuildContext,
         name: SettingName | None = None,
         *,
         value: str = "",
     ) -> None:
         """Show the level settings, or change one: `settings <name> <value>`."""
-        assert ctx.guild is not None
         current = await self.db.levels.settings_for(ctx.guild.id)
         if name is None and not value:
             await self.send(ctx, embed=settings_embed(current))

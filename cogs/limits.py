@@ -95,8 +95,8 @@ def fit_embed(embed: discord.Embed) -> discord.Embed:
         embed.description = fit(embed.description, EMBED_DESCRIPTION)
     if embed.footer.text:
         embed.set_footer(text=fit(embed.footer.text, FOOTER), icon_url=embed.footer.icon_url)
-    if embed.author.name:
-        author = embed.author
+    author = embed.author
+    if author.name:
         embed.set_author(name=fit(author.name, AUTHOR), url=author.url, icon_url=author.icon_url)
     while len(embed.fields) > EMBED_FIELDS:
         embed.remove_field(-1)
@@ -128,8 +128,8 @@ def _shorten_to_total(embed: discord.Embed) -> None:
     while excess > 0 and embed.fields:
         embed.remove_field(-1)
         excess = embed_length(embed) - EMBED_TOTAL
-    if excess > 0 and embed.footer.text:
-        footer = embed.footer
+    footer = embed.footer
+    if excess > 0 and footer.text:
         embed.set_footer(
             text=fit(footer.text, max(length(footer.text) - excess, 1)), icon_url=footer.icon_url
         )

@@ -54,10 +54,12 @@ from botdata.schemas import CaseSchema
 from cogs.core import (
     BotdataCog,
     Duration,
+    GuildContext,
     OptionalDuration,
     cog_setup,
     ensure_can_moderate,
     human,
+    hybrid_command,
     level,
     level_or_permissions,
 )
@@ -98,11 +100,11 @@ class Moderation(BotdataCog):
 
     # Warn, kick, ban -------------------------------------------------------------------------
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level_or_permissions(2, moderate_members=True)
     async def warn(
-        self, ctx: commands.Context, member: discord.Member, *, reason: Reason = NO_REASON
+        self, ctx: GuildContext, member: discord.Member, *, reason: Reason = NO_REASON
     ) -> None:
         """Warn a member."""
         ensure_can_moderate(ctx, member)
@@ -110,12 +112,12 @@ class Moderation(BotdataCog):
         dm = await notify(member, _dm(ctx, "You were warned in {guild}.", reason))
         await self._reply(ctx, case, f"{name_of(member)} was warned", dm is not None)
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level_or_permissions(3, kick_members=True)
     @commands.bot_has_guild_permissions(kick_members=True)
     async def kick(
-        self, ctx: commands.Context, member: discord.Member, *, reason: Reason = NO_REASON
+        self, ctx: GuildContext, member: discord.Member, *, reason: Reason = NO_REASON
     ) -> None:
         """Kick a member."""
         ensure_can_moderate(ctx, member)
@@ -127,100 +129,101 @@ class Moderation(BotdataCog):
         case = await self._record(ctx, member, CaseType.KICK, reason)
         await self._reply(ctx, case, f"{name_of(member)} was kicked", delivered)
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level_or_permissions(3, ban_members=True)
     @commands.bot_has_guild_permissions(ban_members=True)
     async def ban(
-        self, ctx: commands.Context, member: discord.Member, *, reason: Reason = NO_REASON
+        self, ctx: GuildContext, member: discord.Member, *, reason: Reason = NO_REASON
     ) -> None:
         """Ban a member for good (use hackban for someone not in the server)."""
-        assert ctx.guild is not None
-        ensure_can_moderate(ctx, member)
-        delivered = await _dm_then(
-            member,
-            _dm(ctx, "You were banned from {guild}.", reason),
-            ctx.guild.ban(member, reason=_audit(ctx, reason)),
-        )
-        await self._settle(ctx.guild.id, member.id, CaseType.TEMPBAN)
-        case = await self._record(ctx, member, CaseType.BAN, reason)
-        await self._reply(ctx, case, f"{name_of(member)} was banned", delivered)
+        await self._ban(ctx, member, CaseType.BAN, reason)
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level_or_permissions(3, ban_members=True)
     @commands.bot_has_guild_permissions(ban_members=True)
     async def tempban(
         self,
-        ctx: commands.Context,
+        ctx: GuildContext,
         member: discord.Member,
         duration: Annotated[timedelta, Duration],
         *,
         reason: Reason = NO_REASON,
     ) -> None:
         """Ban a member for a while (10m, 2h, 1d, 1w ...); they are unbanned when it ends."""
-        assert ctx.guild is not None
-        ensure_can_moderate(ctx, member)
-        delivered = await _dm_then(
-            member,
-            _dm(ctx, f"You were banned from {{guild}} for {human(duration)}.", reason),
-            ctx.guild.ban(member, reason=_audit(ctx, reason)),
-        )
-        await self._settle(ctx.guild.id, member.id, CaseType.TEMPBAN)
-        case = await self._record(ctx, member, CaseType.TEMPBAN, reason, duration=duration)
-        await self._reply(
-            ctx, case, f"{name_of(member)} was banned for {human(duration)}", delivered
-        )
+        await self._ban(ctx, member, CaseType.TEMPBAN, reason, duration=duration)
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level_or_permissions(3, ban_members=True)
     @commands.bot_has_guild_permissions(ban_members=True)
     async def hackban(
-        self, ctx: commands.Context, user: discord.User, *, reason: Reason = NO_REASON
+        self, ctx: GuildContext, user: discord.User, *, reason: Reason = NO_REASON
     ) -> None:
         """Ban a user by id, whether or not they are in the server."""
-        assert ctx.guild is not None
-        ensure_can_moderate(ctx, ctx.guild.get_member(user.id) or user)
-        await ctx.guild.ban(discord.Object(user.id), reason=_audit(ctx, reason))
-        await self._settle(ctx.guild.id, user.id, CaseType.TEMPBAN)
-        case = await self._record(ctx, user, CaseType.HACKBAN, reason)
-        await self._reply(ctx, case, f"{name_of(user)} was banned", None)
+        await self._ban(ctx, user, CaseType.HACKBAN, reason)
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level_or_permissions(3, ban_members=True)
     @commands.bot_has_guild_permissions(ban_members=True)
     async def unban(
-        self, ctx: commands.Context, user: discord.User, *, reason: Reason = NO_REASON
+        self, ctx: GuildContext, user: discord.User, *, reason: Reason = NO_REASON
     ) -> None:
         """Unban a user by id."""
-        assert ctx.guild is not None
-        ensure_can_moderate(ctx, user)
-        try:
-            await ctx.guild.unban(user, reason=_audit(ctx, reason))
-        except discord.NotFound:
-            raise NotApplicable(f"{name_of(user)} is not banned.") from None
-        await self._settle(ctx.guild.id, user.id, CaseType.TEMPBAN)
-        case = await self._record(ctx, user, CaseType.UNBAN, reason)
-        await self._reply(ctx, case, f"{name_of(user)} was unbanned", None)
+        await self._ban(ctx, user, CaseType.UNBAN, reason)
+
+    async def _ban(
+        self,
+        ctx: GuildContext,
+        user: discord.Member | discord.User,
+        case_type: CaseType,
+        reason: str,
+        *,
+        duration: timedelta | None = None,
+    ) -> None:
+        """Ban (BAN, TEMPBAN: DM first; HACKBAN: by id, no DM) or unban (UNBAN) ``user``,
+        settle a pending tempban, record the case and reply.
+
+        Raises :class:`NotApplicable` when unbanning someone not banned, and what Discord and
+        the database raise.
+        """
+        guild = ctx.guild
+        ensure_can_moderate(ctx, guild.get_member(user.id) or user)
+        audit = _audit(ctx, reason)
+        time = f" for {human(duration)}" if duration else ""
+        delivered: bool | None = None
+        if case_type is CaseType.UNBAN:
+            try:
+                await guild.unban(user, reason=audit)
+            except discord.NotFound:
+                raise NotApplicable(f"{name_of(user)} is not banned.") from None
+        elif case_type is CaseType.HACKBAN:
+            await guild.ban(discord.Object(user.id), reason=audit)
+        else:
+            text = _dm(ctx, f"You were banned from {{guild}}{time}.", reason)
+            delivered = await _dm_then(user, text, guild.ban(user, reason=audit))
+        await self._settle(guild.id, user.id, CaseType.TEMPBAN)
+        case = await self._record(ctx, user, case_type, reason, duration=duration)
+        done = "unbanned" if case_type is CaseType.UNBAN else f"banned{time}"
+        await self._reply(ctx, case, f"{name_of(user)} was {done}", delivered)
 
     # Timeout ---------------------------------------------------------------------------------
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level_or_permissions(2, moderate_members=True)
     @commands.bot_has_guild_permissions(moderate_members=True)
     async def timeout(
         self,
-        ctx: commands.Context,
+        ctx: GuildContext,
         member: discord.Member,
         duration: Annotated[timedelta, Duration],
         *,
         reason: Reason = NO_REASON,
     ) -> None:
         """Time a member out (at most 28 days): they cannot talk until it ends."""
-        assert ctx.guild is not None
         if duration > MAX_TIMEOUT:
             raise commands.BadArgument("A timeout lasts at most 28 days.")
         ensure_can_moderate(ctx, member)
@@ -234,15 +237,14 @@ class Moderation(BotdataCog):
             ctx, case, f"{name_of(member)} was timed out for {human(duration)}", dm is not None
         )
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level_or_permissions(2, moderate_members=True)
     @commands.bot_has_guild_permissions(moderate_members=True)
     async def untimeout(
-        self, ctx: commands.Context, member: discord.Member, *, reason: Reason = NO_REASON
+        self, ctx: GuildContext, member: discord.Member, *, reason: Reason = NO_REASON
     ) -> None:
         """End a member's timeout."""
-        assert ctx.guild is not None
         ensure_can_moderate(ctx, member)
         if not member.is_timed_out():
             raise NotApplicable(f"{name_of(member)} is not timed out.")
@@ -254,20 +256,19 @@ class Moderation(BotdataCog):
 
     # Jail ------------------------------------------------------------------------------------
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level_or_permissions(2, manage_roles=True)
     @commands.bot_has_guild_permissions(manage_roles=True)
     async def jail(
         self,
-        ctx: commands.Context,
+        ctx: GuildContext,
         member: discord.Member,
         duration: Annotated[timedelta | None, OptionalDuration] = None,
         *,
         reason: Reason = NO_REASON,
     ) -> None:
         """Take a member's roles and give the jail role, for good or for a duration."""
-        assert ctx.guild is not None
         ensure_can_moderate(ctx, member)
         config = await self.db.guilds.config(ctx.guild.id)
         jail_role = ctx.guild.get_role(config.jail_role_id or 0)
@@ -295,15 +296,14 @@ class Moderation(BotdataCog):
         dm = await notify(member, _dm(ctx, f"You were jailed in {{guild}}{time}.{where}", reason))
         await self._reply(ctx, case, f"{name_of(member)} was jailed{time}", dm is not None)
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level_or_permissions(2, manage_roles=True)
     @commands.bot_has_guild_permissions(manage_roles=True)
     async def unjail(
-        self, ctx: commands.Context, member: discord.Member, *, reason: Reason = NO_REASON
+        self, ctx: GuildContext, member: discord.Member, *, reason: Reason = NO_REASON
     ) -> None:
         """Release a member from jail, giving back the roles the jail took."""
-        assert ctx.guild is not None
         ensure_can_moderate(ctx, member)
         if not await self.db.cases.is_jailed(ctx.guild.id, member.id):
             raise NotApplicable(f"{name_of(member)} is not jailed.")
@@ -319,47 +319,46 @@ class Moderation(BotdataCog):
 
     # Snippet and poll bans -------------------------------------------------------------------
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level(2)
     async def snippetban(
-        self, ctx: commands.Context, member: discord.Member, *, reason: Reason = NO_REASON
+        self, ctx: GuildContext, member: discord.Member, *, reason: Reason = NO_REASON
     ) -> None:
         """Stop a member from using snippets."""
         await self._restrict(ctx, member, CaseType.SNIPPETBAN, reason)
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level(2)
     async def snippetunban(
-        self, ctx: commands.Context, member: discord.Member, *, reason: Reason = NO_REASON
+        self, ctx: GuildContext, member: discord.Member, *, reason: Reason = NO_REASON
     ) -> None:
         """Let a member use snippets again."""
         await self._restrict(ctx, member, CaseType.SNIPPETUNBAN, reason)
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level(2)
     async def pollban(
-        self, ctx: commands.Context, member: discord.Member, *, reason: Reason = NO_REASON
+        self, ctx: GuildContext, member: discord.Member, *, reason: Reason = NO_REASON
     ) -> None:
         """Stop a member from making polls."""
         await self._restrict(ctx, member, CaseType.POLLBAN, reason)
 
-    @commands.hybrid_command()
+    @hybrid_command()
     @commands.guild_only()
     @level(2)
     async def pollunban(
-        self, ctx: commands.Context, member: discord.Member, *, reason: Reason = NO_REASON
+        self, ctx: GuildContext, member: discord.Member, *, reason: Reason = NO_REASON
     ) -> None:
         """Let a member make polls again."""
         await self._restrict(ctx, member, CaseType.POLLUNBAN, reason)
 
     async def _restrict(
-        self, ctx: commands.Context, member: discord.Member, case_type: CaseType, reason: str
+        self, ctx: GuildContext, member: discord.Member, case_type: CaseType, reason: str
     ) -> None:
         """Record a snippet or poll ban or unban, refusing one that changes nothing."""
-        assert ctx.guild is not None
         ensure_can_moderate(ctx, member)
         what, banned, ban = {
             CaseType.SNIPPETBAN: ("snippets", self.db.cases.is_snippet_banned, True),
@@ -433,10 +432,10 @@ class Moderation(BotdataCog):
         latest = await self.db.cases.search(
             guild_id, user_id=member.id, case_type=CaseType.TIMEOUT, active=True, limit=1
         )
-        if not latest or latest[0].expires_at is None:
+        if not latest:
             return
         timeout = latest[0]
-        if timeout.expires_at <= datetime.now(timezone.utc):
+        if timeout.expires_at is None or timeout.expires_at <= datetime.now(timezone.utc):
             return
         lifted = await self.db.cases.search(
             guild_id, user_id=member.id, case_type=CaseType.UNTIMEOUT, active=True, limit=1
@@ -522,7 +521,7 @@ class Moderation(BotdataCog):
 
     async def _record(
         self,
-        ctx: commands.Context,
+        ctx: GuildContext,
         user: discord.abc.User,
         case_type: CaseType,
         reason: str,
@@ -532,7 +531,6 @@ class Moderation(BotdataCog):
         metadata: dict[str, Any] | None = None,
     ) -> CaseSchema:
         """Create the case (by the author, in the mod log too) and return it."""
-        assert ctx.guild is not None
         case = await self.db.cases.create(
             ctx.guild.id,
             user.id,
@@ -555,7 +553,7 @@ class Moderation(BotdataCog):
             await self.db.cases.complete_expiry(guild_id, latest[0].number)
 
     async def _reply(
-        self, ctx: commands.Context, case: CaseSchema, done: str, delivered: bool | None
+        self, ctx: GuildContext, case: CaseSchema, done: str, delivered: bool | None
     ) -> None:
         """``Case #n: <done>.``, saying so when the member could not be DMed."""
         note = " I could not DM them." if delivered is False else ""
@@ -571,7 +569,9 @@ async def _restore(member: discord.Member, jailed: CaseSchema, reason: str) -> N
     await member.edit(roles=list(dict.fromkeys([*kept, *restore])), reason=reason)
 
 
-async def _dm_then(member: discord.Member, text: str, action: Awaitable[None]) -> bool:
+async def _dm_then(
+    member: discord.Member | discord.User, text: str, action: Awaitable[None]
+) -> bool:
     """DM the member, then run ``action`` (kick, ban: afterwards a DM may not reach them).
 
     The DM is deleted again when the action fails. Returns whether the DM was delivered.
@@ -587,14 +587,13 @@ async def _dm_then(member: discord.Member, text: str, action: Awaitable[None]) -
     return dm is not None
 
 
-def _dm(ctx: commands.Context, text: str, reason: str) -> str:
+def _dm(ctx: GuildContext, text: str, reason: str) -> str:
     """A DM: ``text`` with ``{guild}`` as the server's name, then the reason."""
-    assert ctx.guild is not None
     guild = f"**{discord.utils.escape_markdown(ctx.guild.name)}**"
     return f"{text.format(guild=guild)} Reason: {reason}"
 
 
-def _audit(ctx: commands.Context, reason: str) -> str:
+def _audit(ctx: GuildContext, reason: str) -> str:
     """The audit-log reason: who did it and why (Discord keeps 512 characters)."""
     return f"{ctx.author} ({ctx.author.id}): {reason}"[:512]
 

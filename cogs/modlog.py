@@ -1,5 +1,5 @@
-"""What the moderation, cases and notes cogs share: case embeds, the mod log, DMs, arguments
-and paged lists.
+"""What the moderation, cases and notes cogs share: case embeds, the mod log, DMs and
+arguments (paged lists are :mod:`cogs.paging`).
 
 Everything here fits Discord's limits whatever members wrote: a case embed shows a reason and a
 void reason of 2000 characters each in full (each part gets at least half of the description
@@ -12,8 +12,7 @@ Not an extension: a helper module the cogs import.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Sequence
 
 import discord
 from discord.ext import commands
@@ -46,30 +45,13 @@ COLOURS: dict[CaseType, discord.Colour] = {
 }
 #: How many saved roles a case embed lists.
 SHOWN_ROLES = 40
-#: Cases or notes shown per page of a list.
-PAGE_SIZE = 10
-#: The highest page number a list command takes.
-MAX_PAGE = 100
-#: Characters of a reason or note shown in a list.
-SHOWN_TEXT = 80
 #: Case and note numbers are 32-bit.
 MAX_NUMBER = 2**31 - 1
 
 #: Command argument: a case or note number.
 Number = commands.Range[int, 1, MAX_NUMBER]
-#: Command argument: a page number of a list.
-Page = commands.Range[int, 1, MAX_PAGE]
 #: Command argument: a case's reason (the rest of the message).
 Reason = commands.Range[str, 1, MAX_REASON]
-
-
-class Numbered(Protocol):
-    """A case or note: listed newest (highest number) first."""
-
-    number: int
-
-
-N = TypeVar("N", bound=Numbered)
 
 
 async def type_labels(
@@ -135,7 +117,7 @@ async def post_mod_log(
         return None
 
 
-async def notify(user: discord.abc.User, text: str) -> discord.Message | None:
+async def notify(user: discord.User | discord.Member, text: str) -> discord.Message | None:
     """DM ``user`` (pinging nobody) ``text``, cut with an ellipsis to Discord's 2000 characters.
 
     Returns the message, or None when their DMs are closed.
@@ -149,38 +131,3 @@ async def notify(user: discord.abc.User, text: str) -> discord.Message | None:
 def name_of(user: discord.abc.User) -> str:
     """The user's name for a reply, markdown escaped (no ping)."""
     return discord.utils.escape_markdown(str(user))
-
-
-async def page_of(
-    fetch: Callable[[int, int | None], Awaitable[list[N]]], page: int
-) -> tuple[list[N], bool]:
-    """Page ``page`` (from 1) of a keyset-paged list and whether another page follows.
-
-    ``fetch(limit, before)`` returns items newest first, each with a ``number``; pages before
-    the wanted one are walked through (a short walk: pages are capped at :data:`MAX_PAGE`).
-    """
-    before: int | None = None
-    for _ in range(page - 1):
-        skipped = await fetch(PAGE_SIZE, before)
-        if len(skipped) < PAGE_SIZE:
-            return [], False
-        before = skipped[-1].number
-    found = await fetch(PAGE_SIZE + 1, before)
-    return found[:PAGE_SIZE], len(found) > PAGE_SIZE
-
-
-def list_embed(
-    title: str, lines: list[str], page: int, more: bool, next_command: str
-) -> discord.Embed:
-    """An embed of ``lines`` with the page number and, if ``more``, how to see the next page."""
-    embed = discord.Embed(title=title, description="\n".join(lines))
-    footer = f"Page {page}"
-    if more:
-        footer += f" · next: {next_command}"
-    embed.set_footer(text=footer)
-    return embed
-
-
-def shorten(text: str) -> str:
-    """``text`` on one line, cut to :data:`SHOWN_TEXT` characters, markdown escaped."""
-    return discord.utils.escape_markdown(limits.excerpt(text, SHOWN_TEXT))

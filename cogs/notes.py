@@ -12,8 +12,17 @@ from discord.ext import commands
 from botdata.errors import NoteNotFoundError
 from botdata.managers.notes import MAX_CONTENT
 from botdata.schemas import NoteSchema
-from cogs.core import BotdataCog, cog_setup, level_or_permissions
-from cogs.modlog import Number, Page, list_embed, name_of, page_of, shorten
+from cogs.core import (
+    BotdataCog,
+    GuildContext,
+    cog_setup,
+    hybrid_command,
+    hybrid_group,
+    level_or_permissions,
+)
+from cogs.modlog import Number, name_of
+
+from .paging import Page, list_embed, page_of, shorten
 
 NOTES_LEVEL = 2
 
@@ -21,26 +30,24 @@ NOTES_LEVEL = 2
 class Notes(BotdataCog):
     """Moderators' notes about members."""
 
-    @commands.hybrid_group(name="note", fallback="add")
+    @hybrid_group(name="note", fallback="add")
     @commands.guild_only()
     @level_or_permissions(NOTES_LEVEL, moderate_members=True)
     async def note(
         self,
-        ctx: commands.Context,
+        ctx: GuildContext,
         user: discord.User,
         *,
         text: commands.Range[str, 1, MAX_CONTENT],
     ) -> None:
         """Write a note about a member."""
-        assert ctx.guild is not None
         note = await self.db.notes.add(ctx.guild.id, user.id, ctx.author.id, text)
         await self.send(ctx, f"Note #{note.number} about {name_of(user)} saved.")
 
     @note.command(name="delete")
     @level_or_permissions(NOTES_LEVEL, moderate_members=True)
-    async def delete(self, ctx: commands.Context, number: Number) -> None:
+    async def delete(self, ctx: GuildContext, number: Number) -> None:
         """Delete a note."""
-        assert ctx.guild is not None
         try:
             await self.db.notes.delete(ctx.guild.id, number, by=ctx.author.id)
         except NoteNotFoundError:
@@ -48,12 +55,11 @@ class Notes(BotdataCog):
             return
         await self.send(ctx, f"Note #{number} deleted.")
 
-    @commands.hybrid_command(name="notes")
+    @hybrid_command(name="notes")
     @commands.guild_only()
     @level_or_permissions(NOTES_LEVEL, moderate_members=True)
-    async def notes(self, ctx: commands.Context, user: discord.User, page: Page = 1) -> None:
+    async def notes(self, ctx: GuildContext, user: discord.User, page: Page = 1) -> None:
         """List the notes about a member, newest first."""
-        assert ctx.guild is not None
         guild_id = ctx.guild.id
 
         async def fetch(limit: int, before: int | None) -> list[NoteSchema]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,16 +43,19 @@ class SimulatedDiscord:
 
     def install(self, bot: commands.Bot) -> None:
         """Route the bot's ban, unban, member edits and user fetches here."""
-        bot.http.ban = self.ban  # type: ignore[method-assign]
-        bot.http.unban = self.unban  # type: ignore[method-assign]
-        bot.http.edit_member = self.edit_member  # type: ignore[method-assign]
-        bot.http.get_user = self.get_user  # type: ignore[method-assign]
+        _patch(
+            bot.http,
+            ban=self.ban,
+            unban=self.unban,
+            edit_member=self.edit_member,
+            get_user=self.get_user,
+        )
 
     async def get_user(self, user_id: int) -> dict[str, Any]:
         user = self.guild._state.get_user(int(user_id))
         if user is None:
             raise discord.NotFound(backend.FakeRequest(404, "Not Found"), "Unknown User")
-        return factories.dict_from_user(user)  # type: ignore[return-value]
+        return factories.dict_from_user(user)
 
     async def ban(self, user_id: int, guild_id: int, *_: Any, **__: Any) -> None:
         self.bans.add(int(user_id))
@@ -76,7 +80,7 @@ class SimulatedDiscord:
         self.edits.append((member.id, fields))
         if "roles" in fields:
             roles = [self.guild.get_role(int(role_id)) for role_id in fields["roles"]]
-            backend.update_member(member, roles=roles)
+            backend.update_member(member, roles=[role for role in roles if role is not None])
         if "nick" in fields:
             member.nick = fields["nick"] or None  # "" clears the nickname
         if "communication_disabled_until" in fields:
@@ -112,9 +116,9 @@ async def react(
     if add:
         data["member"] = factories.dict_from_member(member)
         data["message_author_id"] = str(message.author.id)
-        state.parse_message_reaction_add(data)  # type: ignore[arg-type]
+        state.parse_message_reaction_add(data)  # type: ignore[arg-type]  # a hand-built payload
     else:
-        state.parse_message_reaction_remove(data)  # type: ignore[arg-type]
+        state.parse_message_reaction_remove(data)  # type: ignore[arg-type]  # hand-built
     await dpytest.run_all_events()
 
 
@@ -131,15 +135,22 @@ def enforce_limits(bot: commands.Bot) -> None:
             raise discord.HTTPException(backend.FakeRequest(400, "Bad Request"), problem)
         return await original(channel_id, params=params)
 
-    bot.http.send_message = send_message  # type: ignore[method-assign]
+    _patch(bot.http, send_message=send_message)
+
+
+def _patch(http: discord.http.HTTPClient, **methods: Callable[..., Awaitable[Any]]) -> None:
+    """Replace methods of the bot's HTTP client (dpytest's fake one) by these."""
+    for name, method in methods.items():
+        setattr(http, name, method)
 
 
 def _payload(params: Any) -> dict[str, Any]:
     """The JSON of a message to send (with files it travels as a multipart part)."""
-    if params.payload is not None:
-        return params.payload  # type: ignore[no-any-return]
-    [part] = [part for part in params.multipart if part["name"] == "payload_json"]
-    return json.loads(part["value"])  # type: ignore[no-any-return]
+    payload: dict[str, Any] | None = params.payload
+    if payload is None:
+        [part] = [part for part in params.multipart if part["name"] == "payload_json"]
+        payload = json.loads(part["value"])
+    return payload
 
 
 def _over_limits(payload: dict[str, Any]) -> str | None:

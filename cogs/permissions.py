@@ -22,13 +22,22 @@ Nobody is locked out
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Annotated
 
 import discord
 from discord.ext import commands
 
 from botdata.models import AccessType, PermissionType
 from botdata.schemas import GuildPermissionSchema
-from cogs.core import BotdataCog, cog_setup, human, level_or_permissions, parse_duration
+from cogs.core import (
+    BotdataCog,
+    GuildContext,
+    cog_setup,
+    human,
+    hybrid_group,
+    level_or_permissions,
+    parse_duration,
+)
 from cogs.limits import CONTENT, excerpt, fit_lines
 
 RULES_LEVEL = 5
@@ -107,13 +116,12 @@ class Permissions(BotdataCog):
 
     async def _add(
         self,
-        ctx: commands.Context,
+        ctx: GuildContext,
         access: AccessType,
         name: str,
         target: Target,
         duration: str | None,
     ) -> None:
-        assert ctx.guild is not None
         scope = self._scope(name)
         until = datetime.now(timezone.utc) + parse_duration(duration) if duration else None
         rule = await self.db.permissions.add_rule(
@@ -128,12 +136,11 @@ class Permissions(BotdataCog):
         )
         await self.send(ctx, f"Rule {rule.id}: {describe(rule)}.")
 
-    @commands.hybrid_group(name="perm", fallback="list")
+    @hybrid_group(name="perm", fallback="list")
     @commands.guild_only()
     @level_or_permissions(RULES_LEVEL, manage_guild=True)
-    async def perm(self, ctx: commands.Context) -> None:
+    async def perm(self, ctx: GuildContext) -> None:
         """List this server's access rules."""
-        assert ctx.guild is not None
         rules = await self.db.permissions.rules(ctx.guild.id)
         if not rules:
             await self.send(ctx, "No access rules: every command is allowed.")
@@ -144,7 +151,11 @@ class Permissions(BotdataCog):
     @perm.command(name="allow")
     @level_or_permissions(RULES_LEVEL, manage_guild=True)
     async def allow(
-        self, ctx: commands.Context, name: str, target: RuleTarget, duration: str | None = None
+        self,
+        ctx: GuildContext,
+        name: str,
+        target: Annotated[Target, RuleTarget],
+        duration: str | None = None,
     ) -> None:
         """Whitelist a command or module for a member, role, channel or category."""
         await self._add(ctx, AccessType.WHITELIST, name, target, duration)
@@ -152,7 +163,11 @@ class Permissions(BotdataCog):
     @perm.command(name="deny")
     @level_or_permissions(RULES_LEVEL, manage_guild=True)
     async def deny(
-        self, ctx: commands.Context, name: str, target: RuleTarget, duration: str | None = None
+        self,
+        ctx: GuildContext,
+        name: str,
+        target: Annotated[Target, RuleTarget],
+        duration: str | None = None,
     ) -> None:
         """Blacklist a command or module for a member, role, channel or category."""
         await self._add(ctx, AccessType.BLACKLIST, name, target, duration)
@@ -160,16 +175,19 @@ class Permissions(BotdataCog):
     @perm.command(name="ignore")
     @level_or_permissions(RULES_LEVEL, manage_guild=True)
     async def ignore(
-        self, ctx: commands.Context, name: str, target: RuleTarget, duration: str | None = None
+        self,
+        ctx: GuildContext,
+        name: str,
+        target: Annotated[Target, RuleTarget],
+        duration: str | None = None,
     ) -> None:
         """Make the bot silently ignore a command or module for a target."""
         await self._add(ctx, AccessType.IGNORE, name, target, duration)
 
     @perm.command(name="remove")
     @level_or_permissions(RULES_LEVEL, manage_guild=True)
-    async def remove(self, ctx: commands.Context, rule_id: RuleId) -> None:
+    async def remove(self, ctx: GuildContext, rule_id: RuleId) -> None:
         """Remove the rule with this number (see `perm list`)."""
-        assert ctx.guild is not None
         if await self.db.permissions.remove_rule(ctx.guild.id, rule_id, removed_by=ctx.author.id):
             await self.send(ctx, f"Rule {rule_id} removed.")
         else:

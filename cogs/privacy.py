@@ -33,7 +33,7 @@ from discord.ext import commands
 import botdata
 from botdata.schemas import ErasureSummary, StarboardMessageSchema
 from cogs.afk import restore_nickname
-from cogs.core import NO_MENTIONS, BotdataCog, RateLimited, cog_setup
+from cogs.core import NO_MENTIONS, BotdataCog, RateLimited, cog_setup, hybrid_group
 
 log = logging.getLogger("cogs.privacy")
 
@@ -63,7 +63,7 @@ class Privacy(BotdataCog):
             prompt.stop()
         self.prompts.clear()
 
-    @commands.hybrid_group(name="mydata", invoke_without_command=True)
+    @hybrid_group(name="mydata", invoke_without_command=True)
     async def mydata(self, ctx: commands.Context) -> None:
         """What you can do with the data the bot stores about you."""
         p = ctx.clean_prefix
@@ -200,10 +200,15 @@ class EraseConfirmation(discord.ui.View):
         self.cog.forget(self)
 
 
-async def _dm(user: discord.abc.User, content: str, *, file: discord.File | None = None) -> bool:
-    """DM ``user`` (pinging nobody); False when their DMs are closed."""
+async def _dm(
+    user: discord.User | discord.Member, content: str, *, file: discord.File | None = None
+) -> bool:
+    """DM ``user`` (pinging nobody), with ``file`` if given; False when their DMs are closed."""
     try:
-        await user.send(content, file=file, allowed_mentions=NO_MENTIONS)  # type: ignore[arg-type]
+        if file is None:
+            await user.send(content, allowed_mentions=NO_MENTIONS)
+        else:
+            await user.send(content, file=file, allowed_mentions=NO_MENTIONS)
     except discord.HTTPException:
         return False
     return True

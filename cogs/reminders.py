@@ -40,8 +40,8 @@ Delivery
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
 
 import discord
 from discord.ext import commands
@@ -49,8 +49,17 @@ from discord.ext import commands
 from botdata.managers.reminders import MAX_CONTENT
 from botdata.schemas import ReminderSchema
 from cogs import limits
-from cogs.core import NO_MENTIONS, BotdataCog, Duration, cog_setup
-from cogs.modlog import shorten
+from cogs.core import (
+    NO_MENTIONS,
+    BotdataCog,
+    Duration,
+    GuildContext,
+    cog_setup,
+    hybrid_command,
+    hybrid_group,
+)
+
+from .paging import shorten
 
 log = logging.getLogger("cogs.reminders")
 
@@ -86,11 +95,12 @@ class Reminders(BotdataCog):
 
     # Commands ----------------------------------------------------------------------------------
 
-    @commands.hybrid_command(name="remind")
+    @hybrid_command(name="remind")
     @commands.guild_only()
-    async def remind(self, ctx: commands.Context, when: Duration, *, what: What) -> None:
+    async def remind(
+        self, ctx: GuildContext, when: Annotated[timedelta, Duration], *, what: What
+    ) -> None:
         """Set a reminder: when (10m, 2h30m, 1d) and what."""
-        assert ctx.guild is not None
         due_at = datetime.now(timezone.utc) + when
         reminder = await self.db.reminders.create(
             ctx.guild.id, ctx.author.id, ctx.channel.id, what, due_at
@@ -102,11 +112,10 @@ class Reminders(BotdataCog):
             f" ({discord.utils.format_dt(due, 'R')}).",
         )
 
-    @commands.hybrid_group(name="reminders", aliases=["reminder"], fallback="list")
+    @hybrid_group(name="reminders", aliases=["reminder"], fallback="list")
     @commands.guild_only()
-    async def reminders(self, ctx: commands.Context) -> None:
+    async def reminders(self, ctx: GuildContext) -> None:
         """List your pending reminders."""
-        assert ctx.guild is not None
         pending = await self.db.reminders.pending(ctx.guild.id, ctx.author.id)
         if not pending:
             await self.send(ctx, "You have no pending reminders.")
@@ -122,9 +131,8 @@ class Reminders(BotdataCog):
         await self.send(ctx, embed=embed, mentions=NO_MENTIONS)
 
     @reminders.command(name="cancel")
-    async def cancel(self, ctx: commands.Context, reminder_id: ReminderId) -> None:
+    async def cancel(self, ctx: GuildContext, reminder_id: ReminderId) -> None:
         """Cancel one of your pending reminders."""
-        assert ctx.guild is not None
         await self.db.reminders.cancel(ctx.guild.id, reminder_id, user_id=ctx.author.id)
         await self.send(ctx, f"Reminder #{reminder_id} cancelled.")
 

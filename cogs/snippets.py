@@ -46,6 +46,8 @@ Posting
 
 from __future__ import annotations
 
+from typing import Annotated, TypedDict
+
 import discord
 from discord.ext import commands
 
@@ -55,15 +57,20 @@ from botdata.schemas import SnippetSchema
 from cogs.core import (
     NO_MENTIONS,
     BotdataCog,
+    GuildContext,
     Ignored,
     cog_setup,
     error_message,
+    hybrid_command,
+    hybrid_group,
+    in_guild,
     level_of,
     level_or_permissions,
     starts_with_prefix,
 )
 from cogs.limits import CONTENT, EMBED_DESCRIPTION, FIELD_VALUE, fit, length
-from cogs.modlog import PAGE_SIZE, Page, list_embed
+
+from .paging import PAGE_SIZE, Page, list_embed
 
 #: Permission level of snippet moderators (Manage Messages also makes one).
 MODERATOR_LEVEL = 2
@@ -85,6 +92,13 @@ class Query(commands.Converter[str]):
         return argument
 
 
+class Actor(TypedDict):
+    """Who changes a snippet: the manager's ``actor_id`` and ``is_moderator`` arguments."""
+
+    actor_id: int
+    is_moderator: bool
+
+
 class SnippetBanned(commands.CheckFailure):
     """The member is banned from snippets."""
 
@@ -94,16 +108,15 @@ class Snippets(BotdataCog):
 
     # Reading -----------------------------------------------------------------------------------
 
-    @commands.hybrid_group(name="snippet", fallback="get")
+    @hybrid_group(name="snippet", fallback="get")
     @commands.guild_only()
-    async def snippet(self, ctx: commands.Context, name: Name) -> None:
+    async def snippet(self, ctx: GuildContext, name: Name) -> None:
         """Post a snippet."""
         await self._post_snippet(ctx, name)
 
     @snippet.command(name="info")
-    async def info(self, ctx: commands.Context, name: Name) -> None:
+    async def info(self, ctx: GuildContext, name: Name) -> None:
         """Show a snippet's author, uses, aliases and lock."""
-        assert ctx.guild is not None
         try:
             found = await self.db.snippets.get(ctx.guild.id, name)
         except SnippetNotFoundError:
@@ -111,13 +124,12 @@ class Snippets(BotdataCog):
             return
         await self.send(ctx, embed=info_embed(ctx.guild, found))
 
-    @commands.hybrid_command(name="snippets")
+    @hybrid_command(name="snippets")
     @commands.guild_only()
     async def snippets(
-        self, ctx: commands.Context, query: Query | None = None, page: Page = 1
+        self, ctx: GuildContext, query: Annotated[str | None, Query | None] = None, page: Page = 1
     ) -> None:
         """List the server's snippets, most used first, or those whose name contains a query."""
-        assert ctx.guild is not None
         found = await self.db.snippets.list(
             ctx.guild.id, query=query, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
         )
@@ -134,9 +146,8 @@ class Snippets(BotdataCog):
     # Writing -----------------------------------------------------------------------------------
 
     @snippet.command(name="create")
-    async def create(self, ctx: commands.Context, name: Name, *, content: Content) -> None:
+    async def create(self, ctx: GuildContext, name: Name, *, content: Content) -> None:
         """Save a new snippet."""
-        assert ctx.guild is not None
         await self._ensure_not_banned(ctx)
         created = await self.db.snippets.create(
             ctx.guild.id, name, content, author_id=ctx.author.id
@@ -144,67 +155,48 @@ class Snippets(BotdataCog):
         await self.send(ctx, f"Snippet `{created.name}` saved.")
 
     @snippet.command(name="edit")
-    async def edit(self, ctx: commands.Context, name: Name, *, content: Content) -> None:
+    async def edit(self, ctx: GuildContext, name: Name, *, content: Content) -> None:
         """Replace a snippet's content (its author or a moderator)."""
-        assert ctx.guild is not None
-        await self._ensure_not_banned(ctx)
-        edited = await self.db.snippets.edit(
-            ctx.guild.id,
-            name,
-            content,
-            actor_id=ctx.author.id,
-            is_moderator=await is_moderator(ctx),
-        )
+        actor = await self._actor(ctx, writing=True)
+        edited = await self.db.snippets.edit(ctx.guild.id, name, content, **actor)
         await self.send(ctx, f"Snippet `{edited.name}` updated.")
 
     @snippet.command(name="delete")
-    async def delete(self, ctx: commands.Context, name: Name) -> None:
+    async def delete(self, ctx: GuildContext, name: Name) -> None:
         """Delete a snippet and its aliases (its author or a moderator)."""
-        assert ctx.guild is not None
-        deleted = await self.db.snippets.delete(
-            ctx.guild.id, name, actor_id=ctx.author.id, is_moderator=await is_moderator(ctx)
-        )
+        actor = await self._actor(ctx, writing=False)
+        deleted = await self.db.snippets.delete(ctx.guild.id, name, **actor)
         await self.send(ctx, f"Snippet `{deleted.name}` deleted.")
 
     @snippet.command(name="alias")
-    async def alias(self, ctx: commands.Context, name: Name, alias: Name) -> None:
+    async def alias(self, ctx: GuildContext, name: Name, alias: Name) -> None:
         """Give a snippet another name (its author or a moderator)."""
-        assert ctx.guild is not None
-        await self._ensure_not_banned(ctx)
-        changed = await self.db.snippets.add_alias(
-            ctx.guild.id,
-            name,
-            alias,
-            actor_id=ctx.author.id,
-            is_moderator=await is_moderator(ctx),
-        )
+        actor = await self._actor(ctx, writing=True)
+        changed = await self.db.snippets.add_alias(ctx.guild.id, name, alias, **actor)
         await self.send(ctx, f"`{alias}` now also calls up snippet `{changed.name}`.")
 
     @snippet.command(name="unalias")
-    async def unalias(self, ctx: commands.Context, alias: Name) -> None:
+    async def unalias(self, ctx: GuildContext, alias: Name) -> None:
         """Remove one of a snippet's aliases (its author or a moderator)."""
-        assert ctx.guild is not None
-        changed = await self.db.snippets.remove_alias(
-            ctx.guild.id, alias, actor_id=ctx.author.id, is_moderator=await is_moderator(ctx)
-        )
+        actor = await self._actor(ctx, writing=False)
+        changed = await self.db.snippets.remove_alias(ctx.guild.id, alias, **actor)
         await self.send(ctx, f"`{alias}` no longer calls up snippet `{changed.name}`.")
 
     @snippet.command(name="lock")
     @level_or_permissions(MODERATOR_LEVEL, manage_messages=True)
-    async def lock(self, ctx: commands.Context, name: Name) -> None:
+    async def lock(self, ctx: GuildContext, name: Name) -> None:
         """Lock a snippet: only moderators may change it."""
         await self._set_locked(ctx, name, True)
 
     @snippet.command(name="unlock")
     @level_or_permissions(MODERATOR_LEVEL, manage_messages=True)
-    async def unlock(self, ctx: commands.Context, name: Name) -> None:
+    async def unlock(self, ctx: GuildContext, name: Name) -> None:
         """Unlock a snippet: its author may change it again."""
         await self._set_locked(ctx, name, False)
 
     @snippet.command(name="claim")
-    async def claim(self, ctx: commands.Context, name: Name) -> None:
+    async def claim(self, ctx: GuildContext, name: Name) -> None:
         """Become the author of a snippet whose author has left the server."""
-        assert ctx.guild is not None
         await self._ensure_not_banned(ctx)
         found = await self.db.snippets.get(ctx.guild.id, name)
         claimed = await self.db.snippets.claim(
@@ -225,7 +217,9 @@ class Snippets(BotdataCog):
         if not await starts_with_prefix(self.bot, message):
             return  # most messages: no Context needed
         ctx = await self.bot.get_context(message)
-        if ctx.prefix is None or ctx.command is not None or not ctx.invoked_with:
+        if not in_guild(ctx) or ctx.prefix is None or ctx.command is not None:
+            return
+        if not ctx.invoked_with:
             return
         try:
             await self.db.snippets.get(message.guild.id, ctx.invoked_with)
@@ -244,9 +238,8 @@ class Snippets(BotdataCog):
 
     # Helpers -----------------------------------------------------------------------------------
 
-    async def _post_snippet(self, ctx: commands.Context, name: str) -> None:
+    async def _post_snippet(self, ctx: GuildContext, name: str) -> None:
         """Count a use of the snippet ``name`` and post its content, pinging nobody."""
-        assert ctx.guild is not None
         try:
             used = await self.db.snippets.use(ctx.guild.id, name)
         except SnippetNotFoundError:
@@ -258,23 +251,28 @@ class Snippets(BotdataCog):
             embed = discord.Embed(description=fit(used.content, EMBED_DESCRIPTION))
             await self.send(ctx, embed=embed, mentions=NO_MENTIONS)
 
-    async def _set_locked(self, ctx: commands.Context, name: str, locked: bool) -> None:
-        assert ctx.guild is not None
+    async def _set_locked(self, ctx: GuildContext, name: str, locked: bool) -> None:
         changed = await self.db.snippets.set_locked(
             ctx.guild.id, name, locked, actor_id=ctx.author.id, is_moderator=True
         )
         await self.send(ctx, f"Snippet `{changed.name}` is {'locked' if locked else 'unlocked'}.")
 
-    async def _ensure_not_banned(self, ctx: commands.Context) -> None:
+    async def _actor(self, ctx: GuildContext, *, writing: bool) -> Actor:
+        """The author as the one changing a snippet (the manager lets its author or a
+        moderator). ``writing`` (content or names): raises :class:`SnippetBanned` for a
+        snippet-banned author."""
+        if writing:
+            await self._ensure_not_banned(ctx)
+        return {"actor_id": ctx.author.id, "is_moderator": await is_moderator(ctx)}
+
+    async def _ensure_not_banned(self, ctx: GuildContext) -> None:
         """Raise :class:`SnippetBanned` when the author is banned from snippets."""
-        assert ctx.guild is not None
         if await self.db.cases.is_snippet_banned(ctx.guild.id, ctx.author.id):
             raise SnippetBanned("You are banned from creating or changing snippets.")
 
 
-async def is_moderator(ctx: commands.Context) -> bool:
+async def is_moderator(ctx: GuildContext) -> bool:
     """Whether the author moderates snippets: level :data:`MODERATOR_LEVEL` or Manage Messages."""
-    assert isinstance(ctx.author, discord.Member)
     if ctx.author.guild_permissions.manage_messages:
         return True
     return await level_of(ctx) >= MODERATOR_LEVEL

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from typing import Annotated
 
 import discord
 from discord.ext import commands
@@ -35,7 +36,14 @@ from botdata.errors import StarboardMessageNotFoundError, StarboardNotConfigured
 from botdata.managers.permissions import Outcome
 from botdata.schemas import StarAction, StarboardSchema, StarDecision
 from cogs import limits
-from cogs.core import NO_MENTIONS, BotdataCog, cog_setup, level_or_permissions
+from cogs.core import (
+    NO_MENTIONS,
+    BotdataCog,
+    GuildContext,
+    cog_setup,
+    hybrid_group,
+    level_or_permissions,
+)
 
 log = logging.getLogger("cogs.starboard")
 
@@ -123,12 +131,11 @@ def describe(board: StarboardSchema) -> str:
 class Starboard(BotdataCog):
     """Messages starred by enough members are copied to a starboard channel."""
 
-    @commands.hybrid_group(name="starboard", fallback="show")
+    @hybrid_group(name="starboard", fallback="show")
     @commands.guild_only()
     @level_or_permissions(SETUP_LEVEL, manage_guild=True)
-    async def starboard(self, ctx: commands.Context) -> None:
+    async def starboard(self, ctx: GuildContext) -> None:
         """Show this server's starboard settings."""
-        assert ctx.guild is not None
         board = await self.db.starboard.get(ctx.guild.id)
         if board is None:
             await self.send(ctx, "This server has no starboard: see `starboard setup`.")
@@ -139,14 +146,13 @@ class Starboard(BotdataCog):
     @level_or_permissions(SETUP_LEVEL, manage_guild=True)
     async def setup_board(
         self,
-        ctx: commands.Context,
+        ctx: GuildContext,
         channel: discord.TextChannel,
-        emoji: StarEmoji = DEFAULT_EMOJI,
+        emoji: Annotated[str, StarEmoji] = DEFAULT_EMOJI,
         threshold: Threshold = DEFAULT_THRESHOLD,
         allow_self: bool = False,
     ) -> None:
         """Copy messages with `threshold` `emoji` reactions to `channel` (self-stars: yes/no)."""
-        assert ctx.guild is not None
         allowed = channel.permissions_for(ctx.guild.me)
         missing = [name.replace("_", " ") for name in NEEDED if not getattr(allowed, name)]
         if missing:
@@ -163,9 +169,8 @@ class Starboard(BotdataCog):
 
     @starboard.command(name="remove")
     @level_or_permissions(SETUP_LEVEL, manage_guild=True)
-    async def remove_board(self, ctx: commands.Context) -> None:
+    async def remove_board(self, ctx: GuildContext) -> None:
         """Turn the starboard off and forget its stars (copies already posted stay)."""
-        assert ctx.guild is not None
         if await self.db.starboard.remove(ctx.guild.id):
             await self.send(ctx, "Starboard turned off; the copies already posted stay.")
         else:

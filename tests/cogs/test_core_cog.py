@@ -14,7 +14,7 @@ from discord.ext.test import backend
 import botdata
 from botdata.errors import DatabaseUnavailableError
 from cogs import limits
-from cogs.core import BotdataCog
+from cogs.core import HANDLE, BotdataCog, NoHandleError, handle
 from tests.cogs.conftest import Scene, say
 
 SECRET_URL = "postgres://bot:hunter2@db.internal:5432/bot"
@@ -154,3 +154,15 @@ async def test_a_database_failure_gets_a_short_reply_naming_nothing_and_is_logge
     assert record.exc_info is not None
     assert "hunter2" in str(record.exc_info[1])  # the log has the details, the member does not
     await scene.bot.remove_cog("Failing")
+
+
+async def test_handle_is_the_bots_handle_and_refuses_a_bot_without_one(
+    scene: Scene, db: botdata.Database
+) -> None:
+    assert handle(scene.bot) is db
+    bare = commands.Bot(command_prefix="!", intents=discord.Intents.none())
+    with pytest.raises(NoHandleError):
+        handle(bare)
+    setattr(bare, HANDLE, "not a handle")
+    with pytest.raises(NoHandleError):
+        handle(bare)
