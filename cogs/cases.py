@@ -1,7 +1,8 @@
 """Looking up and correcting moderation cases.
 
 Commands (level 2 or Moderate Members): ``case <number>`` (slash: ``/case show``),
-``cases @user [page]`` (a member's cases, newest first, :data:`cogs.modlog.PAGE_SIZE` a page),
+``cases @user [page]`` (a member's cases, newest first,
+:data:`~botdata_cogs.modlog.PAGE_SIZE` a page),
 ``case edit <number> <reason>`` (the old reason stays in the case's history),
 ``case void <number> <reason>`` (the case stays, marked void; voiding changes the record only,
 not the ban, timeout or jail on Discord).
@@ -14,8 +15,9 @@ from discord.ext import commands
 
 from botdata.errors import CaseAlreadyVoidedError, CaseNotFoundError
 from botdata.schemas import CaseSchema
-from cogs.core import BotdataCog, cog_setup, level_or_permissions
-from cogs.modlog import (
+
+from .core import BotdataCog, cog_setup, level_or_permissions
+from .modlog import (
     Number,
     Page,
     Reason,

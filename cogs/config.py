@@ -17,7 +17,8 @@ import discord
 from discord.ext import commands
 
 from botdata.schemas import GuildConfigSchema
-from cogs.core import BotdataCog, MissingLevel, cog_setup, level_of, level_or_permissions
+
+from .core import BotdataCog, MissingLevel, cog_setup, level_of, level_or_permissions
 
 #: Log kinds and their configuration fields.
 LOG_FIELDS = {

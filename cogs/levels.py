@@ -42,11 +42,12 @@ from discord.ext import commands
 from botdata.managers.permissions import Outcome
 from botdata.managers.xp import MAX_LEVEL, MAX_XP, LevelSettings, level_threshold
 from botdata.schemas import XPGrantSchema
-from cogs.core import BotdataCog, cog_setup, level_or_permissions, starts_with_prefix
-from cogs.limits import excerpt
-from cogs.modlog import PAGE_SIZE, list_embed, name_of
 
-log = logging.getLogger("cogs.levels")
+from .core import BotdataCog, cog_setup, level_or_permissions, starts_with_prefix
+from .limits import excerpt
+from .modlog import PAGE_SIZE, list_embed, name_of
+
+log = logging.getLogger(__name__)
 
 ADMIN_LEVEL = 5
 #: The highest leaderboard page.

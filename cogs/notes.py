@@ -12,8 +12,9 @@ from discord.ext import commands
 from botdata.errors import NoteNotFoundError
 from botdata.managers.notes import MAX_CONTENT
 from botdata.schemas import NoteSchema
-from cogs.core import BotdataCog, cog_setup, level_or_permissions
-from cogs.modlog import Number, Page, list_embed, name_of, page_of, shorten
+
+from .core import BotdataCog, cog_setup, level_or_permissions
+from .modlog import Number, Page, list_embed, name_of, page_of, shorten
 
 NOTES_LEVEL = 2
 

@@ -28,8 +28,9 @@ from discord.ext import commands
 
 from botdata.models import AccessType, PermissionType
 from botdata.schemas import GuildPermissionSchema
-from cogs.core import BotdataCog, cog_setup, human, level_or_permissions, parse_duration
-from cogs.limits import CONTENT, excerpt, fit_lines
+
+from .core import BotdataCog, cog_setup, human, level_or_permissions, parse_duration
+from .limits import CONTENT, excerpt, fit_lines
 
 RULES_LEVEL = 5
 #: The highest rule id ``perm remove`` takes (Discord's largest integer option).

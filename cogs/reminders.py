@@ -48,11 +48,12 @@ from discord.ext import commands
 
 from botdata.managers.reminders import MAX_CONTENT
 from botdata.schemas import ReminderSchema
-from cogs import limits
-from cogs.core import NO_MENTIONS, BotdataCog, Duration, cog_setup
-from cogs.modlog import shorten
 
-log = logging.getLogger("cogs.reminders")
+from . import limits
+from .core import NO_MENTIONS, BotdataCog, Duration, cog_setup
+from .modlog import shorten
+
+log = logging.getLogger(__name__)
 
 #: Deliveries tried (the first and the retries) before a reminder is given up.
 MAX_ATTEMPTS = 10
