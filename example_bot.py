@@ -24,7 +24,7 @@ from pathlib import Path
 import discord
 from discord.ext import commands
 
-from cogs.core import SAFE_MENTIONS, guild_prefix, handle
+from botdata_cogs.core import SAFE_MENTIONS, guild_prefix, handle
 
 
 class DemoBot(commands.Bot):
@@ -39,10 +39,10 @@ class DemoBot(commands.Bot):
         )
 
     async def setup_hook(self) -> None:
-        await self.load_extension("cogs")
+        await self.load_extension("botdata_cogs")
 
     async def on_command_error(self, ctx: commands.Context, error: commands.CommandError) -> None:
-        # Unknown commands are normal here: a snippet's short form is one (see cogs.snippets).
+        # Unknown commands are normal here: a snippet's short form is one (botdata_cogs.snippets).
         if not isinstance(error, commands.CommandNotFound):
             await super().on_command_error(ctx, error)
 
@@ -90,7 +90,7 @@ class Tour:
         import discord.ext.test as dpytest
         from discord.ext.test import backend
 
-        from cogs.offline import SimulatedDiscord
+        from simulated_discord import SimulatedDiscord
 
         self.dpytest = dpytest
         self.bot = DemoBot()
@@ -117,7 +117,7 @@ class Tour:
         self.prefix = self.db.settings.DEFAULT_PREFIX
 
     async def stop(self) -> None:
-        await self.bot.unload_extension("cogs")  # closes the botdata handle the cogs opened
+        await self.bot.unload_extension("botdata_cogs")  # closes the botdata handle the cogs opened
         await self.dpytest.empty_queue()
 
     async def run(self) -> None:
@@ -150,7 +150,7 @@ class Tour:
         heading("Starboard")
         message = await self.dpytest.message("look at this cat", channel=self.general, member=sam)
         print(f"{sam.name}: look at this cat")
-        from cogs.offline import react
+        from simulated_discord import react
 
         await react(mod, message, "\u2b50")
         print(f"  ({mod.name} reacts \u2b50)")

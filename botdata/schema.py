@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 _PACKAGE = Path(__file__).resolve().parent
 # A checkout (or editable install) has migrations/ beside the package; a wheel carries a copy
-# inside it (see [tool.hatch.build.targets.wheel.force-include] in pyproject.toml).
+# inside it (the package-dir entry "botdata.migrations" in pyproject.toml).
 _CHECKOUT = _PACKAGE.parent / "migrations"
 #: Aerich's migration folder (it keeps one sub-folder per app: ``models/``).
 MIGRATIONS_LOCATION = str(_CHECKOUT if (_CHECKOUT / "models").is_dir() else _PACKAGE / "migrations")

@@ -1,10 +1,12 @@
-"""botdata's ready-made cogs, as a discord.py extension.
+"""botdata's ready-made cogs, as a discord.py extension (needs the ``botdata[cogs]`` extra).
 
-``await bot.load_extension("cogs")`` loads every cog; each also loads alone, e.g.
-``await bot.load_extension("cogs.moderation")``. The extensions use the bot's ``bot.botdata``
-handle when it holds an open one (it stays the bot's to close) and otherwise connect from the
-settings themselves, store the handle in ``bot.botdata`` and close it when the last is unloaded.
-Use :func:`cogs.core.guild_prefix` as the bot's ``command_prefix`` for per-guild prefixes.
+The repository's ``cogs/`` folder installs as the package ``botdata_cogs``, a name no bot's own
+``cogs`` package collides with. ``await bot.load_extension("botdata_cogs")`` loads every cog;
+each also loads alone, e.g. ``await bot.load_extension("botdata_cogs.moderation")``. The
+extensions use the bot's ``bot.botdata`` handle when it holds an open one (it stays the bot's to
+close) and otherwise connect from the settings themselves, store the handle in ``bot.botdata``
+and close it when the last is unloaded.
+Use :func:`botdata_cogs.core.guild_prefix` as the bot's ``command_prefix`` for per-guild prefixes.
 
 The package and single cogs mix, in any order:
 
@@ -15,7 +17,7 @@ The package and single cogs mix, in any order:
 - when loading the package fails half-way, it unloads what it loaded and raises: the bot is
   left as it was before, never half-loaded.
 
-discord.py removes every cog, command and listener of a module under ``cogs`` when the package
+discord.py removes every cog, command and listener of a module under the package when it
 unloads or fails to load, also those of an extension loaded on its own; :func:`teardown`
 (which discord.py calls right after) reloads such extensions, before it unloads its own so that
 the handle never loses its last user on the way.
@@ -28,21 +30,25 @@ import weakref
 
 from discord.ext import commands
 
-log = logging.getLogger("cogs")
+log = logging.getLogger(__name__)
 
-#: Every cog extension, in load order.
-EXTENSIONS: tuple[str, ...] = (
-    "cogs.config",
-    "cogs.permissions",
-    "cogs.moderation",
-    "cogs.cases",
-    "cogs.notes",
-    "cogs.starboard",
-    "cogs.privacy",
-    "cogs.levels",
-    "cogs.afk",
-    "cogs.snippets",
-    "cogs.reminders",
+#: Every cog extension, in load order, under the name this package is imported as
+#: (``botdata_cogs`` when installed).
+EXTENSIONS: tuple[str, ...] = tuple(
+    f"{__name__}.{cog}"
+    for cog in (
+        "config",
+        "permissions",
+        "moderation",
+        "cases",
+        "notes",
+        "starboard",
+        "privacy",
+        "levels",
+        "afk",
+        "snippets",
+        "reminders",
+    )
 )
 
 # The extensions the package loaded, per bot, in load order.

@@ -4,7 +4,7 @@ Commands: ``afk [reason]`` (slash: ``/afk me``) marks you AFK (a reason is at mo
 characters). Level 2 or Manage Nicknames: ``afk set @member [duration] [reason]`` marks a member
 AFK *enforced* (talking does not clear it) until the duration ends, or for good (permanent)
 without one (a first word that starts with a digit must be a valid duration, see
-:class:`cogs.core.OptionalDuration`); ``afk clear @member`` ends anyone's AFK. A reason
+:class:`botdata_cogs.core.OptionalDuration`); ``afk clear @member`` ends anyone's AFK. A reason
 starting with the word ``set`` or ``clear`` is read as those subcommands. A member whose AFK a
 moderator enforced cannot replace it.
 
@@ -46,8 +46,9 @@ import botdata
 from botdata.managers.afk import MAX_CLAIM, MAX_REASON
 from botdata.managers.permissions import Outcome
 from botdata.schemas import AFKSchema
-from cogs import limits
-from cogs.core import (
+
+from . import limits
+from .core import (
     NO_MENTIONS,
     BotdataCog,
     GuildContext,
@@ -60,7 +61,7 @@ from cogs.core import (
     starts_with_prefix,
 )
 
-log = logging.getLogger("cogs.afk")
+log = logging.getLogger(__name__)
 
 MODERATOR_LEVEL = 2
 #: What an AFK member's nickname starts with.

@@ -1,7 +1,8 @@
 """Looking up and correcting moderation cases.
 
 Commands (level 2 or Moderate Members): ``case <number>`` (slash: ``/case show``),
-``cases @user [page]`` (a member's cases, newest first, :data:`cogs.paging.PAGE_SIZE` a page),
+``cases @user [page]`` (a member's cases, newest first,
+:data:`~botdata_cogs.paging.PAGE_SIZE` a page),
 ``case edit <number> <reason>`` (the old reason stays in the case's history),
 ``case void <number> <reason>`` (the case stays, marked void; voiding changes the record only,
 not the ban, timeout or jail on Discord).
@@ -14,7 +15,8 @@ from discord.ext import commands
 
 from botdata.errors import CaseAlreadyVoidedError, CaseNotFoundError
 from botdata.schemas import CaseSchema
-from cogs.core import (
+
+from .core import (
     BotdataCog,
     GuildContext,
     cog_setup,
@@ -22,8 +24,7 @@ from cogs.core import (
     hybrid_group,
     level_or_permissions,
 )
-from cogs.modlog import Number, Reason, case_embed, name_of, type_labels
-
+from .modlog import Number, Reason, case_embed, name_of, type_labels
 from .paging import Page, list_embed, page_of, shorten
 
 CASES_LEVEL = 2

@@ -17,7 +17,8 @@ import discord
 from discord.ext import commands
 
 from botdata.schemas import GuildConfigSchema
-from cogs.core import (
+
+from .core import (
     BotdataCog,
     GuildContext,
     MissingLevel,

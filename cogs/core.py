@@ -3,12 +3,12 @@
 The handle
     Each cog extension calls :func:`acquire` in its ``setup``: it reuses ``bot.botdata`` when the
     bot already holds an open :class:`botdata.Database` there, and otherwise connects from the
-    settings and stores the handle in ``bot.botdata``. :func:`release` (in ``teardown``) closes
-    the handle only when the extensions opened it and the last of them is unloaded. The count
-    of extensions sharing such a handle is kept on the bot, not in this module: unloading the
-    ``cogs`` package drops this module from ``sys.modules`` and cogs loaded afterwards import it
-    anew. An extension whose setup fails is released once, by its ``teardown`` (discord.py calls
-    it after a failed ``setup``).
+    settings and stores the handle in ``bot.botdata``. :func:`release` (in ``teardown``) closes the
+    handle only when the extensions opened it and the last of them is unloaded. The count of
+    extensions sharing such a handle is kept on the bot, not in this module: unloading the
+    ``botdata_cogs`` package drops this module from ``sys.modules`` and cogs loaded afterwards
+    import it anew. An extension whose setup fails is released once, by its ``teardown`` (discord.py
+    calls it after a failed ``setup``).
 
 Checks
     Every command of a :class:`BotdataCog` first passes the guild's access rules
@@ -48,12 +48,12 @@ Durations
     always read as one.
 
 Replies
-    Bad input, a missing permission or a botdata error gets a short reply that quotes member
-    input only as an excerpt (:func:`cogs.limits.excerpt`) and pings nobody; a database that is
+    Bad input, a missing permission or a botdata error gets a short reply that quotes member input
+    only as an excerpt (:func:`~botdata_cogs.limits.excerpt`) and pings nobody; a database that is
     down or busy gets a "try again" reply that names nothing of it (both are logged); unexpected
-    errors are logged with their context and the member sees a one-line apology. Everything
-    else is sent with :data:`SAFE_MENTIONS` (members can be pinged, ``@everyone``, ``@here``
-    and roles cannot) and fitted into Discord's limits (:meth:`BotdataCog.send`).
+    errors are logged with their context and the member sees a one-line apology. Everything else is
+    sent with :data:`SAFE_MENTIONS` (members can be pinged, ``@everyone``, ``@here`` and roles
+    cannot) and fitted into Discord's limits (:meth:`BotdataCog.send`).
 """
 
 from __future__ import annotations
@@ -72,9 +72,10 @@ from discord.utils import MISSING
 import botdata
 from botdata.errors import BotdataError, DatabaseUnavailableError
 from botdata.managers.permissions import Outcome
-from cogs import limits
 
-log = logging.getLogger("cogs")
+from . import limits
+
+log = logging.getLogger(__package__)  # the package's logger: botdata_cogs
 
 #: Mentions the bot's messages may make: members only.
 SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
@@ -499,7 +500,7 @@ class BotdataCog(commands.Cog):
     ) -> discord.Message | None:
         """Reply in the context's channel with ``mentions`` limited (members only by default),
         the content and the embeds (``embed=``/``embeds=``, changed in place) fitted into
-        Discord's limits (:mod:`cogs.limits`). Returns what ``ctx.send`` returns."""
+        Discord's limits (:mod:`botdata_cogs.limits`). Returns what ``ctx.send`` returns."""
         if content is not None:
             content = limits.fit(content, limits.CONTENT)
         for embed in [kwargs.get("embed"), *kwargs.get("embeds", ())]:
@@ -525,7 +526,7 @@ def error_message(ctx: commands.Context, error: Exception) -> str | None:
     """The short reply for ``error`` raised by a command, or None to say nothing.
 
     Member input in the reply is quoted as an excerpt and the whole reply is at most
-    :data:`cogs.limits.REFUSAL` characters. A database that is down or busy and unexpected
+    :data:`botdata_cogs.limits.REFUSAL` characters. A database that is down or busy and unexpected
     errors are logged here, with the command, guild, channel and author.
     """
     while isinstance(error, (commands.CommandInvokeError, commands.HybridCommandError)):

@@ -42,7 +42,8 @@ from discord.ext import commands
 from botdata.managers.permissions import Outcome
 from botdata.managers.xp import MAX_LEVEL, MAX_XP, LevelSettings, level_threshold
 from botdata.schemas import XPGrantSchema
-from cogs.core import (
+
+from .core import (
     BotdataCog,
     GuildContext,
     cog_setup,
@@ -51,12 +52,11 @@ from cogs.core import (
     level_or_permissions,
     starts_with_prefix,
 )
-from cogs.limits import excerpt
-from cogs.modlog import name_of
-
+from .limits import excerpt
+from .modlog import name_of
 from .paging import PAGE_SIZE, list_embed
 
-log = logging.getLogger("cogs.levels")
+log = logging.getLogger(__name__)
 
 ADMIN_LEVEL = 5
 #: The highest leaderboard page.

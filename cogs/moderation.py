@@ -15,7 +15,7 @@ Commands (a level OR the Discord permission; the bot needs the permission of the
   latest JAIL case. A jail with a duration is lifted when it expires. The duration is
   optional: a first word that looks like a duration (it starts with a digit: ``2000d``,
   ``0s``, ``10x``) must be a valid one or the jail is refused; any other word starts the
-  reason (see :class:`cogs.core.OptionalDuration`).
+  reason (see :class:`botdata_cogs.core.OptionalDuration`).
 - ``snippetban``/``snippetunban @member [reason]``, ``pollban``/``pollunban @member [reason]``
   (level 2): recorded only; the snippet and poll commands check them.
 
@@ -51,7 +51,8 @@ from discord.ext import commands, tasks
 
 from botdata.models import CaseType
 from botdata.schemas import CaseSchema
-from cogs.core import (
+
+from .core import (
     BotdataCog,
     Duration,
     GuildContext,
@@ -63,9 +64,9 @@ from cogs.core import (
     level,
     level_or_permissions,
 )
-from cogs.modlog import Reason, name_of, notify, post_mod_log
+from .modlog import Reason, name_of, notify, post_mod_log
 
-log = logging.getLogger("cogs.moderation")
+log = logging.getLogger(__name__)
 
 #: The reason of a case when the moderator gives none.
 NO_REASON = "No reason given"

@@ -1,9 +1,9 @@
 """What the moderation, cases and notes cogs share: case embeds, the mod log, DMs and
-arguments (paged lists are :mod:`cogs.paging`).
+arguments (paged lists are :mod:`botdata_cogs.paging`).
 
 Everything here fits Discord's limits whatever members wrote: a case embed shows a reason and a
 void reason of 2000 characters each in full (each part gets at least half of the description
-when both are long) and is fitted by :func:`cogs.limits.fit_embed`; a DM is cut with an
+when both are long) and is fitted by :func:`botdata_cogs.limits.fit_embed`; a DM is cut with an
 ellipsis at 2000 characters.
 
 Not an extension: a helper module the cogs import.
@@ -21,10 +21,11 @@ import botdata
 from botdata.managers.case_rules import MAX_REASON
 from botdata.models import CaseType
 from botdata.schemas import CaseSchema
-from cogs import limits
-from cogs.core import NO_MENTIONS
 
-log = logging.getLogger("cogs.modlog")
+from . import limits
+from .core import NO_MENTIONS
+
+log = logging.getLogger(__name__)
 
 #: Embed colour of each built-in case type; custom types use the default.
 COLOURS: dict[CaseType, discord.Colour] = {

@@ -12,7 +12,8 @@ from discord.ext import commands
 from botdata.errors import NoteNotFoundError
 from botdata.managers.notes import MAX_CONTENT
 from botdata.schemas import NoteSchema
-from cogs.core import (
+
+from .core import (
     BotdataCog,
     GuildContext,
     cog_setup,
@@ -20,8 +21,7 @@ from cogs.core import (
     hybrid_group,
     level_or_permissions,
 )
-from cogs.modlog import Number, name_of
-
+from .modlog import Number, name_of
 from .paging import Page, list_embed, page_of, shorten
 
 NOTES_LEVEL = 2

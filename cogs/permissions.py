@@ -29,7 +29,8 @@ from discord.ext import commands
 
 from botdata.models import AccessType, PermissionType
 from botdata.schemas import GuildPermissionSchema
-from cogs.core import (
+
+from .core import (
     BotdataCog,
     GuildContext,
     cog_setup,
@@ -38,7 +39,7 @@ from cogs.core import (
     level_or_permissions,
     parse_duration,
 )
-from cogs.limits import CONTENT, excerpt, fit_lines
+from .limits import CONTENT, excerpt, fit_lines
 
 RULES_LEVEL = 5
 #: The highest rule id ``perm remove`` takes (Discord's largest integer option).

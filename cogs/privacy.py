@@ -32,10 +32,11 @@ from discord.ext import commands
 
 import botdata
 from botdata.schemas import ErasureSummary, StarboardMessageSchema
-from cogs.afk import restore_nickname
-from cogs.core import NO_MENTIONS, BotdataCog, RateLimited, cog_setup, hybrid_group
 
-log = logging.getLogger("cogs.privacy")
+from .afk import restore_nickname
+from .core import NO_MENTIONS, BotdataCog, RateLimited, cog_setup, hybrid_group
+
+log = logging.getLogger(__name__)
 
 #: The rate-limit scope of exports (``COMMAND_RATE_LIMIT`` per ``COMMAND_RATE_WINDOW``).
 EXPORT_SCOPE = "privacy-export"

@@ -48,8 +48,9 @@ from discord.ext import commands
 
 from botdata.managers.reminders import MAX_CONTENT
 from botdata.schemas import ReminderSchema
-from cogs import limits
-from cogs.core import (
+
+from . import limits
+from .core import (
     NO_MENTIONS,
     BotdataCog,
     Duration,
@@ -58,10 +59,9 @@ from cogs.core import (
     hybrid_command,
     hybrid_group,
 )
-
 from .paging import shorten
 
-log = logging.getLogger("cogs.reminders")
+log = logging.getLogger(__name__)
 
 #: Deliveries tried (the first and the retries) before a reminder is given up.
 MAX_ATTEMPTS = 10

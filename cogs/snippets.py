@@ -19,8 +19,8 @@ Commands:
   a name or alias containing it (a query of digits only is read as the page number)
 
 Moderators are members with permission level 2 (:data:`MODERATOR_LEVEL`) or the Manage
-Messages permission. A snippet-banned member (``snippetban``, see :mod:`cogs.moderation`) may
-still read snippets, but not create, edit, alias or claim them.
+Messages permission. A snippet-banned member (``snippetban``, see
+:mod:`botdata_cogs.moderation`) may still read snippets, but not create, edit, alias or claim them.
 
 Short form
     ``<prefix><name>`` posts the snippet ``name`` when ``name`` is no command: the cog's
@@ -38,10 +38,10 @@ Listings
 
 Posting
     Every use (``snippet <name>`` or the short form) counts one use (``db.snippets.use``). The
-    content is sent pinging nobody (:data:`cogs.core.NO_MENTIONS`: members wrote it), as a plain
-    message up to Discord's 2000 characters and as an embed's description beyond that. (Discord
-    counts characters in UTF-16 units: a snippet of more than 4096 of them, possible with 4000
-    characters of emoji, is cut there with an ellipsis.)
+    content is sent pinging nobody (:data:`~botdata_cogs.core.NO_MENTIONS`: members wrote it), as a
+    plain message up to Discord's 2000 characters and as an embed's description beyond that.
+    (Discord counts characters in UTF-16 units: a snippet of more than 4096 of them, possible with
+    4000 characters of emoji, is cut there with an ellipsis.)
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ from discord.ext import commands
 from botdata.errors import InvalidSnippetNameError, SnippetNotFoundError
 from botdata.managers.snippets import MAX_CONTENT
 from botdata.schemas import SnippetSchema
-from cogs.core import (
+
+from .core import (
     NO_MENTIONS,
     BotdataCog,
     GuildContext,
@@ -68,8 +69,7 @@ from cogs.core import (
     level_or_permissions,
     starts_with_prefix,
 )
-from cogs.limits import CONTENT, EMBED_DESCRIPTION, FIELD_VALUE, fit, length
-
+from .limits import CONTENT, EMBED_DESCRIPTION, FIELD_VALUE, fit, length
 from .paging import PAGE_SIZE, Page, list_embed
 
 #: Permission level of snippet moderators (Manage Messages also makes one).

@@ -20,7 +20,7 @@ Reactions
     nothing; whether a self-star counts is decided there too. Copies are looked up in the
     channel the starboard has now: copies left in a former starboard channel are not touched.
 
-    A copy's embed is fitted into Discord's limits (:func:`cogs.limits.fit_embed`).
+    A copy's embed is fitted into Discord's limits (:func:`botdata_cogs.limits.fit_embed`).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from discord.ext import commands
 from botdata.errors import StarboardMessageNotFoundError, StarboardNotConfiguredError
 from botdata.managers.permissions import Outcome
 from botdata.schemas import StarAction, StarboardSchema, StarDecision
-from cogs import limits
-from cogs.core import (
+
+from . import limits
+from .core import (
     NO_MENTIONS,
     BotdataCog,
     GuildContext,
@@ -45,7 +46,7 @@ from cogs.core import (
     level_or_permissions,
 )
 
-log = logging.getLogger("cogs.starboard")
+log = logging.getLogger(__name__)
 
 SETUP_LEVEL = 5
 DEFAULT_EMOJI = "\u2b50"

@@ -89,14 +89,16 @@ def table_names() -> list[str]:
     return [model._meta.db_table for model in __models__]
 
 
-def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float = 120) -> str:
-    """Run ``code`` in a new Python process at the repository root; return its stdout.
+def run_python(
+    code: str, *, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path = ROOT
+) -> str:
+    """Run ``code`` in a new Python process in ``cwd`` (the repository root); return its stdout.
 
     Raises AssertionError with the output when the process fails.
     """
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=ROOT,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,

@@ -18,8 +18,8 @@ from discord.ext import commands
 from discord.ext.test import backend
 
 import botdata
-from cogs.core import guild_prefix
-from cogs.offline import enforce_limits
+from botdata_cogs.core import guild_prefix
+from simulated_discord import enforce_limits
 
 MOD_LEVEL = 5
 
@@ -43,9 +43,9 @@ async def bot(db: botdata.Database) -> AsyncIterator[commands.Bot]:
     await bot._async_setup_hook()
     dpytest.configure(bot, members=["Mod", "Member", "Other"])
     enforce_limits(bot)  # a message over Discord's limits fails as on Discord
-    await bot.load_extension("cogs")
+    await bot.load_extension("botdata_cogs")
     yield bot
-    await bot.unload_extension("cogs")
+    await bot.unload_extension("botdata_cogs")
     await dpytest.empty_queue()
     assert not db.closed, "the extension closed a handle it did not open"
 

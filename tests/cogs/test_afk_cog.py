@@ -18,8 +18,8 @@ import pytest
 from discord.ext.test import backend, factories
 
 import botdata
-from cogs import limits
-from cogs.afk import AFK, EXPIRY_INTERVAL
+from botdata_cogs import limits
+from botdata_cogs.afk import AFK, EXPIRY_INTERVAL
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 
@@ -56,7 +56,7 @@ def prefix(db: botdata.Database) -> str:
 
 
 def cog(scene: Scene) -> AFK:
-    # load_extension executes the module anew: the class is not cogs.afk.AFK.
+    # load_extension executes the module anew: the class is not botdata_cogs.afk.AFK.
     found = scene.bot.get_cog("AFK")
     assert type(found).__name__ == "AFK"
     return found  # type: ignore[return-value]

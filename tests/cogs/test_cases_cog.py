@@ -14,7 +14,7 @@ import discord.ext.test as dpytest
 import botdata
 from botdata.models import CaseType
 from botdata.schemas import CaseSchema
-from cogs import limits
+from botdata_cogs import limits
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 

@@ -66,9 +66,9 @@ async def test_each_cog_loads_alone_and_leaves_a_bot_handle_open(db: botdata.Dat
     bot.botdata = db  # type: ignore[attr-defined]
     await bot._async_setup_hook()
     dpytest.configure(bot)
-    await bot.load_extension("cogs.config")
+    await bot.load_extension("botdata_cogs.config")
     assert bot.get_cog("Config") is not None
-    await bot.unload_extension("cogs.config")
+    await bot.unload_extension("botdata_cogs.config")
     assert not db.closed
 
 

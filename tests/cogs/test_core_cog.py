@@ -1,4 +1,4 @@
-"""What every cog shares (cogs.core): the rate limit and who is exempt from it, durations,
+"""What every cog shares (botdata_cogs.core): the rate limit and who is exempt from it, durations,
 refusals that quote member input, and replies to a database that is down (both backends)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from discord.ext.test import backend
 
 import botdata
 from botdata.errors import DatabaseUnavailableError
-from cogs import limits
-from cogs.core import HANDLE, BotdataCog, NoHandleError, handle
+from botdata_cogs import limits
+from botdata_cogs.core import HANDLE, BotdataCog, NoHandleError, handle
 from tests.cogs.conftest import Scene, say
 
 SECRET_URL = "postgres://bot:hunter2@db.internal:5432/bot"
@@ -146,10 +146,10 @@ async def test_a_database_failure_gets_a_short_reply_naming_nothing_and_is_logge
     scene: Scene, db: botdata.Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     await scene.bot.add_cog(Failing(scene.bot, db))
-    with caplog.at_level(logging.WARNING, logger="cogs"):
+    with caplog.at_level(logging.WARNING, logger="botdata_cogs"):
         [reply] = await say(f"{prefix(db)}failing", scene.member)
     assert reply.content == "The database is unavailable or busy right now; try again in a moment."
-    [record] = [r for r in caplog.records if r.name == "cogs"]
+    [record] = [r for r in caplog.records if r.name == "botdata_cogs"]
     assert record.levelno == logging.WARNING
     assert record.exc_info is not None
     assert "hunter2" in str(record.exc_info[1])  # the log has the details, the member does not

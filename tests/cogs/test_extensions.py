@@ -1,4 +1,4 @@
-"""Loading the ``cogs`` package and single cog extensions in any order (both backends).
+"""Loading the ``botdata_cogs`` package and single cog extensions in any order (both backends).
 
 In this process the bot holds the test's handle (``bot.botdata``): the extensions never close it.
 Handles the extensions open themselves are tested in a child process (``botdata.connect()``
@@ -17,8 +17,8 @@ import pytest
 from discord.ext import commands
 
 import botdata
-from cogs import EXTENSIONS
-from cogs.core import guild_prefix
+from botdata_cogs import EXTENSIONS
+from botdata_cogs.core import guild_prefix
 from tests.cogs.conftest import say
 from tests.support import REDIS_URL, run_python
 
@@ -39,7 +39,7 @@ COGS = {
 
 
 class Blocker(commands.Cog, name="AFK"):
-    """Takes the AFK cog's name: loading ``cogs.afk`` then fails."""
+    """Takes the AFK cog's name: loading ``botdata_cogs.afk`` then fails."""
 
 
 @pytest.fixture
@@ -69,24 +69,24 @@ async def snippets_answer(db: botdata.Database) -> bool:
 async def test_the_package_after_one_of_its_cogs_loads_the_rest_and_keeps_it(
     bot: commands.Bot, db: botdata.Database
 ) -> None:
-    await bot.load_extension("cogs.snippets")
+    await bot.load_extension("botdata_cogs.snippets")
     snippets = bot.get_cog("Snippets")
-    await bot.load_extension("cogs")  # failed: cogs.snippets was loaded already
+    await bot.load_extension("botdata_cogs")  # failed: botdata_cogs.snippets was loaded already
     assert set(bot.cogs) == COGS
-    assert set(bot.extensions) == {"cogs", *EXTENSIONS}
+    assert set(bot.extensions) == {"botdata_cogs", *EXTENSIONS}
     assert bot.get_cog("Snippets") is snippets  # kept, not reloaded
     assert db.reminders.running
     assert await snippets_answer(db)
 
-    await bot.unload_extension("cogs")  # unloads what it loaded, nothing else
-    assert set(bot.extensions) == {"cogs.snippets"}
+    await bot.unload_extension("botdata_cogs")  # unloads what it loaded, nothing else
+    assert set(bot.extensions) == {"botdata_cogs.snippets"}
     assert set(bot.cogs) == {"Snippets"}
     assert not db.reminders.running
     assert await snippets_answer(db)
     # and it loads again the same way
-    await bot.load_extension("cogs")
+    await bot.load_extension("botdata_cogs")
     assert set(bot.cogs) == COGS
-    await bot.unload_extension("cogs")
+    await bot.unload_extension("botdata_cogs")
     assert set(bot.cogs) == {"Snippets"}
     assert await snippets_answer(db)
 
@@ -94,11 +94,11 @@ async def test_the_package_after_one_of_its_cogs_loads_the_rest_and_keeps_it(
 async def test_a_package_load_failing_half_way_leaves_the_bot_as_it_was(
     bot: commands.Bot, db: botdata.Database
 ) -> None:
-    await bot.load_extension("cogs.snippets")
+    await bot.load_extension("botdata_cogs.snippets")
     await bot.add_cog(Blocker())
     with pytest.raises(commands.ExtensionFailed):
-        await bot.load_extension("cogs")  # cogs.afk fails, after seven others loaded
-    assert set(bot.extensions) == {"cogs.snippets"}
+        await bot.load_extension("botdata_cogs")  # the AFK cog fails, after seven others
+    assert set(bot.extensions) == {"botdata_cogs.snippets"}
     assert set(bot.cogs) == {"Snippets", "AFK"}
     assert isinstance(bot.get_cog("AFK"), Blocker)
     assert await snippets_answer(db)
@@ -108,7 +108,7 @@ async def test_a_package_load_failing_half_way_leaves_the_bot_as_it_was(
     assert not db.reminders.running
 
     await bot.remove_cog("AFK")
-    await bot.load_extension("cogs")
+    await bot.load_extension("botdata_cogs")
     assert set(bot.cogs) == COGS
 
 
@@ -123,23 +123,23 @@ class Blocker(commands.Cog, name="AFK"):
 async def main():
     bot = commands.Bot(command_prefix="!", intents=discord.Intents.none())
     await bot._async_setup_hook()
-    await bot.load_extension("cogs.snippets")  # opens the handle from the environment
+    await bot.load_extension("botdata_cogs.snippets")  # opens the handle from the environment
     db = bot.botdata
     if os.environ["SCENARIO"] == "unload":
-        await bot.load_extension("cogs")
-        await bot.unload_extension("cogs")
+        await bot.load_extension("botdata_cogs")
+        await bot.unload_extension("botdata_cogs")
     elif os.environ["SCENARIO"] == "failure":
         await bot.add_cog(Blocker())
         try:
-            await bot.load_extension("cogs")
+            await bot.load_extension("botdata_cogs")
         except commands.ExtensionFailed:
             pass
         await bot.remove_cog("AFK")
-    else:  # "purged": unloading the package purges cogs.* from sys.modules, cogs.core too
-        await bot.load_extension("cogs")
-        await bot.unload_extension("cogs")
-        await bot.load_extension("cogs.levels")
-        await bot.unload_extension("cogs.snippets")
+    else:  # "purged": unloading the package purges botdata_cogs.* (its core too) from sys.modules
+        await bot.load_extension("botdata_cogs")
+        await bot.unload_extension("botdata_cogs")
+        await bot.load_extension("botdata_cogs.levels")
+        await bot.unload_extension("botdata_cogs.snippets")
     seen = {"cogs": sorted(bot.cogs), "extensions": sorted(bot.extensions), "open": not db.closed}
     if seen["open"]:
         await db.snippets.create(1 << 40, "usable", "yes", author_id=1 << 41)
@@ -170,7 +170,7 @@ async def test_unloading_the_package_keeps_the_handle_a_cog_loaded_alone_uses(
 ) -> None:
     assert run_child(db, database_url, "unload") == {
         "cogs": ["Snippets"],
-        "extensions": ["cogs.snippets"],
+        "extensions": ["botdata_cogs.snippets"],
         "open": True,
         "closed_at_last": True,
     }
@@ -181,7 +181,7 @@ async def test_a_failed_package_load_keeps_the_handle_a_cog_loaded_alone_uses(
 ) -> None:
     assert run_child(db, database_url, "failure") == {
         "cogs": ["Snippets"],
-        "extensions": ["cogs.snippets"],
+        "extensions": ["botdata_cogs.snippets"],
         "open": True,
         "closed_at_last": True,
     }
@@ -192,7 +192,7 @@ async def test_a_cog_loaded_after_the_package_shares_the_handle_count(
 ) -> None:
     assert run_child(db, database_url, "purged") == {
         "cogs": ["Levels"],
-        "extensions": ["cogs.levels"],
+        "extensions": ["botdata_cogs.levels"],
         "open": True,
         "closed_at_last": True,
     }

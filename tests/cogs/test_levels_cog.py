@@ -13,7 +13,7 @@ from discord.ext.test import backend
 
 import botdata
 from botdata.managers.xp import MAX_LEVEL, LevelSettings
-from cogs import limits
+from botdata_cogs import limits
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 

@@ -1,7 +1,7 @@
 """The moderation cog through dpytest, as a moderator would type it (both backends).
 
 dpytest's fake HTTP has no unban and mishandles bans by id and role/timeout edits: the ``fake``
-fixture routes those calls to :class:`cogs.offline.SimulatedDiscord` (faking Discord, never the
+fixture routes those calls to :class:`simulated_discord.SimulatedDiscord` (faking Discord, never the
 database).
 """
 
@@ -20,9 +20,9 @@ from discord.ext.test import backend
 import botdata
 from botdata.models import CaseType
 from botdata.schemas import CaseSchema
-from cogs import limits
-from cogs.moderation import EXPIRY_INTERVAL, Moderation
-from cogs.offline import SimulatedDiscord
+from botdata_cogs import limits
+from botdata_cogs.moderation import EXPIRY_INTERVAL, Moderation
+from simulated_discord import SimulatedDiscord
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 
@@ -552,7 +552,7 @@ async def test_snippet_and_poll_bans(scene: Scene, db: botdata.Database) -> None
 
 
 def cog(scene: Scene) -> Moderation:
-    # load_extension executes the module anew: the class is not cogs.moderation.Moderation.
+    # load_extension executes the module anew: the class is not botdata_cogs.moderation.Moderation.
     found = scene.bot.get_cog("Moderation")
     assert type(found).__name__ == "Moderation"
     return found  # type: ignore[return-value]
@@ -672,11 +672,11 @@ async def test_the_expiry_loop_runs_while_the_cog_is_loaded(scene: Scene) -> Non
     assert moderation.expiry_loop.seconds == EXPIRY_INTERVAL
     task = moderation.expiry_loop.get_task()
     assert task is not None
-    await scene.bot.unload_extension("cogs.moderation")
+    await scene.bot.unload_extension("botdata_cogs.moderation")
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert task.cancelled()
-    await scene.bot.load_extension("cogs.moderation")
+    await scene.bot.load_extension("botdata_cogs.moderation")
 
 
 # Slash ------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import discord.ext.test as dpytest
 from discord.ext.test import backend
 
 import botdata
-from cogs import limits
+from botdata_cogs import limits
 from tests.cogs.conftest import Scene, say
 
 

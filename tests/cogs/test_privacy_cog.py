@@ -16,8 +16,7 @@ from discord.ext.test import backend
 import botdata
 from botdata.models import CaseType
 from botdata.schemas import ErasureSummary
-from cogs.offline import SimulatedDiscord
-from cogs.privacy import (
+from botdata_cogs.privacy import (
     CLOSED_DMS,
     ERASE_WARNING,
     EXPORT_SCOPE,
@@ -25,6 +24,7 @@ from cogs.privacy import (
     Privacy,
     describe,
 )
+from simulated_discord import SimulatedDiscord
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 

@@ -20,8 +20,8 @@ from discord.ext import commands
 from discord.ext.test import backend, callbacks
 
 import botdata
-from cogs import limits
-from cogs.reminders import MAX_ATTEMPTS
+from botdata_cogs import limits
+from botdata_cogs.reminders import MAX_ATTEMPTS
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 
@@ -241,14 +241,14 @@ async def test_a_reminder_whose_channel_is_gone_is_dmed(
 async def test_a_reminder_due_while_the_cog_was_unloaded_is_delivered_on_load(
     scene: Scene, db: botdata.Database
 ) -> None:
-    await scene.bot.unload_extension("cogs.reminders")
+    await scene.bot.unload_extension("botdata_cogs.reminders")
     assert not db.reminders.running
     due = datetime.now(timezone.utc) + timedelta(seconds=0.2)
     await db.reminders.create(scene.guild.id, scene.member.id, scene.channel.id, "missed", due)
     await asyncio.sleep(0.4)
     assert dpytest.sent_queue.empty()
     assert await pending(db, scene, scene.member) == ["missed"]
-    await scene.bot.load_extension("cogs.reminders")
+    await scene.bot.load_extension("botdata_cogs.reminders")
     assert db.reminders.running
     message = await posted()
     assert message.content == f"<@{scene.member.id}> reminder: missed"
@@ -360,7 +360,7 @@ async def test_two_bots_share_one_handle_and_each_delivers_its_guilds(
     second.get_channel = lambda channel_id: inbox  # type: ignore[method-assign,assignment,return-value]
     await second._async_setup_hook()
     second._ready.set()  # type: ignore[attr-defined]
-    await second.load_extension("cogs")  # it failed at the reminders cog, leaving no cog
+    await second.load_extension("botdata_cogs")  # it failed at the reminders cog, leaving no cog
     try:
         assert set(second.cogs) == set(scene.bot.cogs)
         due = datetime.now(timezone.utc) + timedelta(seconds=0.2)
@@ -372,7 +372,7 @@ async def test_two_bots_share_one_handle_and_each_delivers_its_guilds(
         assert inbox.sent == [f"<@{scene.member.id}> reminder: two"]
 
         # The first bot's cog goes: the dispatcher keeps running, the second bot takes over.
-        await scene.bot.unload_extension("cogs.reminders")
+        await scene.bot.unload_extension("botdata_cogs.reminders")
         assert db.reminders.running
         inbox.arrived.clear()
         due = datetime.now(timezone.utc) + timedelta(seconds=0.2)
@@ -380,8 +380,8 @@ async def test_two_bots_share_one_handle_and_each_delivers_its_guilds(
         await asyncio.wait_for(inbox.arrived.wait(), 5)
         assert inbox.sent[-1] == f"<@{scene.other.id}> reminder: three"
         assert dpytest.sent_queue.empty()
-        await scene.bot.load_extension("cogs.reminders")
+        await scene.bot.load_extension("botdata_cogs.reminders")
     finally:
-        await second.unload_extension("cogs")
+        await second.unload_extension("botdata_cogs")
     assert db.reminders.running  # the first bot's cog still delivers
     assert not db.closed

@@ -20,7 +20,7 @@ import botdata
 from botdata.managers.snippets import MAX_ALIASES
 from botdata.models import AccessType, CaseType, PermissionType, SnippetName
 from botdata.schemas import SnippetSchema
-from cogs import limits
+from botdata_cogs import limits
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 

@@ -1,7 +1,7 @@
 """The starboard cog: commands as a member types them, stars as Discord's gateway sends them.
 
 dpytest 0.7's ``add_reaction`` does not work with discord.py 2.7; :func:`react` goes through
-:func:`cogs.offline.react`, which hands Discord's own payload to discord.py's gateway parser.
+:func:`simulated_discord.react`, which hands Discord's own payload to discord.py's gateway parser.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pytest
 from discord.ext.test import backend
 
 import botdata
-from cogs import limits, offline
+import simulated_discord
+from botdata_cogs import limits
 from tests.cogs.conftest import Scene, say
 from tests.cogs.slash import slash
 
@@ -39,7 +40,7 @@ async def react(
     member: discord.Member, message: discord.Message, emoji: str = STAR, *, add: bool = True
 ) -> list[discord.Message]:
     """``member`` adds (or removes) a reaction as the gateway reports it; what the bot sent."""
-    await offline.react(member, message, emoji, add=add)
+    await simulated_discord.react(member, message, emoji, add=add)
     return await sent()
 
 

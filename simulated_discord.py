@@ -9,6 +9,9 @@ in on a bot's HTTP client (updating dpytest's guild state like Discord would) an
 message of any size, where Discord refuses one over its limits: :func:`enforce_limits` makes
 the bot's sends fail as Discord's do. ``example_bot.py --offline`` and the cog tests use them.
 Only Discord is simulated: botdata runs for real.
+
+A module of the repository beside ``example_bot.py``, not of the wheel (dpytest is a demo and
+test dependency, not one of the extension).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import discord.ext.test as dpytest
 from discord.ext import commands
 from discord.ext.test import backend, factories
 
-from cogs import limits
+from botdata_cogs import limits
 
 
 @dataclass
@@ -124,7 +127,7 @@ async def react(
 
 def enforce_limits(bot: commands.Bot) -> None:
     """Make the bot's messages (in channels and DMs) fail as Discord fails them: content over
-    2000 characters, or embeds over their limits (:mod:`cogs.limits`), get HTTP 400."""
+    2000 characters, or embeds over their limits (:mod:`botdata_cogs.limits`), get HTTP 400."""
     original = bot.http.send_message
 
     async def send_message(channel_id: int, *, params: Any) -> Any:
