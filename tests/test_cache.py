@@ -8,11 +8,12 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 from redis.crc import key_slot
 
 import botdata
@@ -476,6 +477,89 @@ async def test_a_reader_finding_a_fill_under_way_loads_for_itself(db: botdata.Da
     assert len(calls) == 1
 
 
+async def test_invalidate_guild_drops_the_guilds_copies_only(db: botdata.Database) -> None:
+    """Every cached copy of one guild's rows goes (values, hot entries, sorted sets, keys per
+    member), whatever their names; other guilds' keys, untagged keys, and the guild's claims,
+    locks and set_json values stay."""
+    cache = db.cache
+    guild, other = 12, 120  # 120's keys start like 12's but for the closing brace
+    load, calls = counting_loader({"v": 1})
+    copies = [cache.key("config", guild_id=guild), cache.key("cases", 5, guild_id=guild)]
+    kept = [cache.key("config", guild_id=other), cache.key("config")]
+    for key in copies + kept:
+        await cache.get_or_load(key, load, ttl=60, hot=True)
+    board, other_board = cache.key("rank", guild_id=guild), cache.key("rank", guild_id=other)
+    await cache.zadd(board, {"m": 1}, ttl=60)
+    await cache.zadd(other_board, {"m": 1})
+    lock, value = cache.key("lock", guild_id=guild), cache.key("value", guild_id=guild)
+    await cache.set_if_absent(lock, "1", 60)
+    await cache.set_json(value, 7)
+    assert await cache.claim(cache.key("cooldown", 5, guild_id=guild), 60) is None
+
+    await cache.invalidate_guild(guild)
+
+    for key in copies:
+        assert cache.hot_get(key) is None
+        assert await cache.get_json(key) is None
+    assert await cache.zrevrange(board, 0, -1) == []
+    for key in kept:
+        assert cache.hot_get(key) == {"v": 1}
+        assert await cache.get_json(key) == {"v": 1}
+    assert await cache.zrevrange(other_board, 0, -1) == [("m", 1.0)]
+    assert await cache.set_if_absent(lock, "2", 60) is False
+    assert await cache.get_json(value) == 7
+    assert await cache.claim(cache.key("cooldown", 5, guild_id=guild), 60) is not None
+    # Reloaded from the source, cached again, and dropped again by the next call.
+    assert await cache.get_or_load(copies[0], load, ttl=60) == {"v": 1}
+    assert len(calls) == len(copies + kept) + 1
+    await cache.invalidate_guild(guild)
+    assert await cache.get_json(copies[0]) is None
+    await cache.invalidate_guild(guild)  # nothing cached: harmless
+
+
+async def test_fill_in_flight_during_invalidate_guild_is_not_stored(db: botdata.Database) -> None:
+    """A value read before the guild's rows changed is not cached after invalidate_guild."""
+    cache = db.cache
+    key = cache.key("config", guild_id=13)
+
+    async def slow_load() -> str:
+        await cache.invalidate_guild(13)  # the rows change while this load runs
+        return "old"
+
+    assert await cache.get_or_load(key, slow_load, ttl=60, hot=True) == "old"
+    assert await cache.get_json(key) is None
+    assert cache.hot_get(key) is None
+
+
+async def test_concurrent_invalidations_share_round_trips(
+    db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers of invalidate do not group their keys themselves: the cache sends those given
+    while one invalidation is in flight together; every key is gone when its call returns."""
+    cache = db.cache
+    keys = [cache.key("inv", i, guild_id=7) for i in range(20)]
+    for i, key in enumerate(keys):
+        load, _ = counting_loader(i)
+        await cache.get_or_load(key, load, 60, hot=True)
+    batches: list[list[str]] = []
+    forget = cache._forget
+
+    async def recording(batch: Collection[str]) -> None:
+        batches.append(list(batch))
+        await asyncio.sleep(0.01)  # a round trip, also in the in-process cache
+        await forget(batch)
+
+    monkeypatch.setattr(cache, "_forget", recording)
+
+    async def drop(key: str) -> bool:
+        await cache.invalidate(key)
+        return cache.hot_get(key) is None and await cache.get_json(key) is None
+
+    assert await asyncio.gather(*(drop(key) for key in keys)) == [True] * len(keys)
+    assert len(batches) < len(keys)
+    assert sorted(key for batch in batches for key in batch) == sorted(keys)
+
+
 async def test_clear_removes_everything_under_the_prefix(db: botdata.Database) -> None:
     cache = db.cache
     plain, tagged, board = cache.key("a"), cache.key("b", guild_id=8), cache.key("z", guild_id=8)
@@ -643,6 +727,43 @@ async def test_invalidation_reaches_other_caches_within_a_second(
     await here.invalidate(key)
     assert await eventually(lambda: there.hot_get(key) is None, within=1.0)
     assert await there.get_or_load(key, load, ttl=60, hot=True) == {"prefix": "?"}
+
+
+async def test_invalidate_guild_reaches_other_caches_within_a_second(
+    redis_caches: Callable[..., Awaitable[RedisCache]],
+) -> None:
+    here, there = await redis_caches(), await redis_caches()
+    key, kept = here.key("config", guild_id=11), here.key("config", guild_id=110)
+    load, _ = counting_loader("!")
+    for cache in (here, there):
+        await cache.get_or_load(key, load, ttl=60, hot=True)
+        await cache.get_or_load(kept, load, ttl=60, hot=True)
+    await here.invalidate_guild(11)
+    assert await eventually(lambda: there.hot_get(key) is None, within=1.0)
+    assert there.hot_get(kept) == "!"
+    assert await there.get_json(key) is None
+
+
+async def test_invalidate_guild_of_many_keys_takes_no_scan(
+    redis_caches: Callable[..., Awaitable[RedisCache]],
+) -> None:
+    """A guild's keys are found through its index, in batches: more keys than one batch go,
+    and a big keyspace of other keys is not walked (no SCAN is sent)."""
+    cache = await redis_caches()
+    keys = [cache.key("cases", member, guild_id=21) for member in range(2500)]
+    load, _ = counting_loader(1)
+    await asyncio.gather(*(cache.get_or_load(key, load, ttl=60) for key in keys))
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    try:
+        before = await client.info("commandstats")
+        await cache.invalidate_guild(21)
+        after = await client.info("commandstats")
+        remaining = await client.exists(*keys)
+    finally:
+        await client.aclose()
+    assert remaining == 0
+    scans = [stats.get("cmdstat_scan", {}).get("calls", 0) for stats in (before, after)]
+    assert scans[0] == scans[1]
 
 
 async def test_invalidation_from_another_process(

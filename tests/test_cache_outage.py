@@ -431,7 +431,7 @@ async def test_clear_while_redis_is_paused_is_owed_and_applied_before_the_next_c
     """A clear Redis does not get is reported (False), and applied before this cache's next
     call reaches Redis: nothing cleared is read back. The background retry is held off
     here (a long SETTLE_INTERVAL) so that only the next call can apply it."""
-    monkeypatch.setattr("botdata.cache.redis.SETTLE_INTERVAL", 60.0)
+    monkeypatch.setattr("botdata.cache.redis_link.SETTLE_INTERVAL", 60.0)
     cache = await redis_cache(redis_server.url)
     value, board, plain = await fill(cache, 1)
     client = redis_server.client()
