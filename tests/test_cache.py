@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
@@ -38,6 +39,32 @@ def counting_loader(value: Any) -> tuple[Callable[[], Awaitable[Any]], list[int]
         return value
 
     return load, calls
+
+
+class ManualClock:
+    """A clock for the caches that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(db: botdata.Database, monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """``db.cache`` reading a :class:`ManualClock` for this test."""
+    manual = ManualClock()
+    monkeypatch.setattr(db.cache, "clock", manual)
+    return manual
+
+
+async def elapse(cache: Cache, clock: ManualClock, seconds: float) -> None:
+    """Let ``seconds`` pass for ``cache``: on its clock, and for Redis (which expires its keys
+    by its own clock) in real time too. The in-process cache waits for nothing."""
+    clock.now += seconds
+    if isinstance(cache, RedisCache):
+        await asyncio.sleep(seconds)
 
 
 async def eventually(check: Callable[[], bool], within: float = 1.0) -> bool:
@@ -90,13 +117,13 @@ async def test_json_returns_copies_and_accepts_models(db: botdata.Database) -> N
     assert await cache.get_json(key) == {"id": 1, "name": "x"}
 
 
-async def test_json_ttl_expires(db: botdata.Database) -> None:
+async def test_json_ttl_expires(db: botdata.Database, clock: ManualClock) -> None:
     cache = db.cache
     short, forever = cache.key("short"), cache.key("forever")
     await cache.set_json(short, 1, ttl=0.2)
     await cache.set_json(forever, 2)
     assert await cache.get_json(short) == 1
-    await asyncio.sleep(0.3)
+    await elapse(cache, clock, 0.21)
     assert await cache.get_json(short) is None
     assert await cache.get_json(forever) == 2
 
@@ -117,12 +144,12 @@ async def test_bad_ttls_are_refused(db: botdata.Database) -> None:
 
 
 # Set if absent ---------------------------------------------------------------------------
-async def test_set_if_absent_until_ttl(db: botdata.Database) -> None:
+async def test_set_if_absent_until_ttl(db: botdata.Database, clock: ManualClock) -> None:
     cache = db.cache
     key = cache.key("cooldown", 7, guild_id=1)
     assert await cache.set_if_absent(key, "1", ttl=0.2) is True
     assert await cache.set_if_absent(key, "2", ttl=0.2) is False
-    await asyncio.sleep(0.3)
+    await elapse(cache, clock, 0.21)
     assert await cache.set_if_absent(key, "3", ttl=5) is True
     await cache.delete(key)
     assert await cache.set_if_absent(key, "4", ttl=5) is True
@@ -136,7 +163,9 @@ async def test_set_if_absent_one_winner_among_concurrent_callers(db: botdata.Dat
 
 
 # Claims (cooldowns) ------------------------------------------------------------------------
-async def test_claim_answers_the_time_left_until_it_ends(db: botdata.Database) -> None:
+async def test_claim_answers_the_time_left_until_it_ends(
+    db: botdata.Database, clock: ManualClock
+) -> None:
     cache = db.cache
     key, other = cache.key("cooldown", 8, guild_id=1), cache.key("cooldown", 9, guild_id=1)
     assert await cache.claim(key, ttl=0.5) is None
@@ -144,7 +173,7 @@ async def test_claim_answers_the_time_left_until_it_ends(db: botdata.Database) -
     assert left is not None
     assert 0 < left <= 0.5
     assert await cache.claim(other, ttl=5) is None  # per key
-    await asyncio.sleep(0.6)
+    await elapse(cache, clock, 0.51)
     assert await cache.claim(key, ttl=5) is None  # ended: claimed again, for 5 s now
     assert 0.5 < (await cache.claim(key, ttl=1) or 0) <= 5
     await cache.delete(key)
@@ -164,7 +193,7 @@ async def test_claim_one_winner_among_concurrent_callers(db: botdata.Database) -
 
 
 # Rate limits -----------------------------------------------------------------------------
-async def test_rate_limit_fixed_window(db: botdata.Database) -> None:
+async def test_rate_limit_fixed_window(db: botdata.Database, clock: ManualClock) -> None:
     cache = db.cache
     key, other = cache.key("rate", 1), cache.key("rate", 2)
     assert [await cache.check_rate_limit(key, 3, 0.3) for _ in range(5)] == [
@@ -175,7 +204,7 @@ async def test_rate_limit_fixed_window(db: botdata.Database) -> None:
         True,
     ]
     assert await cache.check_rate_limit(other, 3, 0.3) is False
-    await asyncio.sleep(0.4)
+    await elapse(cache, clock, 0.31)
     assert await cache.check_rate_limit(key, 3, 0.3) is False
 
 
@@ -219,16 +248,18 @@ async def test_sorted_set_higher_only_keeps_the_highest(db: botdata.Database) ->
     assert await cache.zrevrange(key, 0, -1) == [("b", 20.0), ("a", 5.0), ("c", 1.0)]
 
 
-async def test_sorted_set_ttl(db: botdata.Database) -> None:
+async def test_sorted_set_ttl(db: botdata.Database, clock: ManualClock) -> None:
     cache = db.cache
     key = cache.key("board")
     await cache.zadd(key, {"a": 1}, ttl=0.2)
     assert await cache.zrevrange(key, 0, -1) == [("a", 1.0)]
-    await asyncio.sleep(0.3)
+    await elapse(cache, clock, 0.21)
     assert await cache.zrevrange(key, 0, -1) == []
 
 
-async def test_sorted_set_writes_only_to_an_existing_set(db: botdata.Database) -> None:
+async def test_sorted_set_writes_only_to_an_existing_set(
+    db: botdata.Database, clock: ManualClock
+) -> None:
     cache = db.cache
     key = cache.key("ranks", guild_id=9)
     await cache.zadd(key, {"a": 5}, higher_only=True, only_existing=True)
@@ -240,7 +271,7 @@ async def test_sorted_set_writes_only_to_an_existing_set(db: botdata.Database) -
     await cache.zadd(key, {"a": 5}, only_existing=True)  # without higher_only: overwrites
     assert await cache.zrevrange(key, 0, -1) == [("b", 20.0), ("a", 5.0), ("c", 1.0)]
     # The set keeps its TTL (or takes a new one); writes after it expired create nothing.
-    await asyncio.sleep(0.4)
+    await elapse(cache, clock, 0.31)
     await cache.zadd(key, {"a": 50}, only_existing=True)
     assert await cache.zrevrange(key, 0, -1) == []
     # Many members (written in parts) and a TTL.
@@ -249,7 +280,7 @@ async def test_sorted_set_writes_only_to_an_existing_set(db: botdata.Database) -
     await cache.zadd(key, many, ttl=0.3, higher_only=True, only_existing=True)
     assert await cache.zrevrank(key, "0") == 2500
     assert await cache.zrevrange(key, 0, 0) == [("2499", 2499.0)]
-    await asyncio.sleep(0.4)
+    await elapse(cache, clock, 0.31)
     assert await cache.zrevrange(key, 0, -1) == []
 
 
@@ -364,13 +395,13 @@ async def test_get_or_load_rebuilds_models(db: botdata.Database) -> None:
     assert calls == []
 
 
-async def test_get_or_load_ttl_expires(db: botdata.Database) -> None:
+async def test_get_or_load_ttl_expires(db: botdata.Database, clock: ManualClock) -> None:
     cache = db.cache
     key = cache.key("brief")
     load, calls = counting_loader(5)
     await cache.get_or_load(key, load, ttl=0.2, hot=True)
     assert cache.hot_get(key) == 5
-    await asyncio.sleep(0.3)
+    await elapse(cache, clock, 0.21)
     assert cache.hot_get(key) is None  # the hot copy lives no longer than ttl
     assert await cache.get_or_load(key, load, ttl=0.2, hot=True) == 5
     assert len(calls) == 2
@@ -604,12 +635,13 @@ async def test_memory_hot_layer_is_bounded() -> None:
 
 
 async def test_hot_layer_ttl_is_capped() -> None:
-    cache = MemoryCache(load_settings(HOT_CACHE_TTL=0.2, REDIS_URL=None))
+    clock = ManualClock()
+    cache = MemoryCache(load_settings(HOT_CACHE_TTL=0.2, REDIS_URL=None), clock)
     key = cache.key("capped")
     load, calls = counting_loader("v")
     await cache.get_or_load(key, load, ttl=60, hot=True)
     assert cache.hot_get(key) == "v"
-    await asyncio.sleep(0.3)
+    clock.now += 0.2
     assert cache.hot_get(key) is None
     assert await cache.get_or_load(key, load, ttl=60, hot=True) == "v"  # still in the store
     assert len(calls) == 1

@@ -26,6 +26,7 @@ import redis
 
 from botdata.cache import RedisCache, create_cache
 from botdata.config import load_settings
+from tests.test_cache import ManualClock
 
 T = TypeVar("T")
 
@@ -210,18 +211,23 @@ async def exercise(cache: RedisCache, seconds: float) -> tuple[list[int], int]:
 
 
 async def check_fallbacks(cache: RedisCache) -> None:
-    """Cooldowns and rate limits keep working in-process."""
+    """Cooldowns and rate limits keep working in-process (their TTLs on the cache's clock)."""
     cooldown, rate = cache.key("cooldown", 1), cache.key("rate", 1)
-    assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is True
-    assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is False
-    assert [await quick(cache.check_rate_limit(rate, 2, 60)) for _ in range(4)] == [
-        False,
-        False,
-        True,
-        True,
-    ]
-    await asyncio.sleep(0.35)
-    assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is True
+    clock, real = ManualClock(), cache.clock
+    cache.clock = clock
+    try:
+        assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is True
+        assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is False
+        assert [await quick(cache.check_rate_limit(rate, 2, 60)) for _ in range(4)] == [
+            False,
+            False,
+            True,
+            True,
+        ]
+        clock.now += 0.3
+        assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is True
+    finally:
+        cache.clock = real
 
 
 async def test_unreachable_redis_degrades_quietly(
