@@ -80,6 +80,12 @@ class MemoryCache(Cache):
             seen = current
             await asyncio.sleep(interval)
 
+    async def invalidate(self, *keys: str) -> None:
+        """Drop ``keys`` from the store and the hot layer, at once: in this process an
+        invalidation is no round trip, so there is nothing to group (see
+        :meth:`Cache.invalidate <botdata.cache.base.Cache.invalidate>`)."""
+        await self._invalidate_now(keys)
+
     async def delete(self, *keys: str) -> None:
         """Remove ``keys`` (missing ones are ignored). Does not touch the hot layer."""
         self._store.delete(keys)

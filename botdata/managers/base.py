@@ -30,23 +30,17 @@ class Manager:
         self.cache: Cache = db.cache
 
     def guild_keys(self, *parts: object) -> GuildKeys:
-        """The keys of key name ``parts`` (at least one part), which this manager owns:
-        ``keys(guild_id, *more)`` is ``cache.key(*parts, *more, guild_id=guild_id)`` (``more``
-        for keys per member, say), remembering the start of the keys of the last
-        :data:`GUILD_KEYS` guilds (the per-message paths build the same keys over and over).
-        Pass ints only (the ids of a hot path, once validated or about to be).
+        """The keys of key name ``parts``, which this manager owns: ``keys(guild_id, *more)``
+        is ``cache.key(*parts, *more, guild_id=guild_id)`` (``more`` for keys per member, say),
+        remembering the last :data:`GUILD_KEYS` keys built (the per-message paths build the
+        same keys over and over). Pass ints only (the ids of a hot path, once validated or
+        about to be).
 
         Every manager builds the keys it caches under this way, so no other code needs their
         names: a guild's cached copies are dropped as a whole by ``cache.invalidate_guild``.
         """
-        start = lru_cache(maxsize=GUILD_KEYS)(partial(self._guild_key, parts))
-
-        def keys(guild_id: int, /, *more: object) -> str:
-            if more:
-                return f"{start(guild_id)}:{':'.join(map(str, more))}"
-            return start(guild_id)
-
+        keys: GuildKeys = lru_cache(maxsize=GUILD_KEYS)(partial(self._guild_key, parts))
         return keys
 
-    def _guild_key(self, parts: tuple[object, ...], guild_id: int) -> str:
-        return self.cache.key(*parts, guild_id=guild_id)
+    def _guild_key(self, parts: tuple[object, ...], guild_id: int, *more: object) -> str:
+        return self.cache.key(*parts, *more, guild_id=guild_id)
