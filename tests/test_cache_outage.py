@@ -462,6 +462,38 @@ async def test_clear_while_redis_is_paused_is_owed_and_applied_before_the_next_c
         await quick(cache.close())
 
 
+async def test_guild_invalidation_while_redis_is_paused_is_owed_and_retried(
+    redis_server: RedisServer,
+) -> None:
+    """invalidate_guild while Redis is paused drops this process's copies at once, and
+    reaches Redis and the other caches by itself once Redis answers again."""
+    prefix = f"outage-{uuid.uuid4().hex[:8]}"
+    here, there = (
+        await redis_cache(redis_server.url, prefix),
+        await redis_cache(redis_server.url, prefix),
+    )
+    client = redis_server.client()
+    try:
+        value, board, _ = await fill(here, 3)  # fill's keys are guild 3's
+        kept = await fill(here, 4)
+
+        async def load() -> str:
+            return "cached"
+
+        assert await there.get_or_load(value, load, 60, hot=True) == "cached"
+        redis_server.pause()
+        await quick(here.invalidate_guild(3))
+        assert here.hot_get(value) is None
+        redis_server.resume()
+        assert await eventually(lambda: not client.exists(value, board), 4.0)
+        assert await eventually(lambda: there.hot_get(value) is None, 2.0)
+        assert client.exists(kept[0], kept[1]) == 2
+    finally:
+        client.close()
+        await quick(here.close())
+        await quick(there.close())
+
+
 async def test_owed_clear_and_invalidations_are_retried_in_the_background(
     redis_server: RedisServer,
 ) -> None:
