@@ -121,11 +121,14 @@ class MemoryStore:
     def drop_derived(self, prefix: str = "") -> None:
         """Remove the entries stored with ``derived=True`` whose key starts with ``prefix``
         (all of them by default); keep the others in their order."""
-        self._entries = OrderedDict(
-            (key, entry)
-            for key, entry in self._entries.items()
-            if not (entry.derived and key.startswith(prefix))
-        )
+        if not prefix:
+            self._entries = OrderedDict(
+                (key, entry) for key, entry in self._entries.items() if not entry.derived
+            )
+            return
+        for key in [key for key in self._entries if key.startswith(prefix)]:
+            if self._entries[key].derived:
+                del self._entries[key]
 
     def _live(self, key: str) -> _Entry | None:
         entry = self._entries.get(key)
