@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 from redis.crc import key_slot
 
 import botdata
@@ -37,6 +39,32 @@ def counting_loader(value: Any) -> tuple[Callable[[], Awaitable[Any]], list[int]
         return value
 
     return load, calls
+
+
+class ManualClock:
+    """A clock for the caches that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(db: botdata.Database, monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """``db.cache`` reading a :class:`ManualClock` for this test."""
+    manual = ManualClock()
+    monkeypatch.setattr(db.cache, "clock", manual)
+    return manual
+
+
+async def elapse(cache: Cache, clock: ManualClock, seconds: float) -> None:
+    """Let ``seconds`` pass for ``cache``: on its clock, and for Redis (which expires its keys
+    by its own clock) in real time too. The in-process cache waits for nothing."""
+    clock.now += seconds
+    if isinstance(cache, RedisCache):
+        await asyncio.sleep(seconds)
 
 
 async def eventually(check: Callable[[], bool], within: float = 1.0) -> bool:
@@ -89,13 +117,13 @@ async def test_json_returns_copies_and_accepts_models(db: botdata.Database) -> N
     assert await cache.get_json(key) == {"id": 1, "name": "x"}
 
 
-async def test_json_ttl_expires(db: botdata.Database) -> None:
+async def test_json_ttl_expires(db: botdata.Database, clock: ManualClock) -> None:
     cache = db.cache
     short, forever = cache.key("short"), cache.key("forever")
     await cache.set_json(short, 1, ttl=0.2)
     await cache.set_json(forever, 2)
     assert await cache.get_json(short) == 1
-    await asyncio.sleep(0.3)
+    await elapse(cache, clock, 0.21)
     assert await cache.get_json(short) is None
     assert await cache.get_json(forever) == 2
 
@@ -116,12 +144,12 @@ async def test_bad_ttls_are_refused(db: botdata.Database) -> None:
 
 
 # Set if absent ---------------------------------------------------------------------------
-async def test_set_if_absent_until_ttl(db: botdata.Database) -> None:
+async def test_set_if_absent_until_ttl(db: botdata.Database, clock: ManualClock) -> None:
     cache = db.cache
     key = cache.key("cooldown", 7, guild_id=1)
     assert await cache.set_if_absent(key, "1", ttl=0.2) is True
     assert await cache.set_if_absent(key, "2", ttl=0.2) is False
-    await asyncio.sleep(0.3)
+    await elapse(cache, clock, 0.21)
     assert await cache.set_if_absent(key, "3", ttl=5) is True
     await cache.delete(key)
     assert await cache.set_if_absent(key, "4", ttl=5) is True
@@ -135,7 +163,9 @@ async def test_set_if_absent_one_winner_among_concurrent_callers(db: botdata.Dat
 
 
 # Claims (cooldowns) ------------------------------------------------------------------------
-async def test_claim_answers_the_time_left_until_it_ends(db: botdata.Database) -> None:
+async def test_claim_answers_the_time_left_until_it_ends(
+    db: botdata.Database, clock: ManualClock
+) -> None:
     cache = db.cache
     key, other = cache.key("cooldown", 8, guild_id=1), cache.key("cooldown", 9, guild_id=1)
     assert await cache.claim(key, ttl=0.5) is None
@@ -143,7 +173,7 @@ async def test_claim_answers_the_time_left_until_it_ends(db: botdata.Database) -
     assert left is not None
     assert 0 < left <= 0.5
     assert await cache.claim(other, ttl=5) is None  # per key
-    await asyncio.sleep(0.6)
+    await elapse(cache, clock, 0.51)
     assert await cache.claim(key, ttl=5) is None  # ended: claimed again, for 5 s now
     assert 0.5 < (await cache.claim(key, ttl=1) or 0) <= 5
     await cache.delete(key)
@@ -163,7 +193,7 @@ async def test_claim_one_winner_among_concurrent_callers(db: botdata.Database) -
 
 
 # Rate limits -----------------------------------------------------------------------------
-async def test_rate_limit_fixed_window(db: botdata.Database) -> None:
+async def test_rate_limit_fixed_window(db: botdata.Database, clock: ManualClock) -> None:
     cache = db.cache
     key, other = cache.key("rate", 1), cache.key("rate", 2)
     assert [await cache.check_rate_limit(key, 3, 0.3) for _ in range(5)] == [
@@ -174,7 +204,7 @@ async def test_rate_limit_fixed_window(db: botdata.Database) -> None:
         True,
     ]
     assert await cache.check_rate_limit(other, 3, 0.3) is False
-    await asyncio.sleep(0.4)
+    await elapse(cache, clock, 0.31)
     assert await cache.check_rate_limit(key, 3, 0.3) is False
 
 
@@ -218,16 +248,18 @@ async def test_sorted_set_higher_only_keeps_the_highest(db: botdata.Database) ->
     assert await cache.zrevrange(key, 0, -1) == [("b", 20.0), ("a", 5.0), ("c", 1.0)]
 
 
-async def test_sorted_set_ttl(db: botdata.Database) -> None:
+async def test_sorted_set_ttl(db: botdata.Database, clock: ManualClock) -> None:
     cache = db.cache
     key = cache.key("board")
     await cache.zadd(key, {"a": 1}, ttl=0.2)
     assert await cache.zrevrange(key, 0, -1) == [("a", 1.0)]
-    await asyncio.sleep(0.3)
+    await elapse(cache, clock, 0.21)
     assert await cache.zrevrange(key, 0, -1) == []
 
 
-async def test_sorted_set_writes_only_to_an_existing_set(db: botdata.Database) -> None:
+async def test_sorted_set_writes_only_to_an_existing_set(
+    db: botdata.Database, clock: ManualClock
+) -> None:
     cache = db.cache
     key = cache.key("ranks", guild_id=9)
     await cache.zadd(key, {"a": 5}, higher_only=True, only_existing=True)
@@ -239,7 +271,7 @@ async def test_sorted_set_writes_only_to_an_existing_set(db: botdata.Database) -
     await cache.zadd(key, {"a": 5}, only_existing=True)  # without higher_only: overwrites
     assert await cache.zrevrange(key, 0, -1) == [("b", 20.0), ("a", 5.0), ("c", 1.0)]
     # The set keeps its TTL (or takes a new one); writes after it expired create nothing.
-    await asyncio.sleep(0.4)
+    await elapse(cache, clock, 0.31)
     await cache.zadd(key, {"a": 50}, only_existing=True)
     assert await cache.zrevrange(key, 0, -1) == []
     # Many members (written in parts) and a TTL.
@@ -248,7 +280,7 @@ async def test_sorted_set_writes_only_to_an_existing_set(db: botdata.Database) -
     await cache.zadd(key, many, ttl=0.3, higher_only=True, only_existing=True)
     assert await cache.zrevrank(key, "0") == 2500
     assert await cache.zrevrange(key, 0, 0) == [("2499", 2499.0)]
-    await asyncio.sleep(0.4)
+    await elapse(cache, clock, 0.31)
     assert await cache.zrevrange(key, 0, -1) == []
 
 
@@ -363,13 +395,13 @@ async def test_get_or_load_rebuilds_models(db: botdata.Database) -> None:
     assert calls == []
 
 
-async def test_get_or_load_ttl_expires(db: botdata.Database) -> None:
+async def test_get_or_load_ttl_expires(db: botdata.Database, clock: ManualClock) -> None:
     cache = db.cache
     key = cache.key("brief")
     load, calls = counting_loader(5)
     await cache.get_or_load(key, load, ttl=0.2, hot=True)
     assert cache.hot_get(key) == 5
-    await asyncio.sleep(0.3)
+    await elapse(cache, clock, 0.21)
     assert cache.hot_get(key) is None  # the hot copy lives no longer than ttl
     assert await cache.get_or_load(key, load, ttl=0.2, hot=True) == 5
     assert len(calls) == 2
@@ -476,6 +508,90 @@ async def test_a_reader_finding_a_fill_under_way_loads_for_itself(db: botdata.Da
     assert len(calls) == 1
 
 
+async def test_invalidate_guild_drops_the_guilds_copies_only(db: botdata.Database) -> None:
+    """Every cached copy of one guild's rows goes (values, hot entries, sorted sets, keys per
+    member), whatever their names; other guilds' keys, untagged keys, and the guild's claims,
+    locks and set_json values stay."""
+    cache = db.cache
+    guild, other = 12, 120  # 120's keys start like 12's but for the closing brace
+    load, calls = counting_loader({"v": 1})
+    copies = [cache.key("config", guild_id=guild), cache.key("cases", 5, guild_id=guild)]
+    kept = [cache.key("config", guild_id=other), cache.key("config")]
+    for key in copies + kept:
+        await cache.get_or_load(key, load, ttl=60, hot=True)
+    board, other_board = cache.key("rank", guild_id=guild), cache.key("rank", guild_id=other)
+    await cache.zadd(board, {"m": 1}, ttl=60)
+    await cache.zadd(other_board, {"m": 1})
+    lock, value = cache.key("lock", guild_id=guild), cache.key("value", guild_id=guild)
+    await cache.set_if_absent(lock, "1", 60)
+    await cache.set_json(value, 7)
+    assert await cache.claim(cache.key("cooldown", 5, guild_id=guild), 60) is None
+
+    await cache.invalidate_guild(guild)
+
+    for key in copies:
+        assert cache.hot_get(key) is None
+        assert await cache.get_json(key) is None
+    assert await cache.zrevrange(board, 0, -1) == []
+    for key in kept:
+        assert cache.hot_get(key) == {"v": 1}
+        assert await cache.get_json(key) == {"v": 1}
+    assert await cache.zrevrange(other_board, 0, -1) == [("m", 1.0)]
+    assert await cache.set_if_absent(lock, "2", 60) is False
+    assert await cache.get_json(value) == 7
+    assert await cache.claim(cache.key("cooldown", 5, guild_id=guild), 60) is not None
+    # Reloaded from the source, cached again, and dropped again by the next call.
+    assert await cache.get_or_load(copies[0], load, ttl=60) == {"v": 1}
+    assert len(calls) == len(copies + kept) + 1
+    await cache.invalidate_guild(guild)
+    assert await cache.get_json(copies[0]) is None
+    await cache.invalidate_guild(guild)  # nothing cached: harmless
+
+
+async def test_fill_in_flight_during_invalidate_guild_is_not_stored(db: botdata.Database) -> None:
+    """A value read before the guild's rows changed is not cached after invalidate_guild."""
+    cache = db.cache
+    key = cache.key("config", guild_id=13)
+
+    async def slow_load() -> str:
+        await cache.invalidate_guild(13)  # the rows change while this load runs
+        return "old"
+
+    assert await cache.get_or_load(key, slow_load, ttl=60, hot=True) == "old"
+    assert await cache.get_json(key) is None
+    assert cache.hot_get(key) is None
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True, scope="session")
+async def test_concurrent_invalidations_share_round_trips(
+    db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers of invalidate do not group their keys themselves: the Redis cache sends those
+    given while one invalidation is in flight together; every key is gone when its call
+    returns. (The in-process cache has no round trip to save: it drops keys at once.)"""
+    cache = db.cache
+    keys = [cache.key("inv", i, guild_id=7) for i in range(20)]
+    for i, key in enumerate(keys):
+        load, _ = counting_loader(i)
+        await cache.get_or_load(key, load, 60, hot=True)
+    batches: list[list[str]] = []
+    forget = cache._forget
+
+    async def recording(batch: Collection[str]) -> None:
+        batches.append(list(batch))
+        await forget(batch)
+
+    monkeypatch.setattr(cache, "_forget", recording)
+
+    async def drop(key: str) -> bool:
+        await cache.invalidate(key)
+        return cache.hot_get(key) is None and await cache.get_json(key) is None
+
+    assert await asyncio.gather(*(drop(key) for key in keys)) == [True] * len(keys)
+    assert len(batches) < len(keys)
+    assert sorted(key for batch in batches for key in batch) == sorted(keys)
+
+
 async def test_clear_removes_everything_under_the_prefix(db: botdata.Database) -> None:
     cache = db.cache
     plain, tagged, board = cache.key("a"), cache.key("b", guild_id=8), cache.key("z", guild_id=8)
@@ -520,12 +636,13 @@ async def test_memory_hot_layer_is_bounded() -> None:
 
 
 async def test_hot_layer_ttl_is_capped() -> None:
-    cache = MemoryCache(load_settings(HOT_CACHE_TTL=0.2, REDIS_URL=None))
+    clock = ManualClock()
+    cache = MemoryCache(load_settings(HOT_CACHE_TTL=0.2, REDIS_URL=None), clock)
     key = cache.key("capped")
     load, calls = counting_loader("v")
     await cache.get_or_load(key, load, ttl=60, hot=True)
     assert cache.hot_get(key) == "v"
-    await asyncio.sleep(0.3)
+    clock.now += 0.2
     assert cache.hot_get(key) is None
     assert await cache.get_or_load(key, load, ttl=60, hot=True) == "v"  # still in the store
     assert len(calls) == 1
@@ -643,6 +760,43 @@ async def test_invalidation_reaches_other_caches_within_a_second(
     await here.invalidate(key)
     assert await eventually(lambda: there.hot_get(key) is None, within=1.0)
     assert await there.get_or_load(key, load, ttl=60, hot=True) == {"prefix": "?"}
+
+
+async def test_invalidate_guild_reaches_other_caches_within_a_second(
+    redis_caches: Callable[..., Awaitable[RedisCache]],
+) -> None:
+    here, there = await redis_caches(), await redis_caches()
+    key, kept = here.key("config", guild_id=11), here.key("config", guild_id=110)
+    load, _ = counting_loader("!")
+    for cache in (here, there):
+        await cache.get_or_load(key, load, ttl=60, hot=True)
+        await cache.get_or_load(kept, load, ttl=60, hot=True)
+    await here.invalidate_guild(11)
+    assert await eventually(lambda: there.hot_get(key) is None, within=1.0)
+    assert there.hot_get(kept) == "!"
+    assert await there.get_json(key) is None
+
+
+async def test_invalidate_guild_of_many_keys_takes_no_scan(
+    redis_caches: Callable[..., Awaitable[RedisCache]],
+) -> None:
+    """A guild's keys are found through its index, in batches: more keys than one batch go,
+    and a big keyspace of other keys is not walked (no SCAN is sent)."""
+    cache = await redis_caches()
+    keys = [cache.key("cases", member, guild_id=21) for member in range(2500)]
+    load, _ = counting_loader(1)
+    await asyncio.gather(*(cache.get_or_load(key, load, ttl=60) for key in keys))
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    try:
+        before = await client.info("commandstats")
+        await cache.invalidate_guild(21)
+        after = await client.info("commandstats")
+        remaining = await client.exists(*keys)
+    finally:
+        await client.aclose()
+    assert remaining == 0
+    scans = [stats.get("cmdstat_scan", {}).get("calls", 0) for stats in (before, after)]
+    assert scans[0] == scans[1]
 
 
 async def test_invalidation_from_another_process(

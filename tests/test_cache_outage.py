@@ -26,6 +26,7 @@ import redis
 
 from botdata.cache import RedisCache, create_cache
 from botdata.config import load_settings
+from tests.test_cache import ManualClock
 
 T = TypeVar("T")
 
@@ -210,18 +211,23 @@ async def exercise(cache: RedisCache, seconds: float) -> tuple[list[int], int]:
 
 
 async def check_fallbacks(cache: RedisCache) -> None:
-    """Cooldowns and rate limits keep working in-process."""
+    """Cooldowns and rate limits keep working in-process (their TTLs on the cache's clock)."""
     cooldown, rate = cache.key("cooldown", 1), cache.key("rate", 1)
-    assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is True
-    assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is False
-    assert [await quick(cache.check_rate_limit(rate, 2, 60)) for _ in range(4)] == [
-        False,
-        False,
-        True,
-        True,
-    ]
-    await asyncio.sleep(0.35)
-    assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is True
+    clock, real = ManualClock(), cache.clock
+    cache.clock = clock
+    try:
+        assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is True
+        assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is False
+        assert [await quick(cache.check_rate_limit(rate, 2, 60)) for _ in range(4)] == [
+            False,
+            False,
+            True,
+            True,
+        ]
+        clock.now += 0.3
+        assert await quick(cache.set_if_absent(cooldown, "1", 0.3)) is True
+    finally:
+        cache.clock = real
 
 
 async def test_unreachable_redis_degrades_quietly(
@@ -431,7 +437,7 @@ async def test_clear_while_redis_is_paused_is_owed_and_applied_before_the_next_c
     """A clear Redis does not get is reported (False), and applied before this cache's next
     call reaches Redis: nothing cleared is read back. The background retry is held off
     here (a long SETTLE_INTERVAL) so that only the next call can apply it."""
-    monkeypatch.setattr("botdata.cache.redis.SETTLE_INTERVAL", 60.0)
+    monkeypatch.setattr("botdata.cache.redis_link.SETTLE_INTERVAL", 60.0)
     cache = await redis_cache(redis_server.url)
     value, board, plain = await fill(cache, 1)
     client = redis_server.client()
@@ -454,6 +460,38 @@ async def test_clear_while_redis_is_paused_is_owed_and_applied_before_the_next_c
     finally:
         client.close()
         await quick(cache.close())
+
+
+async def test_guild_invalidation_while_redis_is_paused_is_owed_and_retried(
+    redis_server: RedisServer,
+) -> None:
+    """invalidate_guild while Redis is paused drops this process's copies at once, and
+    reaches Redis and the other caches by itself once Redis answers again."""
+    prefix = f"outage-{uuid.uuid4().hex[:8]}"
+    here, there = (
+        await redis_cache(redis_server.url, prefix),
+        await redis_cache(redis_server.url, prefix),
+    )
+    client = redis_server.client()
+    try:
+        value, board, _ = await fill(here, 3)  # fill's keys are guild 3's
+        kept = await fill(here, 4)
+
+        async def load() -> str:
+            return "cached"
+
+        assert await there.get_or_load(value, load, 60, hot=True) == "cached"
+        redis_server.pause()
+        await quick(here.invalidate_guild(3))
+        assert here.hot_get(value) is None
+        redis_server.resume()
+        assert await eventually(lambda: not client.exists(value, board), 4.0)
+        assert await eventually(lambda: there.hot_get(value) is None, 2.0)
+        assert client.exists(kept[0], kept[1]) == 2
+    finally:
+        client.close()
+        await quick(here.close())
+        await quick(there.close())
 
 
 async def test_owed_clear_and_invalidations_are_retried_in_the_background(

@@ -1,5 +1,5 @@
-"""botdata.managers.coalesce: concurrent invalidations (the cases' use) share round trips, none is
-lost."""
+"""botdata.coalesce: concurrent flushes (here of cache invalidations, as ``Cache.invalidate``
+groups them) share round trips, none is lost."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 import botdata
-from botdata.managers.coalesce import Coalescer
+from botdata.coalesce import Coalescer
 
 KEYS = 20
 
@@ -28,7 +28,7 @@ async def warm(db: botdata.Database, count: int = KEYS) -> list[str]:
 
 
 def invalidations(db: botdata.Database) -> Coalescer[str]:
-    """Cache keys dropped together, as ``db.cases`` drops members' cached cases."""
+    """Cache keys dropped together."""
 
     async def invalidate(keys: set[str]) -> None:
         await db.cache.invalidate(*keys)

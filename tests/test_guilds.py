@@ -12,6 +12,7 @@ import botdata
 from botdata.errors import InvalidPrefixError, InvalidSnowflakeError, UnknownConfigFieldError
 from botdata.models import (
     AccessType,
+    CaseType,
     Guild,
     GuildConfig,
     GuildPermission,
@@ -86,6 +87,8 @@ async def test_remove_cascades_and_invalidates(db: botdata.Database) -> None:
     assert await db.guilds.prefix(GUILD) == "!"
     assert await db.guilds.get_setting(GUILD, "fun", "enabled") is True
     assert len(await db.permissions.rules(GUILD)) == 1
+    await db.cases.create(GUILD, USER, USER + 1, CaseType.WARN, "spam")
+    assert len(await db.cases.for_user(GUILD, USER)) == 1
 
     assert await db.guilds.remove(GUILD) is True
 
@@ -96,6 +99,7 @@ async def test_remove_cascades_and_invalidates(db: botdata.Database) -> None:
     assert await db.guilds.prefix(GUILD) == db.settings.DEFAULT_PREFIX
     assert await db.guilds.get_setting(GUILD, "fun", "enabled") is None
     assert await db.permissions.rules(GUILD) == []
+    assert await db.cases.for_user(GUILD, USER) == []  # cached by another manager: gone too
     # the other guild is untouched
     assert await db.guilds.prefix(OTHER_GUILD) == "?"
     assert await Guild.all().count() == 1

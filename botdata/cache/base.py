@@ -2,7 +2,8 @@
 
 Keys are built with :meth:`Cache.key`, which adds the configured prefix and, for guild data, a
 Redis Cluster hash tag (``{g:<guild_id>}``) so one guild's keys share a slot. Pub/sub channel
-names are prefixed by the cache itself.
+names are prefixed by the cache itself. :meth:`Cache.invalidate_guild` drops every cached copy
+of one guild's rows (whatever manager cached them) without knowing their names.
 
 Every operation is best-effort: a backend that cannot answer (Redis down, refusing or slow)
 behaves as an empty cache within a short timeout, and the managers fall back to the database.
@@ -25,6 +26,13 @@ invalidation reached this process while it was being loaded; and :meth:`Cache.in
 drops this process's hot entries once the backend's delete is done (other processes drop
 theirs when its announcement arrives, sent after the delete), so a value read from the
 backend just before the delete is not kept.
+
+Concurrent invalidations share their round trips: :meth:`Cache.invalidate` hands its keys to a
+:class:`~botdata.coalesce.Coalescer`, which sends the keys of the callers that arrive while
+one invalidation is in flight together in the next.
+
+TTLs kept in this process (the hot layer, the in-process store) are read from
+:attr:`Cache.clock` (``time.monotonic``); tests replace it to move time by hand.
 """
 
 from __future__ import annotations
@@ -33,12 +41,14 @@ import itertools
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
 
 from botdata.cache import codec
-from botdata.cache.hot import MISSING, HotLayer
+from botdata.cache.hot import MISSING, Clock, HotLayer
+from botdata.coalesce import Coalescer
 
 if TYPE_CHECKING:
     from botdata.config import Settings
@@ -56,19 +66,44 @@ LEASE_TTL: Final = 5.0
 class Cache(ABC):
     """What botdata needs from a cache. Values are JSON-serialisable unless noted."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = monotonic) -> None:
         self.prefix = settings.CACHE_PREFIX
-        self._hot = HotLayer(settings.CACHE_MAX_ENTRIES, settings.HOT_CACHE_TTL)
+        self._clock = clock
+        self._hot = HotLayer(settings.CACHE_MAX_ENTRIES, settings.HOT_CACHE_TTL, clock)
         # Leases are this prefix and a number: unique across processes.
         self._lease_prefix = codec.LEASE + uuid.uuid4().hex.encode() + b":"
         self._leases = itertools.count()
+        self._invalidations: Coalescer[str] = Coalescer(self._invalidate_now)
+
+    @property
+    def clock(self) -> Clock:
+        """What this cache reads the time from for the TTLs it keeps in this process (the hot
+        layer, in-process entries, Redis retry delays): ``time.monotonic`` unless replaced.
+        Setting it reaches every part of the cache. Redis keeps the TTLs of its keys itself."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self._clock = clock
+        self._hot.clock = clock
+        self._set_clock(clock)
+
+    @abstractmethod
+    def _set_clock(self, clock: Clock) -> None:
+        """Give ``clock`` to the backend's own parts (see :attr:`clock`)."""
 
     def key(self, *parts: object, guild_id: int | None = None) -> str:
         """``prefix[:{g:<guild_id>}]:part:part...``: the one way keys are built."""
         joined = ":".join(map(str, parts))
         if guild_id is None:
             return f"{self.prefix}:{joined}"
-        return f"{self.prefix}:{{g:{guild_id}}}:{joined}"
+        return f"{self._guild_space(guild_id)}:{joined}"
+
+    def _guild_space(self, guild_id: int) -> str:
+        """``prefix:{g:<guild_id>}``: what every key of the guild starts with (followed by
+        ``:``). Not a key built by :meth:`key`: the Redis cache keeps its index of the guild's
+        keys there."""
+        return f"{self.prefix}:{{g:{guild_id}}}"
 
     def _channel(self, name: str) -> str:
         """The backend's name of pub/sub channel ``name`` (prefixed like the keys)."""
@@ -239,7 +274,16 @@ class Cache(ABC):
         shared backend does not answer, the invalidation is owed: applied before this cache's
         next call to the backend (so this process reads nothing it dropped) and retried in
         the background until it succeeds.
+
+        Returns once the keys are dropped (or owed). Concurrent calls share round trips:
+        keys given while an invalidation is in flight are sent together by the next one. A
+        cancelled caller's keys are dropped all the same.
         """
+        if keys:
+            await self._invalidations.add(*keys)
+
+    async def _invalidate_now(self, keys: Collection[str]) -> None:
+        """One invalidation of ``keys`` (those of every caller waiting for it)."""
         try:
             await self._forget(keys)
         finally:
@@ -247,6 +291,22 @@ class Cache(ABC):
             # from the backend meanwhile may have put it in the hot layer; it goes now, and
             # the epoch moves past every load that started before.
             self._hot.drop(keys)
+
+    async def invalidate_guild(self, guild_id: int) -> None:
+        """Drop every cached copy of guild ``guild_id``'s rows (the keys built with
+        ``guild_id=``: what :meth:`get_or_load` stored and its leases, sorted sets) here, in
+        the shared backend and in every other process's hot layer; for when the guild's rows
+        all changed at once (the guild was removed).
+
+        Claims, locks, rate-limit counters and :meth:`set_json` values of the guild stay:
+        they are not copies of rows and end with their TTL. Owed like :meth:`invalidate` when
+        the shared backend does not answer. Costs no scan of the keyspace (the Redis cache
+        keeps an index of each guild's keys).
+        """
+        try:
+            await self._forget_guild(guild_id)
+        finally:
+            self._hot.drop_prefix(self._guild_space(guild_id) + ":")
 
     # Lifecycle ---------------------------------------------------------------------------
     @abstractmethod
@@ -286,3 +346,8 @@ class Cache(ABC):
     @abstractmethod
     async def _forget(self, keys: Collection[str]) -> None:
         """Delete ``keys`` from the shared store and tell the other processes to drop them."""
+
+    @abstractmethod
+    async def _forget_guild(self, guild_id: int) -> None:
+        """Delete the guild's cached copies of rows from the shared store (see
+        :meth:`invalidate_guild`) and tell the other processes to drop theirs."""

@@ -13,9 +13,13 @@ before an invalidation is never kept after it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from time import monotonic
 from typing import Any, Final
+
+#: What the caches read the time from: seconds, only ever growing (``time.monotonic``). Tests
+#: give the caches one they move by hand instead of sleeping through TTLs.
+Clock = Callable[[], float]
 
 
 class _Missing:
@@ -34,9 +38,11 @@ MISSING: Final = _Missing()
 class HotLayer:
     """A bounded, expiring map of Python objects (not copied: store immutable values)."""
 
-    def __init__(self, max_entries: int, max_ttl: float) -> None:
+    def __init__(self, max_entries: int, max_ttl: float, clock: Clock = monotonic) -> None:
         self.max_entries = max_entries
         self.max_ttl = max_ttl
+        #: Where the TTLs are read from.
+        self.clock = clock
         #: False while the layer cannot be kept coherent (shared backend unreachable).
         self.enabled = True
         #: Grows on every drop and clear; see the module docstring.
@@ -51,7 +57,7 @@ class HotLayer:
         entry = self._entries.get(key)
         if entry is None:
             return MISSING
-        if entry[0] <= monotonic():
+        if entry[0] <= self.clock():
             del self._entries[key]
             return MISSING
         self._entries.move_to_end(key)
@@ -65,7 +71,7 @@ class HotLayer:
         """
         if not self.enabled or epoch != self.epoch:
             return
-        self._entries[key] = (monotonic() + min(ttl, self.max_ttl), value)
+        self._entries[key] = (self.clock() + min(ttl, self.max_ttl), value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
@@ -75,6 +81,13 @@ class HotLayer:
         self.epoch += 1
         for key in keys:
             self._entries.pop(key, None)
+
+    def drop_prefix(self, prefix: str) -> None:
+        """Forget every key starting with ``prefix`` and advance the epoch. Looks at every
+        entry (at most ``max_entries``): for rare drops, such as a guild's."""
+        self.epoch += 1
+        for key in [key for key in self._entries if key.startswith(prefix)]:
+            del self._entries[key]
 
     def clear(self) -> None:
         """Forget everything and advance the epoch."""

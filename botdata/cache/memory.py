@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from time import monotonic
 from typing import TYPE_CHECKING, Final
 
 from botdata.cache.base import LEASE_TTL, Cache, Handler
+from botdata.cache.hot import Clock
 from botdata.cache.store import MemoryStore, check_ttl
 
 if TYPE_CHECKING:
@@ -32,11 +34,14 @@ class MemoryCache(Cache):
     """:class:`~botdata.cache.base.Cache` in this process: bounded (``CACHE_MAX_ENTRIES``,
     least recently used evicted), with TTLs, sorted sets and in-process pub/sub."""
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self._store = MemoryStore(settings.CACHE_MAX_ENTRIES)
+    def __init__(self, settings: Settings, clock: Clock = monotonic) -> None:
+        super().__init__(settings, clock)
+        self._store = MemoryStore(settings.CACHE_MAX_ENTRIES, clock)
         self._handlers: dict[str, list[Handler]] = {}
         self._watcher: asyncio.Task[None] | None = None
+
+    def _set_clock(self, clock: Clock) -> None:
+        self._store.clock = clock
 
     def follow(
         self, version: Callable[[], Awaitable[int]], interval: float = WATCH_INTERVAL
@@ -74,6 +79,12 @@ class MemoryCache(Cache):
                 self._hot.clear()
             seen = current
             await asyncio.sleep(interval)
+
+    async def invalidate(self, *keys: str) -> None:
+        """Drop ``keys`` from the store and the hot layer, at once: in this process an
+        invalidation is no round trip, so there is nothing to group (see
+        :meth:`Cache.invalidate <botdata.cache.base.Cache.invalidate>`)."""
+        await self._invalidate_now(keys)
 
     async def delete(self, *keys: str) -> None:
         """Remove ``keys`` (missing ones are ignored). Does not touch the hot layer."""
@@ -220,3 +231,6 @@ class MemoryCache(Cache):
 
     async def _forget(self, keys: Collection[str]) -> None:
         self._store.delete(keys)
+
+    async def _forget_guild(self, guild_id: int) -> None:
+        self._store.drop_derived(self._guild_space(guild_id) + ":")

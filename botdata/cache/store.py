@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import Any
 
+from botdata.cache.hot import Clock
 from botdata.errors import ValidationError
 
 
@@ -29,7 +30,7 @@ def check_ttl(ttl: float | None, name: str = "ttl") -> None:
 @dataclass(slots=True)
 class _Entry:
     value: Any
-    #: ``time.monotonic()`` deadline, None for no expiry.
+    #: Deadline on the store's clock, None for no expiry.
     expires_at: float | None
     #: A copy of database rows (see the module docstring).
     derived: bool = False
@@ -41,8 +42,10 @@ class MemoryStore:
     Expired entries disappear when touched; beyond the bound the least recently used go.
     """
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, clock: Clock = monotonic) -> None:
         self.max_entries = max_entries
+        #: Where the TTLs are read from.
+        self.clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
     def __len__(self) -> int:
@@ -59,7 +62,7 @@ class MemoryStore:
     def set(self, key: str, value: Any, ttl: float | None, *, derived: bool = False) -> None:
         """Store ``value`` at ``key`` for ``ttl`` seconds (forever if None); ``derived``: a copy
         of database rows."""
-        self._entries[key] = _Entry(value, None if ttl is None else monotonic() + ttl, derived)
+        self._entries[key] = _Entry(value, None if ttl is None else self.clock() + ttl, derived)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
@@ -68,7 +71,7 @@ class MemoryStore:
         """Make ``key`` (if present) expire ``ttl`` seconds from now."""
         entry = self._live(key)
         if entry is not None:
-            entry.expires_at = monotonic() + ttl
+            entry.expires_at = self.clock() + ttl
 
     def delete(self, keys: Iterable[str]) -> None:
         """Remove ``keys`` (missing ones are ignored)."""
@@ -87,7 +90,7 @@ class MemoryStore:
         entry = self._live(key)
         if entry is None:
             return None
-        return math.inf if entry.expires_at is None else max(0.0, entry.expires_at - monotonic())
+        return math.inf if entry.expires_at is None else max(0.0, entry.expires_at - self.clock())
 
     def claim(self, key: str, ttl: float) -> float | None:
         """Store ``key`` for ``ttl`` seconds unless it exists: None when stored, else the
@@ -104,7 +107,7 @@ class MemoryStore:
             self.set(key, 1, window)
             return limit < 1
         entry.value += 1
-        return entry.value > limit
+        return bool(entry.value > limit)
 
     def sorted_set(self, key: str) -> dict[str, float] | None:
         """The members and scores of the sorted set at ``key`` (mutable), or None."""
@@ -115,17 +118,23 @@ class MemoryStore:
         """Remove everything."""
         self._entries.clear()
 
-    def drop_derived(self) -> None:
-        """Remove the entries stored with ``derived=True``; keep the others in their order."""
-        self._entries = OrderedDict(
-            (key, entry) for key, entry in self._entries.items() if not entry.derived
-        )
+    def drop_derived(self, prefix: str = "") -> None:
+        """Remove the entries stored with ``derived=True`` whose key starts with ``prefix``
+        (all of them by default); keep the others in their order."""
+        if not prefix:
+            self._entries = OrderedDict(
+                (key, entry) for key, entry in self._entries.items() if not entry.derived
+            )
+            return
+        for key in [key for key in self._entries if key.startswith(prefix)]:
+            if self._entries[key].derived:
+                del self._entries[key]
 
     def _live(self, key: str) -> _Entry | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.expires_at is not None and entry.expires_at <= monotonic():
+        if entry.expires_at is not None and entry.expires_at <= self.clock():
             del self._entries[key]
             return None
         self._entries.move_to_end(key)

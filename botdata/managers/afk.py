@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
+from botdata.cache.member_sets import cached_member_ids
 from botdata.errors import (
     InvalidAFKExpiryError,
     InvalidAFKNicknameError,
@@ -32,7 +33,6 @@ from botdata.errors import (
 )
 from botdata.managers.base import Manager
 from botdata.managers.checks import aware, excerpt, snowflake, text
-from botdata.managers.member_sets import cached_member_ids
 from botdata.managers.numbering import ensure_guild, fetch
 from botdata.models import AFK
 from botdata.schemas import AFKSchema

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
     from botdata.cache import Cache
@@ -15,6 +14,13 @@ if TYPE_CHECKING:
 GUILD_KEYS: Final = 16_384
 
 
+class GuildKeys(Protocol):
+    """Builds the keys of one key name (see :meth:`Manager.guild_keys`)."""
+
+    def __call__(self, guild_id: int, /, *more: object) -> str:
+        """``cache.key(*parts, *more, guild_id=guild_id)``."""
+
+
 class Manager:
     """Base of the managers: holds the handle, its settings and its cache."""
 
@@ -23,11 +29,18 @@ class Manager:
         self.settings: Settings = db.settings
         self.cache: Cache = db.cache
 
-    def guild_keys(self, *parts: object) -> Callable[[int], str]:
-        """``guild_id -> cache.key(*parts, guild_id=guild_id)``, remembering the keys of the
-        last :data:`GUILD_KEYS` guilds (the per-message paths build the same keys over and
-        over). Pass ints only (the ids of a hot path, once validated or about to be)."""
-        return lru_cache(maxsize=GUILD_KEYS)(partial(self._guild_key, parts))
+    def guild_keys(self, *parts: object) -> GuildKeys:
+        """The keys of key name ``parts``, which this manager owns: ``keys(guild_id, *more)``
+        is ``cache.key(*parts, *more, guild_id=guild_id)`` (``more`` for keys per member, say),
+        remembering the last :data:`GUILD_KEYS` keys built (the per-message paths build the
+        same keys over and over). Pass ints only (the ids of a hot path, once validated or
+        about to be).
 
-    def _guild_key(self, parts: tuple[object, ...], guild_id: int) -> str:
-        return self.cache.key(*parts, guild_id=guild_id)
+        Every manager builds the keys it caches under this way, so no other code needs their
+        names: a guild's cached copies are dropped as a whole by ``cache.invalidate_guild``.
+        """
+        keys: GuildKeys = lru_cache(maxsize=GUILD_KEYS)(partial(self._guild_key, parts))
+        return keys
+
+    def _guild_key(self, parts: tuple[object, ...], guild_id: int, *more: object) -> str:
+        return self.cache.key(*parts, *more, guild_id=guild_id)

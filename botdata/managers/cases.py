@@ -18,7 +18,7 @@ Cache
     :meth:`CaseManager.for_user` page is a dict lookup. ``create``, ``edit`` and ``void`` drop
     the entry in the shared cache and in this process's hot layer before they return, and in
     the other processes' hot layers as soon as the announcement reaches them (well under a
-    second). Concurrent calls share their invalidations (:mod:`botdata.managers.coalesce`).
+    second). Concurrent calls share their invalidations (``cache.invalidate`` groups them).
 
 Expiry (:mod:`botdata.managers.case_expiry`) and member status (:meth:`CaseManager.is_jailed`
 ...) are described on those methods.
@@ -43,7 +43,6 @@ from botdata.errors import (
 from botdata.managers.case_expiry import CaseExpiry
 from botdata.managers.case_rules import check_metadata, check_reason, check_roles, expiry
 from botdata.managers.checks import check_number, excerpt, page, snowflake
-from botdata.managers.coalesce import Coalescer
 from botdata.managers.numbering import insert_numbered
 from botdata.models import Case, CaseEdit, CaseType
 from botdata.schemas import CaseEditSchema, CaseSchema, CustomCaseTypeSchema
@@ -66,8 +65,7 @@ class CaseManager(CaseExpiry):
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
-        # create, edit and void invalidate a member's cached cases on every call.
-        self._invalidations: Coalescer[str] = Coalescer(self._invalidate)
+        self._user_cases_key = self.guild_keys(USER_CASES_KEY)
 
     async def create(
         self,
@@ -164,7 +162,7 @@ class CaseManager(CaseExpiry):
         async def load() -> list[CaseSchema]:
             return await self._query(guild_id, CACHED_CASES, None, user_id=user_id)
 
-        key = self.cache.key(USER_CASES_KEY, user_id, guild_id=guild_id)
+        key = self._user_cases_key(guild_id, user_id)
         recent = await self.cache.get_or_load(
             key, load, self.settings.USER_CASES_TTL, hot=True, model=CaseSchema
         )
@@ -360,7 +358,4 @@ class CaseManager(CaseExpiry):
         return latest is not None and latest.type == on and latest.expiry_handled_at is None
 
     async def _forget_user(self, guild_id: int, user_id: int) -> None:
-        await self._invalidations.add(self.cache.key(USER_CASES_KEY, user_id, guild_id=guild_id))
-
-    async def _invalidate(self, keys: set[str]) -> None:
-        await self.cache.invalidate(*keys)
+        await self.cache.invalidate(self._user_cases_key(guild_id, user_id))

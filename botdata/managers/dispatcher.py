@@ -8,7 +8,7 @@ How it works (``db.reminders.start(callback)`` runs it):
    holds the database write lock). Each reminder is therefore delivered by one process.
 2. Deliver: the callbacks of a batch run concurrently; each reminder is marked sent as soon as
    its callback returns (an ``UPDATE`` at once; the reminders delivered while one is in flight
-   share the next, :mod:`botdata.managers.coalesce`). A callback that raises leaves its reminder
+   share the next, :mod:`botdata.coalesce`). A callback that raises leaves its reminder
    unsent: ``attempts`` goes up and the claim is extended by a backoff
    (``REMINDER_RETRY_DELAY`` doubled per earlier failure, at most an hour), after which any
    dispatcher retries it. A process that dies holding claims loses them when the lease ends,
@@ -58,8 +58,8 @@ from typing import TYPE_CHECKING, Any
 from tortoise import Tortoise
 from tortoise.expressions import F
 
+from botdata.coalesce import Coalescer
 from botdata.errors import DispatcherRunningError
-from botdata.managers.coalesce import Coalescer
 from botdata.managers.numbering import fetch
 from botdata.models import Reminder
 from botdata.schemas import ReminderSchema

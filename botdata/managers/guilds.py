@@ -59,7 +59,6 @@ if TYPE_CHECKING:
 # botdata.managers.permissions; they are listed here so that remove() drops them too.
 CONFIG_KEY = "guild_config"
 SETTINGS_KEY = "guild_settings"
-RULES_KEY = "permission_rules"
 
 #: Fields ``update_config`` accepts: every configuration column but the guild's id.
 CONFIG_FIELDS = frozenset(GuildConfigSchema.model_fields) - {"guild_id"}
@@ -107,14 +106,13 @@ class GuildManager(Manager):
     async def remove(self, guild_id: int) -> bool:
         """Delete the guild and, by cascade, every row of it (the bot left the guild).
 
-        Drops the guild's configuration, settings and permission rules from every process's
-        cache. Returns whether a guild was removed. Raises
+        Drops every cached copy of the guild's rows (whichever manager cached them) from
+        every process's cache. Returns whether a guild was removed. Raises
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
         snowflake(guild_id, "guild_id")
         removed = await Guild.filter(id=guild_id).delete()
-        names = (CONFIG_KEY, SETTINGS_KEY, RULES_KEY)
-        await self.cache.invalidate(*(self.cache.key(name, guild_id=guild_id) for name in names))
+        await self.cache.invalidate_guild(guild_id)
         return removed > 0
 
     # Configuration -----------------------------------------------------------------------------

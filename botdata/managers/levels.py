@@ -72,6 +72,7 @@ from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from botdata.cache.member_sets import cached_member_ids
 from botdata.errors import (
     InvalidLevelError,
     InvalidPageError,
@@ -81,7 +82,6 @@ from botdata.errors import (
 from botdata.managers import checks
 from botdata.managers.base import Manager
 from botdata.managers.checks import MAX_PAGE, aware, excerpt, shifted, snowflake
-from botdata.managers.member_sets import cached_member_ids
 from botdata.managers.numbering import ensure_guild, fetch
 from botdata.managers.xp import MAX_LEVEL, MAX_XP, LevelSettings, level_for_xp, level_threshold
 from botdata.models import Levels
@@ -301,8 +301,7 @@ class LevelManager(Manager):
         values: list[Any] = [guild_id, member_id, gained, now]
         if cooldown:  # rewarded messages at or before this time are out of the cooldown
             values.append(shifted(now, -timedelta(seconds=cooldown), "now", InvalidTimestampError))
-        # = cache.key(COOLDOWN_KEY, member_id, guild_id=guild_id)
-        key = f"{self._cooldown_keys(guild_id)}:{member_id}"
+        key = self._cooldown_keys(guild_id, member_id)
         if cooldown and not await self._claim_cooldown(key, now.timestamp(), cooldown):
             return None
         row = await self._add_xp(guild_id, self._grant_sql[bool(cooldown)], values)
@@ -587,7 +586,7 @@ class LevelManager(Manager):
         for an erasure, which also drops the lock) or rebuilt by another build, rows read
         before that are never written.
         """
-        lock = self.cache.key(RANK_KEY, "building", guild_id=guild_id)
+        lock = self._rank_key(guild_id, "building")
         if not await self.cache.set_if_absent(lock, "1", BUILD_LOCK_TTL):
             return False
         mine = (RANK_MARKER, -1.0 - random.randrange(1, 2**40))

@@ -37,6 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
@@ -50,10 +51,16 @@ from botdata.errors import (
 )
 from botdata.managers.base import Manager
 from botdata.managers.checks import aware, excerpt, row_id, snowflake, text
-from botdata.managers.guilds import RULES_KEY, insert_guild_rows
+from botdata.managers.guilds import insert_guild_rows
 from botdata.models import AccessType, GuildPermission, PermissionType
 from botdata.models.guild import PERMISSION_LEVELS
 from botdata.schemas import GuildConfigSchema, GuildPermissionSchema
+
+if TYPE_CHECKING:
+    from botdata.database import Database
+
+#: Cache key name of a guild's rules.
+RULES_KEY = "permission_rules"
 
 #: Target types a rule may have, most specific first.
 RULE_TARGETS = (
@@ -115,6 +122,10 @@ _OUTCOMES = {
 
 class PermissionManager(Manager):
     """Permission levels and access rules. Reached as ``db.permissions``."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._rules_key = self.guild_keys(RULES_KEY)
 
     # Levels ------------------------------------------------------------------------------------
 
@@ -333,9 +344,6 @@ class PermissionManager(Manager):
         return await self.cache.get_or_load(
             key, load, self.settings.GUILD_CONFIG_TTL, hot=True, model=GuildPermissionSchema
         )
-
-    def _rules_key(self, guild_id: int) -> str:
-        return self.cache.key(RULES_KEY, guild_id=guild_id)
 
 
 def decide(

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from pydantic import BaseModel, ConfigDict
 
-from botdata.cache import Cache
+from botdata.cache.base import Cache
 
 
 class MemberIds(BaseModel):
