@@ -21,7 +21,7 @@ from botdata.errors import (
     ReminderPermissionError,
 )
 from botdata.managers.dispatcher import CLAIM_SQL, NEXT_WAKE_SQL
-from botdata.managers.numbering import dialect_sql
+from botdata.managers.sql import dialect_sql
 from botdata.models import Guild, Reminder
 from botdata.schemas import ReminderSchema
 

@@ -33,7 +33,7 @@ from botdata.errors import (
 from botdata.managers.base import Manager
 from botdata.managers.checks import aware, excerpt, snowflake, text
 from botdata.managers.member_sets import cached_member_ids
-from botdata.managers.numbering import ensure_guild, fetch
+from botdata.managers.sql import ensure_guild, fetch
 from botdata.models import AFK
 from botdata.schemas import AFKSchema
 

@@ -17,7 +17,7 @@ from tortoise.connection import get_connection
 from botdata.errors import CaseNotFoundError, InvalidExpiryError
 from botdata.managers.base import Manager
 from botdata.managers.checks import aware, check_number, excerpt, page, shifted, snowflake
-from botdata.managers.numbering import fetch
+from botdata.managers.sql import fetch
 from botdata.models import Case
 from botdata.schemas import CaseSchema
 

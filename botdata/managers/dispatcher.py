@@ -60,7 +60,7 @@ from tortoise.expressions import F
 
 from botdata.errors import DispatcherRunningError
 from botdata.managers.coalesce import Coalescer
-from botdata.managers.numbering import fetch
+from botdata.managers.sql import fetch
 from botdata.models import Reminder
 from botdata.schemas import ReminderSchema
 
