@@ -188,11 +188,13 @@ class AFKManager(Manager):
         wanted = {snowflake(member_id, "member_ids") for member_id in member_ids}
         if not wanted:
             return {}
+
+        async def load() -> list[int]:
+            rows = await AFK.filter(guild_id=guild_id).values("member_id")
+            return [row["member_id"] for row in rows]
+
         afk = await cached_member_ids(
-            self.cache,
-            self._members_key(guild_id),
-            self.settings.GUILD_CONFIG_TTL,
-            lambda: AFK.filter(guild_id=guild_id).values_list("member_id", flat=True),
+            self.cache, self._members_key(guild_id), self.settings.GUILD_CONFIG_TTL, load
         )
         hits = wanted & afk
         if not hits:

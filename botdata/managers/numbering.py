@@ -50,9 +50,9 @@ class _Plan(NamedTuple):
 
     sql: str
     #: The JSON field of each given column (None for the others): its value is encoded.
-    encode: tuple[JSONField | None, ...]
+    encode: tuple[JSONField[Any] | None, ...]
     #: The returned JSON columns and their fields: decoded.
-    decode: tuple[tuple[str, JSONField], ...]
+    decode: tuple[tuple[str, JSONField[Any]], ...]
 
 
 @lru_cache(maxsize=32)
@@ -90,7 +90,7 @@ def _plan(
             dialect,
         )
 
-    def json_field(name: str) -> JSONField | None:
+    def json_field(name: str) -> JSONField[Any] | None:
         field = fields.get(name)
         return field if isinstance(field, JSONField) else None
 
