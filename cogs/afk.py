@@ -30,7 +30,9 @@ Messages
 
 Expiry
     Every :data:`EXPIRY_INTERVAL` seconds :meth:`AFK.expire` claims the statuses whose time is up
-    (``db.afk.claim_expired``: each is handed to one process) and puts their nicknames back.
+    (``db.afk.claim_expired``: each is handed to one process), puts their nicknames back and
+    ends them (``complete_expiry``). A restore that fails (an error other than Discord refusing)
+    is released and retried by a later run.
 """
 
 from __future__ import annotations
@@ -215,14 +217,28 @@ class AFK(BotdataCog):
 
     async def expire(self, now: datetime | None = None) -> list[AFKSchema]:
         """End the AFK statuses expired at ``now`` (default: the current time) and put the
-        nicknames back. Returns the statuses ended. Raises the database's errors."""
+        nicknames back. A status whose restore fails is released (it stays) and retried by a
+        later run. Returns the statuses ended. Raises the database's errors."""
         ended: list[AFKSchema] = []
         while True:
             claimed = await self.db.afk.claim_expired(now, limit=MAX_CLAIM)
+            failed = False
             for status in claimed:
-                await restore_nickname(self.bot, status)
-            ended.extend(claimed)
-            if len(claimed) < MAX_CLAIM:
+                try:
+                    await restore_nickname(self.bot, status)
+                except Exception:
+                    log.exception(
+                        "guild %s: restoring the nickname of %s failed; retried later",
+                        status.guild_id,
+                        status.member_id,
+                    )
+                    await self.db.afk.release(status.guild_id, status.member_id)
+                    failed = True
+                    continue
+                if await self.db.afk.complete_expiry(status.guild_id, status.member_id):
+                    ended.append(status)
+            # A full batch may have more behind it; one with a failure would be claimed again.
+            if len(claimed) < MAX_CLAIM or failed:
                 return ended
 
 

@@ -1,4 +1,5 @@
-"""db.afk: setting, clearing, reading one or many (hot cache), claiming expired statuses."""
+"""db.afk: setting, clearing, reading one or many (hot cache), claiming, releasing and completing
+expired statuses."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from botdata.errors import (
     InvalidAFKExpiryError,
     InvalidAFKNicknameError,
     InvalidAFKReasonError,
+    InvalidExpiryError,
     InvalidFlagError,
     InvalidPageError,
     InvalidSnowflakeError,
@@ -124,8 +126,12 @@ async def test_expired_statuses_are_not_afk_and_are_claimed_once(db: botdata.Dat
     assert await db.afk.claim_expired(now) == []
     claimed = await db.afk.claim_expired(later, limit=2)
     assert [(s.guild_id, s.member_id) for s in claimed] == [(GUILD, member(1)), (GUILD, member(2))]
-    assert [s.member_id for s in await db.afk.claim_expired(later)] == [member(3)]
-    assert await db.afk.claim_expired(later) == []
+    [third] = await db.afk.claim_expired(later)
+    assert (third.guild_id, third.member_id) == (OTHER_GUILD, member(3))
+    assert await db.afk.claim_expired(later) == []  # all claimed
+    for status in [*claimed, third]:
+        assert await db.afk.complete_expiry(status.guild_id, status.member_id)
+        assert not await db.afk.complete_expiry(status.guild_id, status.member_id)
     assert sorted(await db.afk.get_many(GUILD, [member(i) for i in range(7)])) == [
         member(4),
         member(5),
@@ -135,14 +141,64 @@ async def test_expired_statuses_are_not_afk_and_are_claimed_once(db: botdata.Dat
     await AFK.filter(member_id=member(4)).update(until=now - timedelta(seconds=1))
     assert await db.afk.get(GUILD, member(4)) is None
     far = now + timedelta(days=3650)
-    assert [s.member_id for s in await db.afk.claim_expired(far)] == [member(4)]
+    [fourth] = await db.afk.claim_expired(far)
+    assert fourth.member_id == member(4)
+    assert await db.afk.complete_expiry(GUILD, member(4))
     assert sorted(await AFK.all().values_list("member_id", flat=True)) == [member(5), member(6)]
+
+
+async def test_a_released_expiry_stays_until_completed(db: botdata.Database) -> None:
+    """A failed nickname restore (released) is not lost: the status is claimed again."""
+    now = datetime.now(timezone.utc)
+    await db.afk.set(GUILD, MEMBER, nickname="Bob", until=now + timedelta(minutes=1))
+    later = now + timedelta(minutes=2)
+    [claimed] = await db.afk.claim_expired(later)
+    assert await AFK.filter(member_id=MEMBER).exists()  # claiming deletes nothing
+    assert await db.afk.claim_expired(later) == []
+    assert await db.afk.release(GUILD, MEMBER)
+    assert not await db.afk.release(GUILD, MEMBER)  # not claimed any more
+    assert not await db.afk.complete_expiry(GUILD, MEMBER)  # nor completable
+    lease = timedelta(minutes=1)
+    assert await db.afk.claim_expired(later, lease=lease) == [claimed]
+    # A lease that ran out (the claimer died) hands it out again, to one claimer.
+    assert await db.afk.claim_expired(later + lease / 2) == []
+    assert await db.afk.claim_expired(later + lease, lease=lease) == [claimed]
+    assert await db.afk.claim_expired(later + lease) == []
+    assert await db.afk.complete_expiry(GUILD, MEMBER)
+    assert not await AFK.exists()
+    assert await db.afk.claim_expired(later + timedelta(days=1)) == []
+
+
+async def test_a_new_status_voids_the_claim_on_the_old_one(db: botdata.Database) -> None:
+    now = datetime.now(timezone.utc)
+    await db.afk.set(GUILD, MEMBER, nickname="Bob", until=now + timedelta(minutes=1))
+    assert [a.member_id for a in await db.afk.claim_expired(now + timedelta(minutes=2))] == [MEMBER]
+    new = await db.afk.set(GUILD, MEMBER, nickname="Bob", reason="back later")
+    assert not await db.afk.complete_expiry(GUILD, MEMBER)  # the new status stays
+    assert not await db.afk.release(GUILD, MEMBER)
+    assert await db.afk.get(GUILD, MEMBER) == new
+    # Cleared (the member came back) after the claim: nothing to complete either.
+    await db.afk.set(GUILD, member(1), nickname="a", until=now + timedelta(minutes=1))
+    claimed = await db.afk.claim_expired(now + timedelta(minutes=2))
+    assert [a.member_id for a in claimed] == [member(1)]
+    assert await db.afk.clear(GUILD, member(1)) is not None
+    assert not await db.afk.complete_expiry(GUILD, member(1))
+
+
+async def test_completing_an_expiry_drops_the_cached_member_set(db: botdata.Database) -> None:
+    now = datetime.now(timezone.utc)
+    await db.afk.set(GUILD, MEMBER, nickname="Bob", until=now + timedelta(seconds=2))
+    assert await db.afk.get_many(GUILD, [MEMBER]) != {}  # loads the guild's AFK set
+    assert len(await db.afk.claim_expired(now + timedelta(minutes=1))) == 1
+    assert await db.afk.complete_expiry(GUILD, MEMBER)
+    assert db.cache.hot_get(db.cache.key(AFK_MEMBERS_KEY, guild_id=GUILD)) is None
 
 
 async def test_claim_expired_across_processes(
     db: botdata.Database, database_url: str, backend: str, tmp_path: Path
 ) -> None:
-    """Each expired status goes to exactly one of several processes claiming at once."""
+    """Each expired status goes to exactly one of several processes claiming (and completing)
+    at once."""
     statuses = [
         AFK(guild_id=GUILD, member_id=member(i), nickname="x", reason="", until=soon(60 + i))
         for i in range(300)
@@ -167,7 +223,9 @@ async def test_claim_expired_across_processes(
             got = []
             try:
                 while batch := await db.afk.claim_expired(later, limit=7):
-                    got += [s.member_id for s in batch]
+                    for s in batch:
+                        if await db.afk.complete_expiry(s.guild_id, s.member_id):
+                            got.append(s.member_id)
             finally:
                 await db.close()
             print(json.dumps(got))
@@ -234,4 +292,12 @@ async def test_bad_reads_raise(db: botdata.Database) -> None:
         await db.afk.claim_expired(limit=0)
     with pytest.raises(InvalidPageError):
         await db.afk.claim_expired(limit=True)
+    with pytest.raises(InvalidExpiryError):
+        await db.afk.claim_expired(lease=timedelta(0))
+    with pytest.raises(InvalidExpiryError):
+        await db.afk.claim_expired(lease=60)  # type: ignore[arg-type]
+    with pytest.raises(InvalidSnowflakeError):
+        await db.afk.complete_expiry(GUILD, 0)
+    with pytest.raises(InvalidSnowflakeError):
+        await db.afk.release(None, MEMBER)  # type: ignore[arg-type]
     assert await AFK.all().count() == 1

@@ -486,6 +486,18 @@ def _refusals() -> list[Refusal]:
             "lease",
         ),
         Refusal(
+            "afk claim lease: timedelta.max",
+            lambda db, s: db.afk.claim_expired(lease=timedelta.max),
+            InvalidTimestampError,
+            "lease",
+        ),
+        Refusal(
+            "afk claim now: the last moment (its lease ends after it)",
+            lambda db, s: db.afk.claim_expired(UTC_MAX),
+            InvalidTimestampError,
+            "lease",
+        ),
+        Refusal(
             "xp now: the first moment (its cooldown starts before it)",
             lambda db, s: db.levels.grant_message_xp(g, u, now=UTC_MIN),
             InvalidTimestampError,

@@ -24,7 +24,7 @@ from botdata.errors import (
     InvalidXPError,
 )
 from botdata.managers.levels import COOLDOWN_KEY, RANK_KEY, RANK_MARKER, RANK_SQL
-from botdata.managers.numbering import fetch
+from botdata.managers.sql import fetch
 from botdata.managers.xp import (
     MAX_LEVEL,
     MAX_XP,

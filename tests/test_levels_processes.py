@@ -10,7 +10,7 @@ from tortoise.connection import get_connection
 
 import botdata
 from botdata.managers.levels import RANK_SQL
-from botdata.managers.numbering import fetch
+from botdata.managers.sql import fetch
 from botdata.managers.xp import LevelSettings, level_for_xp
 from botdata.models import Levels
 from tests.support import REDIS_URL, run_processes

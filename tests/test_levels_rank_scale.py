@@ -13,7 +13,7 @@ from tortoise.connection import get_connection
 
 import botdata
 from botdata.managers.levels import RANK_KEY, RANK_MARKER, RANK_SQL
-from botdata.managers.numbering import dialect_sql, ensure_guild, fetch
+from botdata.managers.sql import dialect_sql, ensure_guild, fetch
 
 GUILD = 330_000_000_000_000_001
 BASE = 430_000_000_000_000_000

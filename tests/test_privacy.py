@@ -20,7 +20,6 @@ from tortoise.queryset import QuerySet
 
 import botdata
 from botdata.errors import InvalidFlagError, InvalidSnowflakeError
-from botdata.managers.numbering import dialect_sql
 from botdata.managers.privacy import (
     ACTION_FIELDS,
     KEPT_TEXT,
@@ -29,6 +28,7 @@ from botdata.managers.privacy import (
     SECRET_COLUMNS,
     Erase,
 )
+from botdata.managers.sql import dialect_sql
 from botdata.models import (
     AFK,
     AccessType,

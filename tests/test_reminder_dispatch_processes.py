@@ -20,7 +20,7 @@ from typing import Any
 
 from tortoise import Tortoise
 
-from botdata.managers.numbering import dialect_sql
+from botdata.managers.sql import dialect_sql
 from botdata.models import Reminder
 from tests.support import REDIS_URL, ROOT
 

@@ -20,8 +20,8 @@ from botdata.errors import (
     ReminderNotFoundError,
     ReminderPermissionError,
 )
-from botdata.managers.dispatcher import CLAIM_SQL, NEXT_WAKE_SQL
-from botdata.managers.numbering import dialect_sql
+from botdata.managers.dispatcher import NEXT_WAKE_SQL, REMINDERS
+from botdata.managers.sql import dialect_sql
 from botdata.models import Guild, Reminder
 from botdata.schemas import ReminderSchema
 
@@ -318,7 +318,7 @@ async def test_100k_pending_reminders_use_the_index_and_a_due_one_is_prompt(db, 
         explain = "EXPLAIN QUERY PLAN "
     for query, args in (
         (NEXT_WAKE_SQL, [now]),
-        (CLAIM_SQL[db.dialect], [now + timedelta(minutes=1), now, 100]),
+        (REMINDERS.claim_sql(db.dialect), [now, now + timedelta(minutes=1), 100]),
     ):
         rows = await conn.execute_query_dict(dialect_sql(explain + query, db.dialect), args)
         plan = [

@@ -37,7 +37,8 @@ LEFT_OUT: dict[str, frozenset[str]] = {
     "SnippetSchema": _AUDIT | {"updated_at"},
     # The dispatcher's claim of the reminder.
     "ReminderSchema": frozenset({"updated_at", "claimed_until"}),
-    "AFKSchema": frozenset({"id", "created_at", "updated_at"}),
+    # The AFK expiry claim (botdata.managers.claims).
+    "AFKSchema": frozenset({"id", "created_at", "updated_at", "claimed_until"}),
     "LevelsSchema": frozenset({"id", "created_at", "updated_at"}),
     "StarboardSchema": frozenset({"created_at", "updated_at"}),
     "StarboardMessageSchema": frozenset({"id", "created_at", "updated_at"}),

@@ -8,16 +8,20 @@ layer (loaded once, dropped in every process by ``cache.invalidate`` whenever a 
 removed), so when none of the mentioned members is AFK, the common answer, the call costs no
 database query and no Redis round trip. Otherwise one query fetches the AFK rows among them.
 
-Rows whose ``until`` has passed count as not AFK; :meth:`AFKManager.claim_expired` removes them
-(``DELETE ... RETURNING``, so two processes never both receive one) and hands them back, so the
-bot can restore the nicknames.
+Rows whose ``until`` has passed count as not AFK. Ending them is the claim/lease cycle of
+:mod:`botdata.managers.claims`: :meth:`AFKManager.claim_expired` hands each expired status to one
+process for a lease, which restores the nickname and then calls
+:meth:`AFKManager.complete_expiry` (the row is deleted) or, when the restore failed,
+:meth:`AFKManager.release` (the row stays and is claimed again). A process that dies holding
+claims loses them when the lease ends. Setting a new status on the row voids a claim on the old
+one: completing that claim deletes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
@@ -27,13 +31,15 @@ from botdata.errors import (
     InvalidAFKExpiryError,
     InvalidAFKNicknameError,
     InvalidAFKReasonError,
+    InvalidExpiryError,
     InvalidFlagError,
     InvalidPageError,
     InvalidTimestampError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import aware, excerpt, snowflake, text
-from botdata.managers.numbering import ensure_guild, fetch
+from botdata.managers.checks import aware, excerpt, shifted, snowflake, text
+from botdata.managers.claims import ClaimQueue
+from botdata.managers.sql import columns, ensure_guild, fetch
 from botdata.models import AFK
 from botdata.schemas import AFKSchema
 
@@ -47,10 +53,16 @@ MAX_NICKNAME = 100
 #: Most rows one :meth:`AFKManager.claim_expired` call removes.
 MAX_CLAIM = 1000
 
-_COLUMNS = "guild_id, member_id, nickname, reason, since, until, enforced, permanent"
+#: How long a claim of :meth:`AFKManager.claim_expired` keeps other claimers off a status.
+DEFAULT_LEASE = timedelta(minutes=5)
 
-_UPSERT = f"""
-INSERT INTO afk ({_COLUMNS}, created_at, updated_at)
+# $1..$8 the columns of a status; a new status voids any claim on the old one. {returning}: the
+# columns of AFKSchema.
+_UPSERT = """
+INSERT INTO afk (
+    guild_id, member_id, nickname, reason, since, until, enforced, permanent,
+    created_at, updated_at
+)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $5, $5)
 ON CONFLICT (guild_id, member_id) DO UPDATE SET
     nickname = EXCLUDED.nickname,
@@ -59,18 +71,22 @@ ON CONFLICT (guild_id, member_id) DO UPDATE SET
     until = EXCLUDED.until,
     enforced = EXCLUDED.enforced,
     permanent = EXCLUDED.permanent,
-    updated_at = EXCLUDED.updated_at
-RETURNING {_COLUMNS}
+    updated_at = EXCLUDED.updated_at,
+    claimed_until = NULL
+RETURNING {returning}
 """
 
-_DELETE = f"DELETE FROM afk WHERE guild_id = $1 AND member_id = $2 RETURNING {_COLUMNS}"
+_DELETE = "DELETE FROM afk WHERE guild_id = $1 AND member_id = $2 RETURNING {returning}"
 
-# Oldest expiries first; on PostgreSQL concurrent claimers skip each other's rows.
-_CLAIM = """
-DELETE FROM afk WHERE id IN (
-    SELECT id FROM afk WHERE until <= $1 AND NOT permanent ORDER BY until LIMIT $2{lock}
-) RETURNING {columns}
-"""
+#: Expired statuses (permanent ones never expire), oldest first. A status is pending while
+#: claimed (a new status clears the claim); completing it deletes the row.
+EXPIRIES: ClaimQueue[AFKSchema] = ClaimQueue(
+    AFK,
+    AFKSchema,
+    due="until <= $1 AND NOT permanent",
+    order=("until",),
+    pending={"claimed_until__isnull": False},
+)
 
 
 class AFKManager(Manager):
@@ -131,7 +147,8 @@ class AFKManager(Manager):
         values = [guild_id, member_id, nickname, reason, now, until, enforced, permanent]
         async with in_transaction() as connection:
             await ensure_guild(connection, self.db.dialect, guild_id)
-            rows = await fetch(connection, self.db.dialect, _UPSERT, values)
+            query = _UPSERT.format(returning=columns(AFK, AFKSchema))
+            rows = await fetch(connection, self.db.dialect, query, values)
         await self.cache.invalidate(self._members_key(guild_id))
         return AFKSchema.model_validate(rows[0])
 
@@ -143,9 +160,8 @@ class AFKManager(Manager):
         """
         snowflake(guild_id, "guild_id")
         snowflake(member_id, "member_id")
-        rows = await fetch(
-            get_connection("default"), self.db.dialect, _DELETE, [guild_id, member_id]
-        )
+        query = _DELETE.format(returning=columns(AFK, AFKSchema))
+        rows = await fetch(get_connection("default"), self.db.dialect, query, [guild_id, member_id])
         if not rows:
             return None
         await self.cache.invalidate(self._members_key(guild_id))
@@ -172,11 +188,13 @@ class AFKManager(Manager):
         wanted = {snowflake(member_id, "member_ids") for member_id in member_ids}
         if not wanted:
             return {}
+
+        async def load() -> list[int]:
+            rows = await AFK.filter(guild_id=guild_id).values("member_id")
+            return [row["member_id"] for row in rows]
+
         afk = await cached_member_ids(
-            self.cache,
-            self._members_key(guild_id),
-            self.settings.GUILD_CONFIG_TTL,
-            lambda: AFK.filter(guild_id=guild_id).values_list("member_id", flat=True),
+            self.cache, self._members_key(guild_id), self.settings.GUILD_CONFIG_TTL, load
         )
         hits = wanted & afk
         if not hits:
@@ -186,7 +204,8 @@ class AFKManager(Manager):
         rows = await fetch(
             get_connection("default"),
             self.db.dialect,
-            f"SELECT {_COLUMNS} FROM afk WHERE guild_id = $1 AND member_id IN ({listed})",
+            f"SELECT {columns(AFK, AFKSchema)} FROM afk "
+            f"WHERE guild_id = $1 AND member_id IN ({listed})",
             [guild_id, *hits],
         )
         statuses = (AFKSchema.model_validate(row) for row in rows)
@@ -197,16 +216,21 @@ class AFKManager(Manager):
         }
 
     async def claim_expired(
-        self, now: datetime | None = None, *, limit: int = 100
+        self, now: datetime | None = None, *, limit: int = 100, lease: timedelta = DEFAULT_LEASE
     ) -> list[AFKSchema]:
-        """Remove and return up to ``limit`` AFK statuses whose ``until`` is at or before
-        ``now`` (default: the current time), oldest first; permanent ones never expire.
+        """Claim up to ``limit`` AFK statuses whose ``until`` is at or before ``now`` (default:
+        the current time) until ``now + lease``; permanent ones never expire.
 
-        Atomic (``DELETE ... RETURNING``): with several processes claiming at once each row is
-        returned to exactly one of them. Call it periodically and restore the nicknames.
+        Each is claimed by one caller (several processes may claim at once), until the lease
+        ends: restore the nickname, then call :meth:`complete_expiry` (the status ends), or
+        :meth:`release` when the restore failed (the next claim takes it again). The statuses
+        stay (not AFK, their ``until`` passed) until completed. Returns the claimed statuses,
+        oldest expiry first.
+
         Raises :class:`~botdata.errors.InvalidTimestampError` for a naive or non-datetime
-        ``now`` (or one beyond the year 9999 in UTC), :class:`~botdata.errors.InvalidPageError`
-        for a ``limit`` outside 1..1000.
+        ``now`` (or one, or ``now + lease``, beyond the year 9999 in UTC),
+        :class:`~botdata.errors.InvalidExpiryError` for a ``lease`` that is not a positive
+        timedelta, :class:`~botdata.errors.InvalidPageError` for a ``limit`` outside 1..1000.
         """
         if now is None:
             now = datetime.now(timezone.utc)
@@ -216,13 +240,34 @@ class AFKManager(Manager):
             raise InvalidPageError(
                 f"limit must be an int from 1 to {MAX_CLAIM}, not {excerpt(limit)}"
             )
-        lock = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgres" else ""
-        query = _CLAIM.format(lock=lock, columns=_COLUMNS)
-        rows: list[dict[str, Any]] = await fetch(
-            get_connection("default"), self.db.dialect, query, [now, limit]
-        )
-        claimed = sorted((AFKSchema.model_validate(row) for row in rows), key=lambda a: a.until)
-        guilds = {status.guild_id for status in claimed}
-        if guilds:
-            await self.cache.invalidate(*(self._members_key(guild_id) for guild_id in guilds))
-        return claimed
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise InvalidExpiryError(f"lease must be a positive timedelta, not {excerpt(lease)}")
+        claimed_until = shifted(now, lease, "lease", InvalidTimestampError)
+        return await EXPIRIES.claim(self.db.dialect, now, claimed_until, limit)
+
+    async def complete_expiry(self, guild_id: int, member_id: int) -> bool:
+        """End the member's claimed, expired AFK status (its nickname was restored): the row is
+        removed.
+
+        Returns True, or False when the status is not claimed: it was completed or cleared
+        already, or replaced by a new status since the claim (which stays). Raises
+        :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
+        """
+        snowflake(guild_id, "guild_id")
+        snowflake(member_id, "member_id")
+        now = datetime.now(timezone.utc)
+        if not await EXPIRIES.complete(now, guild_id=guild_id, member_id=member_id):
+            return False
+        await self.cache.invalidate(self._members_key(guild_id))
+        return True
+
+    async def release(self, guild_id: int, member_id: int) -> bool:
+        """Give up the claim on the member's expired AFK status (restoring the nickname failed):
+        the next :meth:`claim_expired` takes it again.
+
+        Returns True, or False when it was not claimed (completed, cleared or replaced since).
+        Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
+        """
+        snowflake(guild_id, "guild_id")
+        snowflake(member_id, "member_id")
+        return bool(await EXPIRIES.release(guild_id=guild_id, member_id=member_id))

@@ -23,7 +23,7 @@ from botdata.errors import (
 )
 from botdata.managers.base import Manager
 from botdata.managers.checks import excerpt, snowflake, text
-from botdata.managers.numbering import ensure_guild
+from botdata.managers.sql import ensure_guild
 from botdata.models import CaseType, CustomCaseType
 from botdata.schemas import CustomCaseTypeSchema
 

@@ -3,9 +3,10 @@
 How it works (``db.reminders.start(callback)`` runs it):
 
 1. Claim: one statement marks up to :data:`BATCH` due, unclaimed reminders as taken by this
-   process until ``now + REMINDER_CLAIM_LEASE`` and returns them (PostgreSQL: ``FOR UPDATE SKIP
-   LOCKED``, so dispatchers in several processes take disjoint batches; SQLite: the statement
-   holds the database write lock). Each reminder is therefore delivered by one process.
+   process until ``now + REMINDER_CLAIM_LEASE`` and returns them (the claim/lease cycle of
+   :mod:`botdata.managers.claims`: PostgreSQL ``FOR UPDATE SKIP LOCKED``, so dispatchers in
+   several processes take disjoint batches; SQLite: the statement holds the database write
+   lock). Each reminder is therefore delivered by one process.
 2. Deliver: the callbacks of a batch run concurrently; each reminder is marked sent as soon as
    its callback returns (an ``UPDATE`` at once; the reminders delivered while one is in flight
    share the next, :mod:`botdata.coalesce`). A callback that raises leaves its reminder
@@ -53,14 +54,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tortoise import Tortoise
 from tortoise.expressions import F
 
 from botdata.coalesce import Coalescer
 from botdata.errors import DispatcherRunningError
-from botdata.managers.numbering import fetch
+from botdata.managers.claims import ClaimQueue
+from botdata.managers.sql import fetch
 from botdata.models import Reminder
 from botdata.schemas import ReminderSchema
 
@@ -84,25 +86,16 @@ MAX_RETRY_DELAY = 3600.0
 STOP_GRACE = 10.0
 # Shortest sleep between passes (a pass that found work runs the next one at once).
 _MIN_SLEEP = 0.01
-_COLUMNS = "id, guild_id, user_id, channel_id, content, due_at, sent_at, attempts, created_at"
 
-#: Claims due reminders; $1 the lease's end, $2 now, $3 the batch size.
-CLAIM_SQL = {
-    "postgres": (
-        "UPDATE reminders SET claimed_until = $1 WHERE id IN ("
-        "SELECT id FROM reminders WHERE sent_at IS NULL AND due_at <= $2 "
-        "AND (claimed_until IS NULL OR claimed_until <= $2) "
-        "ORDER BY sent_at, due_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
-        f"RETURNING {_COLUMNS}"
-    ),
-    "sqlite": (
-        "UPDATE reminders SET claimed_until = $1 WHERE id IN ("
-        "SELECT id FROM reminders WHERE sent_at IS NULL AND due_at <= $2 "
-        "AND (claimed_until IS NULL OR claimed_until <= $2) "
-        "ORDER BY sent_at, due_at LIMIT $3) "
-        f"RETURNING {_COLUMNS}"
-    ),
-}
+#: Due, unsent reminders (claimed through the index on ``(sent_at, due_at)``).
+REMINDERS: ClaimQueue[ReminderSchema] = ClaimQueue(
+    Reminder,
+    ReminderSchema,
+    due="sent_at IS NULL AND due_at <= $1",
+    order=("due_at", "id"),
+    pending={"sent_at__isnull": True},
+    done="sent_at",
+)
 
 #: When a pass may find work next ($1 now): the end of the soonest claim on a due reminder
 #: (``retry_at``; only due reminders are ever claimed) and the soonest future due time.
@@ -112,14 +105,6 @@ NEXT_WAKE_SQL = (
     "(SELECT due_at FROM reminders WHERE sent_at IS NULL AND due_at > $1 "
     "ORDER BY sent_at, due_at LIMIT 1) AS next_due"
 )
-
-
-def reminder_schema(row: dict[str, Any]) -> ReminderSchema:
-    """A reminder from a raw row (SQLite returns timestamps as text)."""
-    fields = Reminder._meta.fields_map
-    return ReminderSchema.model_validate(
-        {column: fields[column].to_python_value(value) for column, value in row.items()}
-    )
 
 
 def _utcnow() -> datetime:
@@ -259,13 +244,7 @@ class ReminderDispatcher:
 
     async def _claim(self, now: datetime) -> list[ReminderSchema]:
         lease = timedelta(seconds=self.db.settings.REMINDER_CLAIM_LEASE)
-        rows = await fetch(
-            Tortoise.get_connection("default"),
-            self.db.dialect,
-            CLAIM_SQL[self.db.dialect],
-            [now + lease, now, BATCH],
-        )
-        return sorted((reminder_schema(row) for row in rows), key=lambda r: (r.due_at, r.id))
+        return await REMINDERS.claim(self.db.dialect, now, now + lease, BATCH)
 
     def _target(self, guild_id: int) -> _Target:
         """The target delivering the guild's reminders (there is one: the caller checked)."""
@@ -274,7 +253,7 @@ class ReminderDispatcher:
     async def _deliver_batch(self, claimed: list[ReminderSchema]) -> None:
         """Run the callbacks of a batch concurrently, each reminder going to its target."""
         if not self._targets:  # the last target left since the claim
-            await Reminder.filter(id__in=[r.id for r in claimed]).update(claimed_until=None)
+            await REMINDERS.release(id__in=[r.id for r in claimed])
             return
         deliveries = []
         for reminder in claimed:
@@ -299,7 +278,7 @@ class ReminderDispatcher:
             await callback(reminder)
         except asyncio.CancelledError:
             # Stopped mid-delivery: let any dispatcher take it at once (no failure counted).
-            await Reminder.filter(id=reminder.id, sent_at=None).update(claimed_until=None)
+            await REMINDERS.release(id=reminder.id)
             raise
         except Exception:
             log.exception("botdata: delivering reminder %d failed; it will be retried", reminder.id)
@@ -308,19 +287,17 @@ class ReminderDispatcher:
             await self._sent.add(reminder.id)  # shielded: a stop arriving now keeps the mark
 
     async def _mark_sent(self, ids: set[int]) -> None:
-        now = _utcnow()
-        await Reminder.filter(id__in=ids).update(sent_at=now, claimed_until=None, updated_at=now)
+        await REMINDERS.complete(_utcnow(), id__in=ids)
 
     async def _retry_later(self, reminder: ReminderSchema) -> None:
         delay = min(
             self.db.settings.REMINDER_RETRY_DELAY * 2.0 ** min(reminder.attempts, 32),
             MAX_RETRY_DELAY,
         )
-        now = _utcnow()
-        await Reminder.filter(id=reminder.id, sent_at=None).update(
-            attempts=F("attempts") + 1,
-            claimed_until=now + timedelta(seconds=delay),
-            updated_at=now,
+        await REMINDERS.release(
+            retry_at=_utcnow() + timedelta(seconds=delay),
+            values={"attempts": F("attempts") + 1},
+            id=reminder.id,
         )
 
 

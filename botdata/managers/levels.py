@@ -82,7 +82,7 @@ from botdata.errors import (
 from botdata.managers import checks
 from botdata.managers.base import Manager
 from botdata.managers.checks import MAX_PAGE, aware, excerpt, shifted, snowflake
-from botdata.managers.numbering import ensure_guild, fetch
+from botdata.managers.sql import ensure_guild, fetch
 from botdata.managers.xp import MAX_LEVEL, MAX_XP, LevelSettings, level_for_xp, level_threshold
 from botdata.models import Levels
 from botdata.models.base import MAX_SNOWFLAKE

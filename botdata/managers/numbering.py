@@ -1,4 +1,4 @@
-"""Per-guild numbers (cases, notes), and raw SQL on both dialects (:func:`fetch`).
+"""Per-guild numbers (cases, notes).
 
 A number is taken with one statement that creates the guild's row when it is missing and bumps
 its counter otherwise (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``), and the numbered row
@@ -16,18 +16,16 @@ processes.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.fields import JSONField
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
+from botdata.managers.sql import GUILD_COLUMNS, columns, dialect_sql, fetch
 from botdata.schemas import Schema
 
 #: The guild counter of each kind of numbered row.
@@ -35,34 +33,13 @@ Counter = Literal["case_count", "note_count"]
 
 S = TypeVar("S", bound=Schema)
 
-_PLACEHOLDER = re.compile(r"\$(\d+)")
-
-
-def dialect_sql(query: str, dialect: str) -> str:
-    """``query`` written with ``$1``-style placeholders, in the form ``dialect`` expects.
-
-    SQLite takes numbered ``?1`` placeholders, so one text (and one argument list, where a
-    number may repeat) serves both backends.
-    """
-    return query if dialect == "postgres" else _PLACEHOLDER.sub(r"?\1", query)
-
-
-async def fetch(
-    conn: BaseDBAsyncClient, dialect: str, query: str, values: Sequence[Any]
-) -> list[dict[str, Any]]:
-    """Run ``query`` (``$n`` placeholders) on ``conn``; the rows it returns, as dicts."""
-    return await conn.execute_query_dict(dialect_sql(query, dialect), list(values))
-
-
-_GUILD_COLUMNS = "id, created_at, updated_at, joined_at, case_count, note_count"
-
 
 @lru_cache(maxsize=2)
 def _bump_sql(counter: Counter) -> str:
     """Upsert of the guild row (``$1`` its id, ``$2`` now) returning the bumped ``counter``."""
     first = {"case_count": "1, 0", "note_count": "0, 1"}[counter]
     return (
-        f"INSERT INTO guilds ({_GUILD_COLUMNS}) VALUES ($1, $2, $2, $2, {first}) "
+        f"INSERT INTO guilds ({GUILD_COLUMNS}) VALUES ($1, $2, $2, $2, {first}) "
         f"ON CONFLICT (id) DO UPDATE SET {counter} = guilds.{counter} + 1, updated_at = $2 "
         f"RETURNING {counter}"
     )
@@ -73,16 +50,20 @@ class _Plan(NamedTuple):
 
     sql: str
     #: The JSON field of each given column (None for the others): its value is encoded.
-    encode: tuple[JSONField | None, ...]
+    encode: tuple[JSONField[Any] | None, ...]
     #: The returned JSON columns and their fields: decoded.
-    decode: tuple[tuple[str, JSONField], ...]
+    decode: tuple[tuple[str, JSONField[Any]], ...]
 
 
 @lru_cache(maxsize=32)
 def _plan(
-    dialect: str, model: type[Model], counter: Counter, columns: tuple[str, ...], schema: type[S]
+    dialect: str,
+    model: type[Model],
+    counter: Counter,
+    given_columns: tuple[str, ...],
+    schema: type[S],
 ) -> _Plan:
-    """The statement inserting ``columns`` into ``model``'s table and returning ``schema``'s
+    """The statement inserting ``given_columns`` into ``model``'s table and returning ``schema``'s
     fields.
 
     Arguments: ``$1`` guild id, ``$2`` now (``created_at``, ``updated_at``), then one per
@@ -91,10 +72,10 @@ def _plan(
     fields = model._meta.fields_map
     returning = tuple(schema.model_fields)
     names = ", ".join(
-        f'"{name}"' for name in ("guild_id", "number", "created_at", "updated_at", *columns)
+        f'"{name}"' for name in ("guild_id", "number", "created_at", "updated_at", *given_columns)
     )
-    given = ", ".join(f"${n}" for n in range(3, len(columns) + 3))
-    out = ", ".join(f'"{name}"' for name in returning)
+    given = ", ".join(f"${n}" for n in range(3, len(given_columns) + 3))
+    out = columns(model, schema)
     table = model._meta.db_table
     if dialect == "postgres":
         sql = (
@@ -103,17 +84,17 @@ def _plan(
             f"RETURNING {out}"
         )
     else:
-        number = f"${len(columns) + 3}"
+        number = f"${len(given_columns) + 3}"
         sql = dialect_sql(
             f"INSERT INTO {table} ({names}) VALUES ($1, {number}, $2, $2, {given}) RETURNING {out}",
             dialect,
         )
 
-    def json_field(name: str) -> JSONField | None:
+    def json_field(name: str) -> JSONField[Any] | None:
         field = fields.get(name)
         return field if isinstance(field, JSONField) else None
 
-    encode = tuple(json_field(name) for name in columns)
+    encode = tuple(json_field(name) for name in given_columns)
     decode = tuple((name, field) for name in returning if (field := json_field(name)))
     return _Plan(sql, encode, decode)
 
@@ -154,14 +135,3 @@ async def insert_numbered(
     for name, field in plan.decode:
         row[name] = field.to_python_value(row[name])
     return schema.model_validate(row)
-
-
-async def ensure_guild(conn: BaseDBAsyncClient, dialect: str, guild_id: int) -> None:
-    """Create the row of ``guild_id`` unless it exists (for rows that reference the guild)."""
-    await fetch(
-        conn,
-        dialect,
-        f"INSERT INTO guilds ({_GUILD_COLUMNS}) VALUES ($1, $2, $2, $2, 0, 0) "
-        "ON CONFLICT (id) DO NOTHING",
-        [guild_id, datetime.now(timezone.utc)],
-    )

@@ -88,7 +88,7 @@ from tortoise.transactions import in_transaction
 from botdata.errors import InvalidFlagError
 from botdata.managers.base import Manager
 from botdata.managers.checks import excerpt, snowflake
-from botdata.managers.numbering import fetch
+from botdata.managers.sql import fetch
 from botdata.models import (
     AFK,
     Case,

@@ -33,7 +33,7 @@ from botdata.managers.dispatcher import (
     Callback,
     ReminderDispatcher,
 )
-from botdata.managers.numbering import ensure_guild, fetch
+from botdata.managers.sql import ensure_guild, fetch
 from botdata.models import Reminder
 from botdata.schemas import ReminderSchema
 

@@ -44,7 +44,7 @@ from botdata.errors import (
 )
 from botdata.managers import checks
 from botdata.managers.base import Manager
-from botdata.managers.numbering import ensure_guild, fetch
+from botdata.managers.sql import ensure_guild, fetch
 from botdata.models import Snippet, SnippetName
 from botdata.schemas import SnippetSchema
 

@@ -56,7 +56,7 @@ from botdata.errors import (
 from botdata.managers.base import Manager
 from botdata.managers.checks import excerpt, snowflake, text
 from botdata.managers.guilds import insert_guild_rows
-from botdata.managers.numbering import fetch
+from botdata.managers.sql import fetch
 from botdata.models import Starboard, StarboardMessage
 from botdata.schemas import StarAction, StarboardMessageSchema, StarboardSchema, StarDecision
 

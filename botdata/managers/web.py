@@ -44,7 +44,7 @@ from botdata.errors import (
 from botdata.managers.base import Manager
 from botdata.managers.checks import aware, excerpt, snowflake, text, unstorable
 from botdata.managers.guilds import insert_guild_rows
-from botdata.managers.numbering import fetch
+from botdata.managers.sql import fetch
 from botdata.models import WebGuildPermission, WebSession, WebUser
 from botdata.models.guild import PERMISSION_LEVELS
 from botdata.schemas import WebGuildPermissionSchema, WebUserSchema

@@ -29,6 +29,8 @@ class AFK(TimestampMixin, Model):
     enforced = fields.BooleanField(default=False)
     # Never expires.
     permanent = fields.BooleanField(default=False)
+    # While set and in the future, one process is ending this status (it expired).
+    claimed_until = fields.DatetimeField(null=True)
 
     class Meta:
         table = "afk"

@@ -30,6 +30,8 @@ class Nicks:
 
     edits: list[tuple[int, str | None]] = field(default_factory=list)
     forbidden: bool = False
+    #: Discord cannot be reached (a connection error, not a refusal).
+    unreachable: bool = False
 
 
 @pytest.fixture
@@ -39,6 +41,8 @@ def nicks(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> Nicks:
     async def edit_member(
         guild_id: int, user_id: int, *, reason: str | None = None, **fields: Any
     ) -> dict[str, Any]:
+        if record.unreachable:
+            raise ConnectionResetError("Discord cannot be reached")
         if record.forbidden:
             raise discord.Forbidden(backend.FakeRequest(403, "Forbidden"), "Missing Permissions")
         member = scene.guild.get_member(int(user_id))
@@ -288,6 +292,23 @@ async def test_expiry_ends_the_afk_and_restores_the_nickname(
     assert await db.afk.get(scene.guild.id, scene.other.id) is not None
     assert await cog(scene).expire(later) == []  # claimed once
     assert cog(scene).expiry_loop.seconds == EXPIRY_INTERVAL
+
+
+async def test_a_failed_restore_is_retried_by_the_next_run(
+    scene: Scene, db: botdata.Database, nicks: Nicks
+) -> None:
+    set_nick(scene, scene.member, "Bobby")
+    await say(f"{prefix(db)}afk set {scene.member.mention} 10m", scene.mod)
+    later = datetime.now(timezone.utc) + timedelta(minutes=11)
+    nicks.unreachable = True
+    assert await cog(scene).expire(later) == []  # released, not lost
+    assert scene.member.nick == "[AFK] Bobby"
+    assert await cog(scene).expire(later) == []  # still failing: released again
+    nicks.unreachable = False
+    [ended] = await cog(scene).expire(later)
+    assert (ended.member_id, ended.nickname) == (scene.member.id, "Bobby")
+    assert scene.member.nick == "Bobby"
+    assert await cog(scene).expire(later) == []  # completed: gone
 
 
 async def test_a_member_without_the_level_is_refused_and_nothing_is_written(
