@@ -1,5 +1,8 @@
 """Tortoise models of botdata, one module per domain. Only the managers use them."""
 
+from tortoise.models import Model
+
+from botdata.models import content, dynamic, guild, moderation, permissions, social, web
 from botdata.models.content import Reminder, Snippet, SnippetName
 from botdata.models.dynamic import GuildSetting
 from botdata.models.guild import Guild, GuildConfig
@@ -8,26 +11,15 @@ from botdata.models.permissions import AccessType, GuildPermission, PermissionTy
 from botdata.models.social import AFK, Levels, Starboard, StarboardMessage, StarboardStar
 from botdata.models.web import WebGuildPermission, WebSession, WebUser
 
-__models__ = [
-    Guild,
-    GuildConfig,
-    CustomCaseType,
-    Case,
-    CaseEdit,
-    Note,
-    Snippet,
-    SnippetName,
-    Reminder,
-    AFK,
-    Levels,
-    Starboard,
-    StarboardMessage,
-    StarboardStar,
-    GuildPermission,
-    WebUser,
-    WebSession,
-    WebGuildPermission,
-    GuildSetting,
+#: Every model, found in the domain modules (a new model in one of them needs no listing here).
+__models__: list[type[Model]] = [
+    value
+    for module in (guild, moderation, content, social, permissions, web, dynamic)
+    for value in vars(module).values()
+    if isinstance(value, type)
+    and issubclass(value, Model)
+    and value.__module__ == module.__name__
+    and not value._meta.abstract
 ]
 
 # Docstrings document the code, not the schema: keep them out of table comments so that editing

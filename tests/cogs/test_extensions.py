@@ -7,7 +7,9 @@ from the environment, on the session database), where closing one is observable.
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 from discord.ext import commands
 
 import botdata
+import botdata_cogs
 from botdata_cogs import EXTENSIONS
 from botdata_cogs.core import guild_prefix
 from tests.cogs.conftest import say
@@ -196,3 +199,13 @@ async def test_a_cog_loaded_after_the_package_shares_the_handle_count(
         "open": True,
         "closed_at_last": True,
     }
+
+
+def test_every_cog_module_is_in_the_extension_list() -> None:
+    """A module of the package with a ``setup`` is an extension: the package loads it."""
+    with_setup = {
+        f"botdata_cogs.{info.name}"
+        for info in pkgutil.iter_modules(botdata_cogs.__path__)
+        if hasattr(importlib.import_module(f"botdata_cogs.{info.name}"), "setup")
+    }
+    assert with_setup == set(EXTENSIONS)
