@@ -1,5 +1,7 @@
 """Tortoise models of botdata, one module per domain. Only the managers use them."""
 
+from tortoise.models import Model
+
 from botdata.models.content import Reminder, Snippet, SnippetName
 from botdata.models.dynamic import GuildSetting
 from botdata.models.guild import Guild, GuildConfig
@@ -8,7 +10,7 @@ from botdata.models.permissions import AccessType, GuildPermission, PermissionTy
 from botdata.models.social import AFK, Levels, Starboard, StarboardMessage, StarboardStar
 from botdata.models.web import WebGuildPermission, WebSession, WebUser
 
-__models__ = [
+__models__: list[type[Model]] = [
     Guild,
     GuildConfig,
     CustomCaseType,
