@@ -103,7 +103,7 @@ def check_roles(user_roles: Iterable[int]) -> list[int]:
     :class:`~botdata.errors.TooManyRolesError` for more than :data:`MAX_ROLES` of them."""
     if isinstance(user_roles, (str, bytes)) or not isinstance(user_roles, Iterable):
         raise InvalidSnowflakeError(f"user_roles must be role ids, not {excerpt(user_roles)}")
-    roles = []
+    roles: list[int] = []
     for role in user_roles:
         if len(roles) == MAX_ROLES:
             raise TooManyRolesError(f"user_roles holds more than {MAX_ROLES} role ids")

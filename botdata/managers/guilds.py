@@ -101,7 +101,7 @@ class GuildManager(Manager):
         snowflake(guild_id, "guild_id")
         async with in_transaction() as connection:
             await insert_guild_rows(guild_id, connection)
-            guild = await Guild.get(id=guild_id).using_db(connection)
+            guild = await Guild.get(id=guild_id, using_db=connection)
         return GuildSchema.model_validate(guild)
 
     async def remove(self, guild_id: int) -> bool:

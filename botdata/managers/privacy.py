@@ -75,7 +75,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic_core import to_jsonable_python
 from tortoise import fields
@@ -112,6 +112,8 @@ from botdata.models import (
 )
 from botdata.schemas import AFKSchema, ErasureSummary, StarboardMessageSchema
 
+M = TypeVar("M", bound=Model)
+
 
 class Erase(str, Enum):
     """What erasing a user does to the rows of one :class:`Reference`."""
@@ -145,7 +147,8 @@ class Reference:
 
     def matching(self, user_id: int) -> Q:
         """The filter selecting the rows of ``model`` that reference ``user_id`` this way."""
-        return Q(**{self.lookup: user_id}, **self.where)
+        filters: dict[str, Any] = {self.lookup: user_id, **self.where}
+        return Q(**filters)
 
 
 #: The date of the change each audit column records.
@@ -361,7 +364,12 @@ class PrivacyManager(Manager):
         )
 
 
-def _all(model: type[Model], conn: BaseDBAsyncClient | None = None) -> QuerySet:
+def _not_null(column: str) -> dict[str, Any]:
+    """The filter keyword selecting rows whose ``column`` is set."""
+    return {f"{column}__isnull": False}
+
+
+def _all(model: type[M], conn: BaseDBAsyncClient | None = None) -> QuerySet[M]:
     """Every row of ``model``, soft-deleted ones included (the default manager hides them)."""
     query = QuerySet(model)
     return query if conn is None else query.using_db(conn)
@@ -405,7 +413,7 @@ async def _set_null(
     model = ref.model
     query = _all(model, conn).filter(
         ref.matching(user_id),
-        Q(*(Q(**{f"{column}__isnull": False}) for column in columns), join_type=Q.OR),
+        Q(*(Q(**_not_null(column)) for column in columns), join_type=Q.OR),
     )
     keys = set(await query.values_list(model._meta.db_pk_column, flat=True))
     if keys:
