@@ -22,7 +22,7 @@ from botdata.errors import (
     InvalidSeverityError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import excerpt, snowflake, text
+from botdata.managers.checks import Snowflake, checked, excerpt, snowflake, text
 from botdata.managers.numbering import ensure_guild
 from botdata.models import CaseType, CustomCaseType
 from botdata.schemas import CustomCaseTypeSchema
@@ -54,9 +54,10 @@ def normalise_name(name: object) -> str:
 class CaseTypeManager(Manager):
     """Custom case types of each guild. Reached as ``db.case_types``."""
 
+    @checked
     async def create(
         self,
-        guild_id: int,
+        guild_id: Snowflake,
         name: str,
         *,
         display_name: str,
@@ -78,7 +79,6 @@ class CaseTypeManager(Manager):
         writing anything, and :class:`~botdata.errors.CaseTypeExistsError` when the guild has a
         type of that name already.
         """
-        snowflake(guild_id, "guild_id")
         if created_by is not None:
             snowflake(created_by, "created_by")
         key = normalise_name(name)
@@ -110,27 +110,27 @@ class CaseTypeManager(Manager):
             raise CaseTypeExistsError(f"guild {guild_id} already has case type {key!r}") from None
         return CustomCaseTypeSchema.model_validate(row)
 
-    async def get(self, guild_id: int, name: str) -> CustomCaseTypeSchema:
+    @checked
+    async def get(self, guild_id: Snowflake, name: str) -> CustomCaseTypeSchema:
         """The guild's case type ``name`` (normalised first).
 
         Raises :class:`~botdata.errors.CaseTypeNotFoundError` when the guild has none of that
         name, and the name errors of :func:`normalise_name`.
         """
-        snowflake(guild_id, "guild_id")
         key = normalise_name(name)
         row = await CustomCaseType.get_or_none(guild_id=guild_id, name=key)
         if row is None:
             raise CaseTypeNotFoundError(f"guild {guild_id} has no case type {key!r}")
         return CustomCaseTypeSchema.model_validate(row)
 
-    async def delete(self, guild_id: int, name: str) -> None:
+    @checked
+    async def delete(self, guild_id: Snowflake, name: str) -> None:
         """Remove the guild's case type ``name``. Returns nothing.
 
         Raises :class:`~botdata.errors.CaseTypeNotFoundError` when there is no such type,
         :class:`~botdata.errors.CaseTypeInUseError` when cases (voided ones too) use it, and the
         name errors of :func:`normalise_name`.
         """
-        snowflake(guild_id, "guild_id")
         key = normalise_name(name)
         try:
             removed = await CustomCaseType.filter(guild_id=guild_id, name=key).delete()
@@ -141,9 +141,9 @@ class CaseTypeManager(Manager):
         if not removed:
             raise CaseTypeNotFoundError(f"guild {guild_id} has no case type {key!r}")
 
-    async def list(self, guild_id: int) -> list[CustomCaseTypeSchema]:
+    @checked
+    async def list(self, guild_id: Snowflake) -> list[CustomCaseTypeSchema]:
         """Every case type of the guild, by name. Raises
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id."""
-        snowflake(guild_id, "guild_id")
         rows = await CustomCaseType.filter(guild_id=guild_id).order_by("name")
         return [CustomCaseTypeSchema.model_validate(row) for row in rows]

@@ -42,7 +42,7 @@ from botdata.errors import (
 )
 from botdata.managers.case_expiry import CaseExpiry
 from botdata.managers.case_rules import check_metadata, check_reason, check_roles, expiry
-from botdata.managers.checks import check_number, excerpt, page, snowflake
+from botdata.managers.checks import Snowflake, check_number, checked, excerpt, page, snowflake
 from botdata.managers.coalesce import Coalescer
 from botdata.managers.numbering import insert_numbered
 from botdata.models import Case, CaseEdit, CaseType
@@ -69,11 +69,12 @@ class CaseManager(CaseExpiry):
         # create, edit and void invalidate a member's cached cases on every call.
         self._invalidations: Coalescer[str] = Coalescer(self._invalidate)
 
+    @checked
     async def create(
         self,
-        guild_id: int,
-        user_id: int,
-        moderator_id: int,
+        guild_id: Snowflake,
+        user_id: Snowflake,
+        moderator_id: Snowflake,
         case_type: CaseType | str,
         reason: str,
         *,
@@ -102,9 +103,6 @@ class CaseManager(CaseExpiry):
         :class:`~botdata.errors.InvalidExpiryError`,
         :class:`~botdata.errors.InvalidCaseMetadataError`.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(user_id, "user_id")
-        snowflake(moderator_id, "moderator_id")
         check_reason(reason)
         roles = check_roles(user_roles)
         metadata = check_metadata(metadata)
@@ -144,8 +142,9 @@ class CaseManager(CaseExpiry):
         """
         return CaseSchema.model_validate(await self._row(guild_id, number))
 
+    @checked
     async def for_user(
-        self, guild_id: int, user_id: int, *, limit: int = 25, before: int | None = None
+        self, guild_id: Snowflake, user_id: Snowflake, *, limit: int = 25, before: int | None = None
     ) -> list[CaseSchema]:
         """The member's cases in the guild, newest first, voided ones included.
 
@@ -157,8 +156,6 @@ class CaseManager(CaseExpiry):
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidPageError`.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(user_id, "user_id")
         before = page(limit, before)
 
         async def load() -> list[CaseSchema]:
@@ -175,9 +172,10 @@ class CaseManager(CaseExpiry):
             return hits
         return await self._query(guild_id, limit, before, user_id=user_id)
 
+    @checked
     async def search(
         self,
-        guild_id: int,
+        guild_id: Snowflake,
         *,
         user_id: int | None = None,
         moderator_id: int | None = None,
@@ -195,7 +193,6 @@ class CaseManager(CaseExpiry):
         :class:`~botdata.errors.InvalidPageError`, and for ``case_type`` the errors of
         :meth:`create`.
         """
-        snowflake(guild_id, "guild_id")
         before = page(limit, before)
         filters: dict[str, Any] = {}
         if user_id is not None:
@@ -212,7 +209,10 @@ class CaseManager(CaseExpiry):
                 filters["type"] = builtin
         return await self._query(guild_id, limit, before, **filters)
 
-    async def edit(self, guild_id: int, number: int, *, reason: str, editor_id: int) -> CaseSchema:
+    @checked
+    async def edit(
+        self, guild_id: Snowflake, number: int, *, reason: str, editor_id: int
+    ) -> CaseSchema:
         """Change the case's reason, recording the old and new reason, the editor and the time
         in its history (one transaction). The same reason again changes nothing.
 
@@ -222,7 +222,6 @@ class CaseManager(CaseExpiry):
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidNumberError`.
         """
-        snowflake(guild_id, "guild_id")
         check_number(number, "case", CaseNotFoundError)
         snowflake(editor_id, "editor_id")
         check_reason(reason)
@@ -261,7 +260,10 @@ class CaseManager(CaseExpiry):
         edits = await CaseEdit.filter(case_id=case.id).order_by("id")
         return [CaseEditSchema.model_validate(edit) for edit in edits]
 
-    async def void(self, guild_id: int, number: int, *, by: int, reason: str) -> CaseSchema:
+    @checked
+    async def void(
+        self, guild_id: Snowflake, number: int, *, by: Snowflake, reason: str
+    ) -> CaseSchema:
         """Void the case: it stays, inactive, with who voided it, when and why.
 
         A voided case no longer counts for :meth:`is_jailed` and the other status checks, nor
@@ -273,8 +275,6 @@ class CaseManager(CaseExpiry):
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidNumberError`.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(by, "by")
         check_number(number, "case", CaseNotFoundError)
         check_reason(reason, "void reason")
         now = datetime.now(timezone.utc)
@@ -331,9 +331,11 @@ class CaseManager(CaseExpiry):
             f"case_type must be a CaseType or a str, not {excerpt(case_type)}"
         )
 
-    async def _row(self, guild_id: int, number: int, conn: BaseDBAsyncClient | None = None) -> Case:
+    @checked
+    async def _row(
+        self, guild_id: Snowflake, number: int, conn: BaseDBAsyncClient | None = None
+    ) -> Case:
         """The case row, read on ``conn`` (a transaction) if given."""
-        snowflake(guild_id, "guild_id")
         check_number(number, "case", CaseNotFoundError)
         case = await Case.filter(guild_id=guild_id, number=number).using_db(conn).first()
         if case is None:
@@ -349,9 +351,10 @@ class CaseManager(CaseExpiry):
         rows = await query.order_by("-number").limit(limit)
         return [CaseSchema.model_validate(row) for row in rows]
 
-    async def _status(self, guild_id: int, user_id: int, on: CaseType, off: CaseType) -> bool:
-        snowflake(guild_id, "guild_id")
-        snowflake(user_id, "user_id")
+    @checked
+    async def _status(
+        self, guild_id: Snowflake, user_id: Snowflake, on: CaseType, off: CaseType
+    ) -> bool:
         latest = (
             await Case.filter(guild_id=guild_id, user_id=user_id, active=True, type__in=[on, off])
             .order_by("-number")
