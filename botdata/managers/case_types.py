@@ -22,7 +22,7 @@ from botdata.errors import (
     InvalidSeverityError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import Snowflake, checked, excerpt, snowflake, text
+from botdata.managers.checks import OptionalSnowflake, Snowflake, checked, excerpt, text
 from botdata.managers.numbering import ensure_guild
 from botdata.models import CaseType, CustomCaseType
 from botdata.schemas import CustomCaseTypeSchema
@@ -64,7 +64,7 @@ class CaseTypeManager(Manager):
         description: str | None = None,
         severity: int = 1,
         requires_duration: bool = False,
-        created_by: int | None = None,
+        created_by: OptionalSnowflake = None,
     ) -> CustomCaseTypeSchema:
         """Add a case type to the guild (creating the guild's row if it has none).
 
@@ -79,8 +79,6 @@ class CaseTypeManager(Manager):
         writing anything, and :class:`~botdata.errors.CaseTypeExistsError` when the guild has a
         type of that name already.
         """
-        if created_by is not None:
-            snowflake(created_by, "created_by")
         key = normalise_name(name)
         text(display_name, "display_name")
         text(description, "description")

@@ -87,7 +87,7 @@ from tortoise.transactions import in_transaction
 
 from botdata.errors import InvalidFlagError
 from botdata.managers.base import Manager
-from botdata.managers.checks import excerpt, snowflake
+from botdata.managers.checks import Snowflake, checked, excerpt
 from botdata.managers.numbering import fetch
 from botdata.models import (
     AFK,
@@ -250,7 +250,8 @@ KEPT_TEXT: Mapping[str, frozenset[str]] = {
 class PrivacyManager(Manager):
     """Data-subject requests: export and erasure. Reached as ``db.privacy``."""
 
-    async def export_user(self, user_id: int) -> dict[str, Any]:
+    @checked
+    async def export_user(self, user_id: Snowflake) -> dict[str, Any]:
         """Everything botdata holds about the user, as JSON-serialisable data.
 
         Returns ``{"user_id", "exported_at", "tables": {table: [row, ...]}, "actions":
@@ -264,7 +265,6 @@ class PrivacyManager(Manager):
         of what it records). Times are ISO 8601 strings. Raises
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(user_id, "user_id")
         tables: dict[str, list[dict[str, Any]]] = {}
         whole: dict[type[Model], set[Any]] = {}
         subject = (ref for ref in REFERENCES if ref.export and ref.erase in _SUBJECT)
@@ -297,8 +297,9 @@ class PrivacyManager(Manager):
             "actions": to_jsonable_python(sorted(actions.values(), key=_first_date)),
         }
 
+    @checked
     async def erase_user(
-        self, user_id: int, *, keep_moderation_records: bool = True
+        self, user_id: Snowflake, *, keep_moderation_records: bool = True
     ) -> ErasureSummary:
         """Erase the user's data in one transaction, as the module docstring describes: delete
         their own data, keep (or, with ``keep_moderation_records=False``, delete) moderation
@@ -316,7 +317,6 @@ class PrivacyManager(Manager):
         :class:`~botdata.errors.InvalidFlagError` when ``keep_moderation_records`` is not a bool.
         Nothing is changed when it raises.
         """
-        snowflake(user_id, "user_id")
         if not isinstance(keep_moderation_records, bool):
             raise InvalidFlagError(
                 f"keep_moderation_records must be a bool, not {excerpt(keep_moderation_records)}"

@@ -54,7 +54,7 @@ from botdata.errors import (
     StarboardNotConfiguredError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import Snowflake, checked, excerpt, snowflake, text
+from botdata.managers.checks import OptionalSnowflake, Snowflake, checked, excerpt, text
 from botdata.managers.guilds import insert_guild_rows
 from botdata.managers.numbering import fetch
 from botdata.models import Starboard, StarboardMessage
@@ -169,8 +169,15 @@ class StarboardManager(Manager):
 
     # Stars -------------------------------------------------------------------------------------
 
+    @checked
     async def add_star(
-        self, guild_id: int, *, message_id: int, channel_id: int, author_id: int, user_id: int
+        self,
+        guild_id: Snowflake,
+        *,
+        message_id: Snowflake,
+        channel_id: Snowflake,
+        author_id: Snowflake,
+        user_id: Snowflake,
     ) -> StarDecision:
         """Record ``user_id``'s star on a message (or on its starboard copy) and decide what to
         do with the copy.
@@ -182,14 +189,6 @@ class StarboardManager(Manager):
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id and
         :class:`~botdata.errors.StarboardNotConfiguredError` when the guild has no starboard.
         """
-        for name, value in (
-            ("guild_id", guild_id),
-            ("message_id", message_id),
-            ("channel_id", channel_id),
-            ("author_id", author_id),
-            ("user_id", user_id),
-        ):
-            snowflake(value, name)
         config = await self._config(guild_id)
         now = datetime.now(timezone.utc)
         default = get_connection("default")
@@ -226,8 +225,14 @@ class StarboardManager(Manager):
             await self.cache.invalidate(self._key(guild_id))
             raise StarboardNotConfiguredError(f"guild {guild_id} has no starboard") from None
 
+    @checked
     async def remove_star(
-        self, guild_id: int, *, message_id: int, channel_id: int, user_id: int
+        self,
+        guild_id: Snowflake,
+        *,
+        message_id: Snowflake,
+        channel_id: Snowflake,
+        user_id: Snowflake,
     ) -> StarDecision:
         """Take back ``user_id``'s star from a message (or from its starboard copy) and decide
         what to do with the copy.
@@ -238,13 +243,6 @@ class StarboardManager(Manager):
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id and
         :class:`~botdata.errors.StarboardNotConfiguredError` when the guild has no starboard.
         """
-        for name, value in (
-            ("guild_id", guild_id),
-            ("message_id", message_id),
-            ("channel_id", channel_id),
-            ("user_id", user_id),
-        ):
-            snowflake(value, name)
         config = await self._config(guild_id)
         now = datetime.now(timezone.utc)
         default = get_connection("default")
@@ -268,7 +266,7 @@ class StarboardManager(Manager):
 
     @checked
     async def set_copy(
-        self, guild_id: Snowflake, message_id: Snowflake, starboard_message_id: int | None
+        self, guild_id: Snowflake, message_id: Snowflake, starboard_message_id: OptionalSnowflake
     ) -> StarboardMessageSchema:
         """Record (or, with None, clear) the copy of starred message ``message_id`` posted on the
         starboard.
@@ -279,8 +277,6 @@ class StarboardManager(Manager):
         :class:`~botdata.errors.StarboardCopyConflictError` when ``starboard_message_id`` is the
         copy of another message.
         """
-        if starboard_message_id is not None:
-            snowflake(starboard_message_id, "starboard_message_id")
         now = datetime.now(timezone.utc)
         try:
             async with in_transaction() as conn:
