@@ -106,9 +106,11 @@ class CaseManager(CaseExpiry):
         check_reason(reason)
         roles = check_roles(user_roles)
         metadata = check_metadata(metadata)
-        builtin, custom = await self._resolve_type(guild_id, case_type)
+        kind = await self._resolve_type(guild_id, case_type)
+        builtin = kind if isinstance(kind, CaseType) else None
+        custom = None if isinstance(kind, CaseType) else kind
         now = datetime.now(timezone.utc)
-        expires = expiry(builtin, custom, duration, expires_at, now)
+        expires = expiry(kind, duration, expires_at, now)
         values = {
             "type": builtin.value if builtin else None,
             "custom_type_id": custom.id if custom else None,
@@ -202,11 +204,11 @@ class CaseManager(CaseExpiry):
         if active is not None:
             filters["active"] = bool(active)
         if case_type is not None:
-            builtin, custom = await self._resolve_type(guild_id, case_type)
-            if custom is not None:
-                filters["custom_type_id"] = custom.id
+            kind = await self._resolve_type(guild_id, case_type)
+            if isinstance(kind, CaseType):
+                filters["type"] = kind
             else:
-                filters["type"] = builtin
+                filters["custom_type_id"] = kind.id
         return await self._query(guild_id, limit, before, **filters)
 
     @checked
@@ -322,11 +324,13 @@ class CaseManager(CaseExpiry):
 
     async def _resolve_type(
         self, guild_id: int, case_type: object
-    ) -> tuple[CaseType | None, CustomCaseTypeSchema | None]:
+    ) -> CaseType | CustomCaseTypeSchema:
+        """The built-in type, or the guild's custom type of that name (raises
+        :class:`~botdata.errors.CaseTypeNotFoundError` when there is none)."""
         if isinstance(case_type, CaseType):
-            return case_type, None
+            return case_type
         if isinstance(case_type, str):
-            return None, await self.db.case_types.get(guild_id, case_type)
+            return await self.db.case_types.get(guild_id, case_type)
         raise InvalidCaseTypeNameError(
             f"case_type must be a CaseType or a str, not {excerpt(case_type)}"
         )

@@ -46,15 +46,16 @@ class Coalescer(Generic[T]):
         """Flush the gathered items, batch after batch, until no caller is waiting."""
         done: asyncio.Future[None] | None = None
         try:
-            while self._items:
-                items, done = self._items, self._done
+            # add() sets _done before its item, without awaiting: a batch has a future.
+            while (done := self._done) is not None:
+                items = self._items
                 self._items, self._done = set(), None
                 try:
                     await self._flush(items)
                 except Exception as exc:
-                    done.set_exception(exc)  # type: ignore[union-attr]
+                    done.set_exception(exc)
                 else:
-                    done.set_result(None)  # type: ignore[union-attr]
+                    done.set_result(None)
         finally:
             self._running = None
             # Cancelled (the loop is shutting down): release every caller still waiting.
