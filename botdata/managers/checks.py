@@ -56,7 +56,7 @@ import reprlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Final, ParamSpec, TypeVar, get_type_hints
+from typing import Annotated, Any, Final, ParamSpec, TypeVar
 
 from botdata.errors import (
     BotdataError,
@@ -301,6 +301,21 @@ Snowflake = Annotated[int, Check(snowflake)]
 OptionalSnowflake = Annotated[int | None, Check(snowflake, optional=True)]
 
 
+def _declared(annotation: object, namespace: dict[str, Any]) -> Check | None:
+    """The :class:`Check` of a parameter's annotation (a string under ``from __future__ import
+    annotations``, read in the method's module), or None. A name only imported for type
+    checking is no check (only the annotated types above are)."""
+    if isinstance(annotation, str):
+        try:
+            annotation = eval(annotation, namespace)  # what typing.get_type_hints does
+        except NameError:
+            return None
+    for extra in getattr(annotation, "__metadata__", ()):
+        if isinstance(extra, Check):
+            return extra
+    return None
+
+
 def checked(
     method: Callable[P, Coroutine[Any, Any, T]],
 ) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -315,12 +330,11 @@ def checked(
     ``guilds.config``, ``permissions.is_allowed``, ``afk.get_many``) therefore check inline
     with :func:`snowflake`. An argument left to its default is not checked.
     """
-    hints = get_type_hints(method, include_extras=True)
     plan: list[tuple[int, str, Check]] = []
     for index, parameter in enumerate(inspect.signature(method).parameters.values()):
-        for extra in getattr(hints.get(parameter.name), "__metadata__", ()):
-            if isinstance(extra, Check):
-                plan.append((index, parameter.name, extra))
+        check = _declared(parameter.annotation, method.__globals__)
+        if check is not None:
+            plan.append((index, parameter.name, check))
     if not plan:
         raise TypeError(f"{method.__qualname__} has no argument with a Check to apply")
     steps = tuple(plan)
