@@ -47,8 +47,9 @@ class Coalescer(Generic[T]):
         """Flush the gathered items, batch after batch, until no caller is waiting."""
         done: asyncio.Future[None] | None = None
         try:
-            while self._items:
-                items, done = self._items, self._done
+            # add() sets _done before its item, without awaiting: a batch has a future.
+            while (done := self._done) is not None:
+                items = self._items
                 self._items, self._done = set(), None
                 assert done is not None  # set by the add() that gave the items
                 try:

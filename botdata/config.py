@@ -11,9 +11,10 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from typing import Any
 from urllib.parse import parse_qsl
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import ConfigurationError as TortoiseConfigurationError
@@ -29,7 +30,7 @@ _POSTGRES_SCHEMES = ("postgres", "postgresql", "asyncpg")
 _SSL_MODES = ("true", "false", "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # Query parameters a PostgreSQL DATABASE_URL may carry (passed to asyncpg), with the type of the
 # value (None: any text). Pool sizes and timeouts have settings of their own.
-_POSTGRES_OPTIONS: dict[str, type | None] = {
+_POSTGRES_OPTIONS: dict[str, type[int] | type[float] | None] = {
     "ssl": None,
     "application_name": None,
     "schema": None,
@@ -86,21 +87,21 @@ def _check_database_url(url: str) -> str:
 def _check_authority(authority: str) -> None:
     """Check ``host[:port]`` of a PostgreSQL URL (both optional)."""
     if authority.startswith("["):
-        host, bracket, port = authority[1:].partition("]")
+        host, bracket, rest = authority[1:].partition("]")
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
             raise ValueError("the host in [ ] is not an IPv6 address" + _ENCODE) from None
-        if not bracket or (port and not port.startswith(":")):
+        if not bracket or (rest and not rest.startswith(":")):
             raise ValueError("an IPv6 host is written [address] or [address]:port" + _ENCODE)
-        port = port[1:] if port else None
+        port = rest[1:] if rest else None
     else:
-        host, colon, port = authority.partition(":")
+        host, colon, after = authority.partition(":")
         if host and not _HOST.fullmatch(host):
             raise ValueError(
                 "the host is not a host name or an IP address (IPv6 in brackets: [::1])" + _ENCODE
             )
-        port = port if colon else None
+        port = after if colon else None
     if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
         raise ValueError("the port is not a number from 1 to 65535" + _ENCODE)
 
@@ -128,7 +129,7 @@ def _check_postgres_query(query: str) -> None:
             raise ValueError(f"{name} must be a number >= 0")
 
 
-def _non_negative(kind: type, value: str) -> bool:
+def _non_negative(kind: type[int] | type[float], value: str) -> bool:
     """Whether ``value`` reads as a finite number >= 0 of type ``kind`` (int or float)."""
     try:
         return 0 <= kind(value) < math.inf
@@ -222,20 +223,20 @@ class Settings(BaseSettings):
 
     @field_validator("DATABASE_POOL_MAX")
     @classmethod
-    def _pool_bounds(cls, value: int, info) -> int:  # type: ignore[no-untyped-def]
+    def _pool_bounds(cls, value: int, info: ValidationInfo) -> int:
         minimum = info.data.get("DATABASE_POOL_MIN", 1)
         if value < minimum:
             raise ValueError(f"must be >= DATABASE_POOL_MIN ({minimum})")
         return value
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the settings; ``overrides`` (by field name) win over the environment.
 
     Raises :class:`botdata.errors.ConfigurationError` naming each bad variable.
     """
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

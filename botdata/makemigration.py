@@ -24,8 +24,12 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Protocol, TypeAlias, cast
 
 from botdata.schema import APP, MIGRATIONS_LOCATION
+
+#: A decoded JSON value (a model's description in Aerich's MODELS_STATE).
+Json: TypeAlias = "dict[str, Json] | list[Json] | str | int | float | bool | None"
 
 DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DIALECTS = ("postgres", "sqlite")
@@ -60,13 +64,26 @@ def _sql_dict(sql: dict[str, str]) -> str:
     return "{\n" + body + "}"
 
 
-def _load(path: Path) -> object:
+class _Migration(Protocol):
+    """An Aerich migration file, loaded."""
+
+    MODELS_STATE: str
+
+    async def upgrade(self, db: object) -> str: ...
+
+    async def downgrade(self, db: object) -> str: ...
+
+
+def _load(path: Path) -> _Migration:
+    """The migration file at ``path``, loaded; raises ``ImportError`` when it is not one."""
     spec = importlib.util.spec_from_file_location(f"_migration_{uuid.uuid4().hex}", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    if not all(hasattr(module, name) for name in ("upgrade", "downgrade", "MODELS_STATE")):
+        raise ImportError(f"{path} is not an Aerich migration (upgrade, downgrade, MODELS_STATE)")
+    return cast(_Migration, module)
 
 
 async def _generate(dialect: str, name: str, location: Path, admin_url: str) -> dict[str, str]:
@@ -103,9 +120,9 @@ async def _generate(dialect: str, name: str, location: Path, admin_url: str) -> 
         module = _load(created[0])
         return {
             "file": created[0].name,
-            "upgrade": await module.upgrade(None),  # type: ignore[attr-defined]
-            "downgrade": await module.downgrade(None),  # type: ignore[attr-defined]
-            "models_state": module.MODELS_STATE,  # type: ignore[attr-defined]
+            "upgrade": await module.upgrade(None),
+            "downgrade": await module.downgrade(None),
+            "models_state": module.MODELS_STATE,
         }
     finally:
         await command.aclose()
@@ -127,20 +144,22 @@ async def drift(location: Path) -> list[str]:
     files = sorted((location / APP).glob("*.py"), key=lambda p: int(p.name.split("_", 1)[0]))
     if not files:
         return ["(no migrations at all)"]
-    recorded = decompress_dict(_load(files[-1]).MODELS_STATE)  # type: ignore[attr-defined]
+    recorded = decompress_dict(_load(files[-1]).MODELS_STATE)
     context = await Tortoise.init(
         config=tortoise_config(load_settings(DATABASE_URL="sqlite://:memory:"))
     )
     try:
-        current = json.loads(json.dumps(get_models_describe(APP)))  # tuples become lists
+        # Through JSON: tuples become lists, as in the recorded state.
+        current: dict[str, Json] = json.loads(json.dumps(get_models_describe(APP)))
     finally:
         await context.close_connections()
-    recorded, current = _without_docstrings(recorded), _without_docstrings(current)
+    recorded = {name: _without_docstrings(model) for name, model in recorded.items()}
+    current = {name: _without_docstrings(model) for name, model in current.items()}
     names = set(recorded) | set(current)
     return sorted(name for name in names if recorded.get(name) != current.get(name))
 
 
-def _without_docstrings(value: object) -> object:
+def _without_docstrings(value: Json) -> Json:
     # Docstrings are recorded in MODELS_STATE but never reach the schema: editing one is no drift.
     if isinstance(value, dict):
         return {k: _without_docstrings(v) for k, v in value.items() if k != "docstring"}
@@ -172,7 +191,8 @@ def _run_child(dialect: str, name: str, location: Path, admin_url: str) -> dict[
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
         raise SystemExit(f"aerich failed on {dialect} (output above)")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def make(name: str, location: Path, admin_url: str) -> Path | None:

@@ -46,7 +46,7 @@ def redact_url(url: str) -> str:
 
     Parsed by hand: ``urllib`` refuses some URLs botdata accepts (a ``[`` in a password)."""
     scheme, _, rest = url.partition("://")
-    authority = re.match(r"[^/?#]*", rest).group()  # type: ignore[union-attr]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     userinfo, at, _ = authority.rpartition("@")
     if not at or ":" not in userinfo:
         return url

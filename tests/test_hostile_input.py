@@ -56,6 +56,9 @@ from botdata.managers.checks import (
     MAX_JSON_DEPTH,
     MAX_JSON_SIZE,
     MAX_NUMBER,
+    OptionalSnowflake,
+    Snowflake,
+    checked,
     excerpt,
     json_text,
 )
@@ -588,3 +591,45 @@ def test_json_bounds_are_inclusive() -> None:
     looped.append(looped)
     with pytest.raises(SettingNotSerializableError, match="deeper"):
         json_text(looped, "v", SettingNotSerializableError)
+
+
+class _Declared:
+    """Methods whose ids @checked checks (positional, keyword-only, optional, with a default)."""
+
+    @checked
+    async def call(
+        self,
+        guild_id: Snowflake,
+        text: str = "",
+        *,
+        user_id: Snowflake = 1 << 40,
+        by: OptionalSnowflake = None,
+    ) -> tuple[int, int, int | None]:
+        return guild_id, user_id, by
+
+
+async def test_checked_refuses_each_declared_id_by_name() -> None:
+    declared = _Declared()
+    good = 1 << 41
+    assert await declared.call(good, by=good) == (good, 1 << 40, good)
+    assert await declared.call(good, "x", user_id=good) == (good, good, None)
+    for kwargs, name in (
+        ({"guild_id": 0}, "guild_id"),
+        ({"guild_id": True}, "guild_id"),
+        ({"guild_id": good, "user_id": "1"}, "user_id"),
+        ({"guild_id": good, "by": 1 << 63}, "by"),
+    ):
+        with pytest.raises(InvalidSnowflakeError, match=rf"^{name}"):
+            await declared.call(**kwargs)
+    with pytest.raises(InvalidSnowflakeError, match=r"^guild_id"):
+        await declared.call(None)  # only OptionalSnowflake takes None
+    with pytest.raises(InvalidSnowflakeError, match=r"^guild_id"):
+        await declared.call(-5, user_id=0)  # checked in the order of the parameters
+
+
+def test_checked_needs_a_declared_check() -> None:
+    async def plain(guild_id: int) -> int:
+        return guild_id
+
+    with pytest.raises(TypeError, match="no argument with a Check"):
+        checked(plain)

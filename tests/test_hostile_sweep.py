@@ -77,6 +77,8 @@ HOSTILE: dict[str, tuple[Any, ...]] = {
 KINDS = {
     "str": "text",
     "int": "number",
+    "Snowflake": "number",
+    "OptionalSnowflake": "number",
     "datetime": "time",
     "timedelta": "duration",
     "Iterable[int]": "ids",

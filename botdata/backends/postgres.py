@@ -37,8 +37,10 @@ from asyncpg import exceptions as pg
 
 # asyncpg's client-side DataError (an argument it cannot encode) is not exported by name.
 from asyncpg.exceptions._base import DataError as ArgumentError
+from asyncpg.pool import PoolConnectionProxy
 from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
 from tortoise.backends.base.client import (
+    ConnectionWrapper,
     NestedTransactionContext,
     PoolConnectionWrapper,
     TransactionContext,
@@ -160,16 +162,20 @@ def translate(exc: Exception) -> Exception:
     return exc
 
 
-async def _acquire(client: PostgresClient) -> asyncpg.Connection:
+async def _acquire(client: PostgresClient) -> PoolConnectionProxy:
     """A connection from ``client``'s pool, waiting at most ``client.pool_timeout`` for one.
 
     An idle connection is handed over at once, so that usual case runs without a timer (a
     closed one is reopened within asyncpg's connect ``timeout``). Otherwise one timer bounds
     the wait (asyncpg's ``acquire(timeout=)`` would add a second one to the release): about
     12 us of CPU per statement while every connection is busy. Raises
-    :class:`~botdata.errors.DatabaseTimeoutError` when none became free in time.
+    :class:`~botdata.errors.DatabaseTimeoutError` when none became free in time, and
+    :class:`~botdata.errors.DatabaseUnavailableError` when the pool is closed (the handle was
+    closed meanwhile).
     """
     pool = client._pool
+    if pool is None:
+        raise DatabaseUnavailableError(UNAVAILABLE)
     if pool.get_idle_size():
         return await pool.acquire()
     try:
@@ -179,12 +185,13 @@ async def _acquire(client: PostgresClient) -> asyncpg.Connection:
         raise DatabaseTimeoutError(POOL_WAIT) from exc
 
 
-class _PoolConnection(PoolConnectionWrapper):
+class _PoolConnection(PoolConnectionWrapper[PoolConnectionProxy]):
     """Tortoise's pooled connection for one statement, with the bounded wait of :func:`_acquire`."""
 
     __slots__ = ()
+    client: PostgresClient
 
-    async def __aenter__(self) -> asyncpg.Connection:
+    async def __aenter__(self) -> PoolConnectionProxy:
         await self.ensure_connection()
         self.connection = await _acquire(self.client)
         return self.connection
@@ -228,9 +235,12 @@ class _TransactionContext(TransactionContextPooled):
             await self._end()
 
     async def _end(self) -> None:
-        """Give the connection back to the pool and leave the transaction's context."""
+        """Give the connection back to the pool (unless the pool is closed, which closed its
+        connections) and leave the transaction's context."""
+        pool = self.client._parent._pool
         try:
-            await self.client._parent._pool.release(self.client._connection)
+            if pool is not None:
+                await pool.release(self.client._connection)
         except Exception as exc:
             reraise(exc, translate(exc))
         finally:
@@ -249,7 +259,10 @@ class PostgresClient(AsyncpgDBClient):
         super().__init__(**kwargs)
         self.pool_timeout = pool_timeout
 
-    def acquire_connection(self) -> _PoolConnection:
+    def acquire_connection(
+        self,
+    ) -> PoolConnectionWrapper[PoolConnectionProxy] | ConnectionWrapper[asyncpg.Connection]:
+        # The union is Tortoise's: a transaction (below) hands out its own connection.
         return _PoolConnection(self, self._pool_init_lock)
 
     def _in_transaction(self) -> TransactionContext:
@@ -281,6 +294,9 @@ class PostgresTransaction(TransactionWrapper, PostgresClient):
     included), no retries (a transaction dies with its connection)."""
 
     retries_reads = False
+    _parent: PostgresClient
+    # Tortoise annotates asyncpg.Connection, but a pooled transaction holds the pool's proxy.
+    _connection: PoolConnectionProxy  # type: ignore[assignment]
 
     def _in_transaction(self) -> TransactionContext:
         return NestedTransactionContext(PostgresTransaction(self))

@@ -21,8 +21,9 @@ not valid Unicode): ``DatabaseRejectedValueError``; a broken constraint: Tortois
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -87,11 +88,13 @@ def translate(exc: Exception) -> Exception:
     return exc
 
 
-def _translated(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+def _translated(
+    method: Callable[..., Coroutine[Any, Any, T]],
+) -> Callable[..., Coroutine[Any, Any, T]]:
     """``method`` raising :func:`translate`'s errors.
 
-    Given the undecorated methods of Tortoise's client (``__wrapped__`` under its own
-    ``translate_exceptions``), so that the errors are translated once, from sqlite3's.
+    Given the undecorated methods of Tortoise's client (:func:`_undecorated`), so that the
+    errors are translated once, from sqlite3's.
     """
 
     @wraps(method)
@@ -102,6 +105,14 @@ def _translated(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[
             reraise(exc, translate(exc))
 
     return run
+
+
+def _undecorated(
+    method: Callable[..., Coroutine[Any, Any, T]],
+) -> Callable[..., Coroutine[Any, Any, T]]:
+    """``method`` without Tortoise's ``translate_exceptions`` around it."""
+    inner: Callable[..., Coroutine[Any, Any, T]] = inspect.unwrap(method)
+    return inner
 
 
 async def _take(lock: asyncio.Lock, timeout: float) -> None:
@@ -121,7 +132,7 @@ async def _take(lock: asyncio.Lock, timeout: float) -> None:
         raise DatabaseTimeoutError(POOL_WAIT) from exc
 
 
-class _Connection(ConnectionWrapper):
+class _Connection(ConnectionWrapper[aiosqlite.Connection]):
     """Tortoise's wrapper of the process's SQLite connection, waiting at most ``pool_timeout``
     for it, and giving it back when opening it failed (Tortoise's keeps it locked)."""
 
@@ -169,30 +180,32 @@ class SqliteClient(TortoiseSqliteClient):
         super().__init__(file_path, **kwargs)
         self.pool_timeout = pool_timeout
 
-    def acquire_connection(self) -> ConnectionWrapper:
+    def acquire_connection(self) -> ConnectionWrapper[aiosqlite.Connection]:
         return _Connection(self._lock, self)
 
     def _in_transaction(self) -> TransactionContext:
         return _TransactionContext(SqliteTransaction(self), self._lock)
 
-    execute_insert = _translated(TortoiseSqliteClient.execute_insert.__wrapped__)
-    execute_many = _translated(TortoiseSqliteClient.execute_many.__wrapped__)
-    execute_query = _translated(TortoiseSqliteClient.execute_query.__wrapped__)
-    execute_query_dict = _translated(TortoiseSqliteClient.execute_query_dict.__wrapped__)
-    execute_script = _translated(TortoiseSqliteClient.execute_script.__wrapped__)
+    execute_insert = _translated(_undecorated(TortoiseSqliteClient.execute_insert))
+    execute_many = _translated(_undecorated(TortoiseSqliteClient.execute_many))
+    execute_query = _translated(_undecorated(TortoiseSqliteClient.execute_query))
+    execute_query_dict = _translated(_undecorated(TortoiseSqliteClient.execute_query_dict))
+    execute_script = _translated(_undecorated(TortoiseSqliteClient.execute_script))
 
 
 class SqliteTransaction(SqliteTransactionWrapper, SqliteClient):
     """A transaction on the process's connection: :class:`SqliteClient`'s errors (COMMIT and
     ROLLBACK included); its statements take the connection at once (the transaction holds it)."""
 
-    def acquire_connection(self) -> ConnectionWrapper:
+    _parent: SqliteClient
+
+    def acquire_connection(self) -> ConnectionWrapper[aiosqlite.Connection]:
         return ConnectionWrapper(self._lock, self)
 
     def _in_transaction(self) -> TransactionContext:
         return NestedTransactionContext(SqliteTransaction(self))
 
-    execute_many = _translated(SqliteTransactionWrapper.execute_many.__wrapped__)
+    execute_many = _translated(_undecorated(SqliteTransactionWrapper.execute_many))
     commit = _translated(SqliteTransactionWrapper.commit)
     rollback = _translated(SqliteTransactionWrapper.rollback)
 

@@ -63,25 +63,27 @@ def check_reason(reason: object, name: str = "reason") -> str:
 
 
 def expiry(
-    case_type: CaseType | None,
-    custom: CustomCaseTypeSchema | None,
+    kind: CaseType | CustomCaseTypeSchema,
     duration: object,
     expires_at: object,
     now: datetime,
 ) -> datetime | None:
-    """When a case of this type, made at ``now``, expires (UTC), or None if it does not.
+    """When a case of ``kind`` (built-in or custom), made at ``now``, expires (UTC), or None
+    if it does not.
 
     Raises :class:`~botdata.errors.DurationRequiredError`,
     :class:`~botdata.errors.DurationNotAllowedError` or
     :class:`~botdata.errors.InvalidExpiryError` (see the module docstring).
     """
-    name = custom.name if custom is not None else case_type.value  # type: ignore[union-attr]
-    required = case_type in NEEDS_DURATION or (custom is not None and custom.requires_duration)
+    if isinstance(kind, CaseType):
+        name, required, optional = kind.value, kind in NEEDS_DURATION, kind in MAY_HAVE_DURATION
+    else:  # a custom type has a duration exactly when it requires one
+        name, required, optional = kind.name, kind.requires_duration, False
     if duration is None and expires_at is None:
         if required:
             raise DurationRequiredError(f"a {name} case needs a duration")
         return None
-    if not required and case_type not in MAY_HAVE_DURATION:
+    if not required and not optional:
         raise DurationNotAllowedError(f"a {name} case cannot have a duration")
     if duration is not None and expires_at is not None:
         raise InvalidExpiryError("give a duration or expires_at, not both")
@@ -103,7 +105,7 @@ def check_roles(user_roles: Iterable[int]) -> list[int]:
     :class:`~botdata.errors.TooManyRolesError` for more than :data:`MAX_ROLES` of them."""
     if isinstance(user_roles, (str, bytes)) or not isinstance(user_roles, Iterable):
         raise InvalidSnowflakeError(f"user_roles must be role ids, not {excerpt(user_roles)}")
-    roles = []
+    roles: list[int] = []
     for role in user_roles:
         if len(roles) == MAX_ROLES:
             raise TooManyRolesError(f"user_roles holds more than {MAX_ROLES} role ids")

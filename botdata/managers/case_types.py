@@ -22,7 +22,7 @@ from botdata.errors import (
     InvalidSeverityError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import excerpt, snowflake, text
+from botdata.managers.checks import OptionalSnowflake, Snowflake, checked, excerpt, text
 from botdata.managers.sql import ensure_guild
 from botdata.models import CaseType, CustomCaseType
 from botdata.schemas import CustomCaseTypeSchema
@@ -54,16 +54,17 @@ def normalise_name(name: object) -> str:
 class CaseTypeManager(Manager):
     """Custom case types of each guild. Reached as ``db.case_types``."""
 
+    @checked
     async def create(
         self,
-        guild_id: int,
+        guild_id: Snowflake,
         name: str,
         *,
         display_name: str,
         description: str | None = None,
         severity: int = 1,
         requires_duration: bool = False,
-        created_by: int | None = None,
+        created_by: OptionalSnowflake = None,
     ) -> CustomCaseTypeSchema:
         """Add a case type to the guild (creating the guild's row if it has none).
 
@@ -78,9 +79,6 @@ class CaseTypeManager(Manager):
         writing anything, and :class:`~botdata.errors.CaseTypeExistsError` when the guild has a
         type of that name already.
         """
-        snowflake(guild_id, "guild_id")
-        if created_by is not None:
-            snowflake(created_by, "created_by")
         key = normalise_name(name)
         text(display_name, "display_name")
         text(description, "description")
@@ -110,27 +108,27 @@ class CaseTypeManager(Manager):
             raise CaseTypeExistsError(f"guild {guild_id} already has case type {key!r}") from None
         return CustomCaseTypeSchema.model_validate(row)
 
-    async def get(self, guild_id: int, name: str) -> CustomCaseTypeSchema:
+    @checked
+    async def get(self, guild_id: Snowflake, name: str) -> CustomCaseTypeSchema:
         """The guild's case type ``name`` (normalised first).
 
         Raises :class:`~botdata.errors.CaseTypeNotFoundError` when the guild has none of that
         name, and the name errors of :func:`normalise_name`.
         """
-        snowflake(guild_id, "guild_id")
         key = normalise_name(name)
         row = await CustomCaseType.get_or_none(guild_id=guild_id, name=key)
         if row is None:
             raise CaseTypeNotFoundError(f"guild {guild_id} has no case type {key!r}")
         return CustomCaseTypeSchema.model_validate(row)
 
-    async def delete(self, guild_id: int, name: str) -> None:
+    @checked
+    async def delete(self, guild_id: Snowflake, name: str) -> None:
         """Remove the guild's case type ``name``. Returns nothing.
 
         Raises :class:`~botdata.errors.CaseTypeNotFoundError` when there is no such type,
         :class:`~botdata.errors.CaseTypeInUseError` when cases (voided ones too) use it, and the
         name errors of :func:`normalise_name`.
         """
-        snowflake(guild_id, "guild_id")
         key = normalise_name(name)
         try:
             removed = await CustomCaseType.filter(guild_id=guild_id, name=key).delete()
@@ -141,9 +139,9 @@ class CaseTypeManager(Manager):
         if not removed:
             raise CaseTypeNotFoundError(f"guild {guild_id} has no case type {key!r}")
 
-    async def list(self, guild_id: int) -> list[CustomCaseTypeSchema]:
+    @checked
+    async def list(self, guild_id: Snowflake) -> list[CustomCaseTypeSchema]:
         """Every case type of the guild, by name. Raises
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id."""
-        snowflake(guild_id, "guild_id")
         rows = await CustomCaseType.filter(guild_id=guild_id).order_by("name")
         return [CustomCaseTypeSchema.model_validate(row) for row in rows]

@@ -42,7 +42,7 @@ from botdata.errors import (
 )
 from botdata.managers.case_expiry import CaseExpiry
 from botdata.managers.case_rules import check_metadata, check_reason, check_roles, expiry
-from botdata.managers.checks import check_number, excerpt, page, snowflake
+from botdata.managers.checks import Snowflake, check_number, checked, excerpt, page, snowflake
 from botdata.managers.numbering import insert_numbered
 from botdata.models import Case, CaseEdit, CaseType
 from botdata.schemas import CaseEditSchema, CaseSchema, CustomCaseTypeSchema
@@ -67,11 +67,12 @@ class CaseManager(CaseExpiry):
         super().__init__(db)
         self._user_cases_key = self.guild_keys(USER_CASES_KEY)
 
+    @checked
     async def create(
         self,
-        guild_id: int,
-        user_id: int,
-        moderator_id: int,
+        guild_id: Snowflake,
+        user_id: Snowflake,
+        moderator_id: Snowflake,
         case_type: CaseType | str,
         reason: str,
         *,
@@ -100,15 +101,14 @@ class CaseManager(CaseExpiry):
         :class:`~botdata.errors.InvalidExpiryError`,
         :class:`~botdata.errors.InvalidCaseMetadataError`.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(user_id, "user_id")
-        snowflake(moderator_id, "moderator_id")
         check_reason(reason)
         roles = check_roles(user_roles)
         metadata = check_metadata(metadata)
-        builtin, custom = await self._resolve_type(guild_id, case_type)
+        kind = await self._resolve_type(guild_id, case_type)
+        builtin = kind if isinstance(kind, CaseType) else None
+        custom = None if isinstance(kind, CaseType) else kind
         now = datetime.now(timezone.utc)
-        expires = expiry(builtin, custom, duration, expires_at, now)
+        expires = expiry(kind, duration, expires_at, now)
         values = {
             "type": builtin.value if builtin else None,
             "custom_type_id": custom.id if custom else None,
@@ -142,8 +142,9 @@ class CaseManager(CaseExpiry):
         """
         return CaseSchema.model_validate(await self._row(guild_id, number))
 
+    @checked
     async def for_user(
-        self, guild_id: int, user_id: int, *, limit: int = 25, before: int | None = None
+        self, guild_id: Snowflake, user_id: Snowflake, *, limit: int = 25, before: int | None = None
     ) -> list[CaseSchema]:
         """The member's cases in the guild, newest first, voided ones included.
 
@@ -155,8 +156,6 @@ class CaseManager(CaseExpiry):
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidPageError`.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(user_id, "user_id")
         before = page(limit, before)
 
         async def load() -> list[CaseSchema]:
@@ -173,9 +172,10 @@ class CaseManager(CaseExpiry):
             return hits
         return await self._query(guild_id, limit, before, user_id=user_id)
 
+    @checked
     async def search(
         self,
-        guild_id: int,
+        guild_id: Snowflake,
         *,
         user_id: int | None = None,
         moderator_id: int | None = None,
@@ -193,7 +193,6 @@ class CaseManager(CaseExpiry):
         :class:`~botdata.errors.InvalidPageError`, and for ``case_type`` the errors of
         :meth:`create`.
         """
-        snowflake(guild_id, "guild_id")
         before = page(limit, before)
         filters: dict[str, Any] = {}
         if user_id is not None:
@@ -203,14 +202,17 @@ class CaseManager(CaseExpiry):
         if active is not None:
             filters["active"] = bool(active)
         if case_type is not None:
-            builtin, custom = await self._resolve_type(guild_id, case_type)
-            if custom is not None:
-                filters["custom_type_id"] = custom.id
+            kind = await self._resolve_type(guild_id, case_type)
+            if isinstance(kind, CaseType):
+                filters["type"] = kind
             else:
-                filters["type"] = builtin
+                filters["custom_type_id"] = kind.id
         return await self._query(guild_id, limit, before, **filters)
 
-    async def edit(self, guild_id: int, number: int, *, reason: str, editor_id: int) -> CaseSchema:
+    @checked
+    async def edit(
+        self, guild_id: Snowflake, number: int, *, reason: str, editor_id: int
+    ) -> CaseSchema:
         """Change the case's reason, recording the old and new reason, the editor and the time
         in its history (one transaction). The same reason again changes nothing.
 
@@ -220,7 +222,6 @@ class CaseManager(CaseExpiry):
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidNumberError`.
         """
-        snowflake(guild_id, "guild_id")
         check_number(number, "case", CaseNotFoundError)
         snowflake(editor_id, "editor_id")
         check_reason(reason)
@@ -259,7 +260,10 @@ class CaseManager(CaseExpiry):
         edits = await CaseEdit.filter(case_id=case.id).order_by("id")
         return [CaseEditSchema.model_validate(edit) for edit in edits]
 
-    async def void(self, guild_id: int, number: int, *, by: int, reason: str) -> CaseSchema:
+    @checked
+    async def void(
+        self, guild_id: Snowflake, number: int, *, by: Snowflake, reason: str
+    ) -> CaseSchema:
         """Void the case: it stays, inactive, with who voided it, when and why.
 
         A voided case no longer counts for :meth:`is_jailed` and the other status checks, nor
@@ -271,8 +275,6 @@ class CaseManager(CaseExpiry):
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidNumberError`.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(by, "by")
         check_number(number, "case", CaseNotFoundError)
         check_reason(reason, "void reason")
         now = datetime.now(timezone.utc)
@@ -320,18 +322,22 @@ class CaseManager(CaseExpiry):
 
     async def _resolve_type(
         self, guild_id: int, case_type: object
-    ) -> tuple[CaseType | None, CustomCaseTypeSchema | None]:
+    ) -> CaseType | CustomCaseTypeSchema:
+        """The built-in type, or the guild's custom type of that name (raises
+        :class:`~botdata.errors.CaseTypeNotFoundError` when there is none)."""
         if isinstance(case_type, CaseType):
-            return case_type, None
+            return case_type
         if isinstance(case_type, str):
-            return None, await self.db.case_types.get(guild_id, case_type)
+            return await self.db.case_types.get(guild_id, case_type)
         raise InvalidCaseTypeNameError(
             f"case_type must be a CaseType or a str, not {excerpt(case_type)}"
         )
 
-    async def _row(self, guild_id: int, number: int, conn: BaseDBAsyncClient | None = None) -> Case:
+    @checked
+    async def _row(
+        self, guild_id: Snowflake, number: int, conn: BaseDBAsyncClient | None = None
+    ) -> Case:
         """The case row, read on ``conn`` (a transaction) if given."""
-        snowflake(guild_id, "guild_id")
         check_number(number, "case", CaseNotFoundError)
         case = await Case.filter(guild_id=guild_id, number=number).using_db(conn).first()
         if case is None:
@@ -347,9 +353,10 @@ class CaseManager(CaseExpiry):
         rows = await query.order_by("-number").limit(limit)
         return [CaseSchema.model_validate(row) for row in rows]
 
-    async def _status(self, guild_id: int, user_id: int, on: CaseType, off: CaseType) -> bool:
-        snowflake(guild_id, "guild_id")
-        snowflake(user_id, "user_id")
+    @checked
+    async def _status(
+        self, guild_id: Snowflake, user_id: Snowflake, on: CaseType, off: CaseType
+    ) -> bool:
         latest = (
             await Case.filter(guild_id=guild_id, user_id=user_id, active=True, type__in=[on, off])
             .order_by("-number")

@@ -35,6 +35,12 @@ Times
     form, or the time derived from it (:func:`shifted`), lies outside ``datetime``'s range
     (years 1 to 9999) is refused with the method's own time error, never ``OverflowError``.
 
+Declared checks
+    A manager method states what its arguments are with the annotated types below
+    (:data:`Snowflake`, :data:`OptionalSnowflake`) and carries :func:`checked`, which checks
+    each such argument, by name, before the method runs: the same function and error as a call
+    of :func:`snowflake` in the body, decided once when the method is defined.
+
 Messages
     An error names the argument and quotes a value only through :func:`excerpt`: at most
     :data:`EXCERPT` characters, whatever the value (a megabyte of text, a 5,000-digit int).
@@ -42,11 +48,15 @@ Messages
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import re
 import reprlib
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, ParamSpec, TypeVar
 
 from botdata.errors import (
     BotdataError,
@@ -61,6 +71,7 @@ from botdata.errors import (
 from botdata.models.base import MAX_SNOWFLAKE, MIN_SNOWFLAKE
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 #: Largest page a list method returns.
 MAX_PAGE: Final = 100
@@ -273,3 +284,73 @@ def shifted(
         return when + delta
     except OverflowError:
         raise error(f"{name} takes the time beyond the years 1-9999") from None
+
+
+@dataclass(frozen=True)
+class Check:
+    """What :func:`checked` does with an argument annotated ``Annotated[..., Check(...)]``:
+    ``function(value, name)``, unless ``value`` is None and ``optional``."""
+
+    function: Callable[[object, str], object]
+    optional: bool = False
+
+
+#: A Discord id argument, checked by :func:`snowflake` (under :func:`checked`).
+Snowflake = Annotated[int, Check(snowflake)]
+#: A Discord id or None, checked by :func:`snowflake` when it is not None.
+OptionalSnowflake = Annotated[int | None, Check(snowflake, optional=True)]
+
+
+def _declared(annotation: object, namespace: dict[str, Any]) -> Check | None:
+    """The :class:`Check` of a parameter's annotation (a string under ``from __future__ import
+    annotations``, read in the method's module), or None. A name only imported for type
+    checking is no check (only the annotated types above are)."""
+    if isinstance(annotation, str):
+        try:
+            annotation = eval(annotation, namespace)  # what typing.get_type_hints does
+        except NameError:
+            return None
+    for extra in getattr(annotation, "__metadata__", ()):
+        if isinstance(extra, Check):
+            return extra
+    return None
+
+
+def checked(
+    method: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """``method`` checking its arguments annotated with a :class:`Check` (:data:`Snowflake`...)
+    before it runs, in the order of its parameters; it raises what the checks raise (e.g.
+    :class:`~botdata.errors.InvalidSnowflakeError` naming the parameter).
+
+    The plan (which positions and names to check, with what) is made here, once; a call costs
+    a loop over the checked parameters and a second coroutine: about 0.3-0.9 us measured (2
+    cores under load), nothing beside a database round trip, but a third of a call answered
+    from memory. The per-message methods answered from memory (``guilds.prefix``,
+    ``guilds.config``, ``permissions.is_allowed``, ``afk.get_many``) therefore check inline
+    with :func:`snowflake`. An argument left to its default is not checked.
+    """
+    plan: list[tuple[int, str, Check]] = []
+    for index, parameter in enumerate(inspect.signature(method).parameters.values()):
+        check = _declared(parameter.annotation, method.__globals__)
+        if check is not None:
+            plan.append((index, parameter.name, check))
+    if not plan:
+        raise TypeError(f"{method.__qualname__} has no argument with a Check to apply")
+    steps = tuple(plan)
+
+    @functools.wraps(method)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        count = len(args)
+        for index, name, check in steps:
+            if index < count:
+                value: object = args[index]
+            elif name in kwargs:
+                value = kwargs[name]
+            else:
+                continue
+            if value is not None or not check.optional:
+                check.function(value, name)
+        return await method(*args, **kwargs)
+
+    return run

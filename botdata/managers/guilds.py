@@ -47,7 +47,7 @@ from botdata.errors import (
     UnknownConfigFieldError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import excerpt, json_text, snowflake, text
+from botdata.managers.checks import Snowflake, checked, excerpt, json_text, snowflake, text
 from botdata.models import Guild, GuildConfig, GuildSetting
 from botdata.models.base import MAX_SNOWFLAKE, MIN_SNOWFLAKE
 from botdata.schemas import GuildConfigSchema, GuildSchema
@@ -90,17 +90,17 @@ class GuildManager(Manager):
 
     # Guilds ------------------------------------------------------------------------------------
 
-    async def ensure(self, guild_id: int) -> GuildSchema:
+    @checked
+    async def ensure(self, guild_id: Snowflake) -> GuildSchema:
         """Create the guild and its default configuration if they do not exist yet.
 
         Safe when many processes call it at once for the same new guild: both inserts are
         ``INSERT ... ON CONFLICT DO NOTHING`` in one transaction.
         Returns the guild. Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(guild_id, "guild_id")
         async with in_transaction() as connection:
             await insert_guild_rows(guild_id, connection)
-            guild = await Guild.get(id=guild_id).using_db(connection)
+            guild = await Guild.get(id=guild_id, using_db=connection)
         return GuildSchema.model_validate(guild)
 
     async def remove(self, guild_id: int) -> bool:

@@ -81,7 +81,7 @@ from botdata.errors import (
 )
 from botdata.managers import checks
 from botdata.managers.base import Manager
-from botdata.managers.checks import MAX_PAGE, aware, excerpt, shifted, snowflake
+from botdata.managers.checks import MAX_PAGE, Snowflake, aware, checked, excerpt, shifted, snowflake
 from botdata.managers.sql import ensure_guild, fetch
 from botdata.managers.xp import MAX_LEVEL, MAX_XP, LevelSettings, level_for_xp, level_threshold
 from botdata.models import Levels
@@ -257,10 +257,11 @@ class LevelManager(Manager):
 
     # XP ----------------------------------------------------------------------------------------
 
+    @checked
     async def grant_message_xp(
         self,
-        guild_id: int,
-        member_id: int,
+        guild_id: Snowflake,
+        member_id: Snowflake,
         *,
         role_ids: Iterable[int] = (),
         channel_id: int | None = None,
@@ -282,8 +283,6 @@ class LevelManager(Manager):
         one whose cooldown would start before the year 1, or beyond the year 9999 in UTC).
         Nothing is written then.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(member_id, "member_id")
         roles = frozenset(snowflake(role_id, "role_ids") for role_id in role_ids)
         if channel_id is not None:
             snowflake(channel_id, "channel_id")
@@ -342,17 +341,17 @@ class LevelManager(Manager):
             rewards_revoked=take,
         )
 
-    async def get(self, guild_id: int, member_id: int) -> LevelsSchema | None:
+    @checked
+    async def get(self, guild_id: Snowflake, member_id: Snowflake) -> LevelsSchema | None:
         """The member's XP row (level computed from XP with the guild's curve), or None when
         they have none. Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id."""
-        snowflake(guild_id, "guild_id")
-        snowflake(member_id, "member_id")
         row = await Levels.get_or_none(guild_id=guild_id, member_id=member_id)
         if row is None:
             return None
         return await self._schema(LevelsSchema.model_validate(row))
 
-    async def set_xp(self, guild_id: int, member_id: int, xp: int) -> LevelsSchema:
+    @checked
+    async def set_xp(self, guild_id: Snowflake, member_id: Snowflake, xp: int) -> LevelsSchema:
         """Set the member's total XP (their level follows). Creates the row (and the guild
         row) if missing. Returns the row.
 
@@ -360,12 +359,13 @@ class LevelManager(Manager):
         :class:`~botdata.errors.InvalidXPError` unless ``xp`` is an int from 0 to 2**53 - 1.
         Nothing is written then.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(member_id, "member_id")
         _check_int(xp, "xp", MAX_XP, InvalidXPError)
         return await self._set_total(guild_id, member_id, xp)
 
-    async def set_level(self, guild_id: int, member_id: int, level: int) -> LevelsSchema:
+    @checked
+    async def set_level(
+        self, guild_id: Snowflake, member_id: Snowflake, level: int
+    ) -> LevelsSchema:
         """Set the member's level: their XP becomes that level's threshold on the guild's
         curve. Creates the row (and the guild row) if missing. Returns the row.
 
@@ -373,22 +373,20 @@ class LevelManager(Manager):
         :class:`~botdata.errors.InvalidLevelError` unless ``level`` is an int from 0 to
         :data:`~botdata.managers.xp.MAX_LEVEL`. Nothing is written then.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(member_id, "member_id")
         _check_int(level, "level", MAX_LEVEL, InvalidLevelError)
         settings = await self.settings_for(guild_id)
         return await self._set_total(
             guild_id, member_id, level_threshold(level, settings.curve_multiplier)
         )
 
-    async def reset(self, guild_id: int, member_id: int | None = None) -> int:
+    @checked
+    async def reset(self, guild_id: Snowflake, member_id: int | None = None) -> int:
         """Reset the XP of one member, or of the whole guild when ``member_id`` is None.
 
         Rows are deleted, except blacklisted members' (their XP and level become 0, so the
         blacklist stays). One transaction. Returns how many members were reset.
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(guild_id, "guild_id")
         members = {"guild_id": guild_id}
         if member_id is not None:
             members["member_id"] = snowflake(member_id, "member_id")
@@ -412,12 +410,11 @@ class LevelManager(Manager):
 
     # Blacklist ---------------------------------------------------------------------------------
 
-    async def blacklist(self, guild_id: int, member_id: int) -> LevelsSchema:
+    @checked
+    async def blacklist(self, guild_id: Snowflake, member_id: Snowflake) -> LevelsSchema:
         """Stop the member from earning XP (they keep their XP and rank). Creates the row (and
         the guild row) if missing. Returns the row. Raises
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id."""
-        snowflake(guild_id, "guild_id")
-        snowflake(member_id, "member_id")
         values = [guild_id, member_id, datetime.now(timezone.utc)]
         async with in_transaction() as connection:
             await ensure_guild(connection, self.db.dialect, guild_id)
@@ -425,12 +422,11 @@ class LevelManager(Manager):
         await self.cache.invalidate(self._blacklist_key(guild_id))
         return await self._schema(LevelsSchema.model_validate(rows[0]))
 
-    async def unblacklist(self, guild_id: int, member_id: int) -> LevelsSchema | None:
+    @checked
+    async def unblacklist(self, guild_id: Snowflake, member_id: Snowflake) -> LevelsSchema | None:
         """Let the member earn XP again. Returns the row, or None when the member has none
         (then nothing is written). Raises :class:`~botdata.errors.InvalidSnowflakeError` for a
         bad id."""
-        snowflake(guild_id, "guild_id")
-        snowflake(member_id, "member_id")
         values = [guild_id, member_id, datetime.now(timezone.utc)]
         rows = await fetch(get_connection("default"), self.db.dialect, _UNBLACKLIST, values)
         if not rows:
@@ -440,12 +436,11 @@ class LevelManager(Manager):
 
     # Ranks -------------------------------------------------------------------------------------
 
-    async def rank(self, guild_id: int, member_id: int) -> int | None:
+    @checked
+    async def rank(self, guild_id: Snowflake, member_id: Snowflake) -> int | None:
         """The member's 1-based rank in the guild by XP (ties: lower member id first), or None
         when they have no XP row. O(log n) with Redis; an index range count otherwise.
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id."""
-        snowflake(guild_id, "guild_id")
-        snowflake(member_id, "member_id")
         if self._ranked_in_cache:
             member = _encode(member_id)
             found = await self._read_ranks(guild_id, lambda key: self.cache.zrevrank(key, member))
@@ -456,8 +451,9 @@ class LevelManager(Manager):
         )
         return int(rows[0]["rank"]) if rows else None
 
+    @checked
     async def leaderboard(
-        self, guild_id: int, *, limit: int = 10, offset: int = 0
+        self, guild_id: Snowflake, *, limit: int = 10, offset: int = 0
     ) -> list[LeaderboardEntrySchema]:
         """Members ``offset+1 .. offset+limit`` of the guild by XP (ties: lower member id first),
         with their rank and level. Empty past the end (any ``offset`` above 2**31 - 1 is).
@@ -466,7 +462,6 @@ class LevelManager(Manager):
         :class:`~botdata.errors.InvalidPageError` for a ``limit`` outside 1..100 and
         :class:`~botdata.errors.InvalidOffsetError` for a negative ``offset``.
         """
-        snowflake(guild_id, "guild_id")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise InvalidPageError(
                 f"limit must be an int from 1 to {MAX_PAGE}, not {excerpt(limit)}"

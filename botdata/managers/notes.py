@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from botdata.errors import InvalidNoteContentError, NoteNotFoundError
 from botdata.managers.base import Manager
-from botdata.managers.checks import check_number, page, snowflake, text
+from botdata.managers.checks import Snowflake, check_number, checked, page, snowflake, text
 from botdata.managers.numbering import insert_numbered
 from botdata.models import Note
 from botdata.schemas import NoteSchema
@@ -38,7 +38,10 @@ def check_content(content: object) -> str:
 class NoteManager(Manager):
     """Notes of every guild. Reached as ``db.notes``."""
 
-    async def add(self, guild_id: int, user_id: int, moderator_id: int, content: str) -> NoteSchema:
+    @checked
+    async def add(
+        self, guild_id: Snowflake, user_id: Snowflake, moderator_id: Snowflake, content: str
+    ) -> NoteSchema:
         """Write a note about the member with the guild's next note number (the guild's row is
         made if missing); number and note are written atomically (see
         :mod:`botdata.managers.numbering`), ``created_by`` is the moderator.
@@ -47,9 +50,6 @@ class NoteManager(Manager):
         :class:`~botdata.errors.InvalidNoteContentError` and
         :class:`~botdata.errors.UnstorableTextError` before writing anything.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(user_id, "user_id")
-        snowflake(moderator_id, "moderator_id")
         check_content(content)
         values = {
             "user_id": user_id,
@@ -73,8 +73,9 @@ class NoteManager(Manager):
         """
         return NoteSchema.model_validate(await self._row(guild_id, number))
 
+    @checked
     async def for_user(
-        self, guild_id: int, user_id: int, *, limit: int = 25, before: int | None = None
+        self, guild_id: Snowflake, user_id: Snowflake, *, limit: int = 25, before: int | None = None
     ) -> list[NoteSchema]:
         """The member's notes in the guild, newest first, deleted ones left out.
 
@@ -83,8 +84,6 @@ class NoteManager(Manager):
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidPageError`.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(user_id, "user_id")
         before = page(limit, before)
         query = Note.filter(guild_id=guild_id, user_id=user_id)
         if before is not None:
@@ -92,7 +91,10 @@ class NoteManager(Manager):
         rows = await query.order_by("-number").limit(limit)
         return [NoteSchema.model_validate(row) for row in rows]
 
-    async def edit(self, guild_id: int, number: int, *, content: str, editor_id: int) -> NoteSchema:
+    @checked
+    async def edit(
+        self, guild_id: Snowflake, number: int, *, content: str, editor_id: int
+    ) -> NoteSchema:
         """Replace the note's content; ``updated_by`` becomes the editor.
 
         Returns the note. Raises :class:`~botdata.errors.NoteNotFoundError` (also for a deleted
@@ -101,7 +103,6 @@ class NoteManager(Manager):
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidNumberError`.
         """
-        snowflake(guild_id, "guild_id")
         check_number(number, "note", NoteNotFoundError)
         snowflake(editor_id, "editor_id")
         check_content(content)
@@ -113,14 +114,14 @@ class NoteManager(Manager):
             raise NoteNotFoundError(f"guild {guild_id} has no note {number}")
         return await self.get(guild_id, number)
 
-    async def delete(self, guild_id: int, number: int, *, by: int) -> None:
+    @checked
+    async def delete(self, guild_id: Snowflake, number: int, *, by: int) -> None:
         """Soft-delete the note: it is kept with who deleted it and when. Returns nothing.
 
         Raises :class:`~botdata.errors.NoteNotFoundError` (also when already deleted),
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidNumberError`.
         """
-        snowflake(guild_id, "guild_id")
         check_number(number, "note", NoteNotFoundError)
         snowflake(by, "by")
         now = datetime.now(timezone.utc)
@@ -130,9 +131,9 @@ class NoteManager(Manager):
         if not deleted:
             raise NoteNotFoundError(f"guild {guild_id} has no note {number}")
 
-    async def _row(self, guild_id: int, number: int) -> Note:
+    @checked
+    async def _row(self, guild_id: Snowflake, number: int) -> Note:
         """The live note row. Raises NoteNotFoundError."""
-        snowflake(guild_id, "guild_id")
         check_number(number, "note", NoteNotFoundError)
         note = await Note.get_or_none(guild_id=guild_id, number=number)
         if note is None:

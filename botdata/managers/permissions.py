@@ -33,7 +33,7 @@ Access rules
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -373,7 +373,7 @@ def decide(
     if not relevant:
         return _NO_RULE
     roles = set(role_ids)
-    matched_target = {
+    matched_target: dict[PermissionType, Callable[[int], bool]] = {
         PermissionType.MEMBER: lambda target: target == user_id,
         PermissionType.ROLE: lambda target: target in roles,
         PermissionType.CHANNEL: lambda target: target == channel_id,

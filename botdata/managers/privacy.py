@@ -75,7 +75,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic_core import to_jsonable_python
 from tortoise import fields
@@ -87,7 +87,7 @@ from tortoise.transactions import in_transaction
 
 from botdata.errors import InvalidFlagError
 from botdata.managers.base import Manager
-from botdata.managers.checks import excerpt, snowflake
+from botdata.managers.checks import Snowflake, checked, excerpt
 from botdata.managers.sql import fetch
 from botdata.models import (
     AFK,
@@ -111,6 +111,8 @@ from botdata.models import (
     __models__,
 )
 from botdata.schemas import AFKSchema, ErasureSummary, StarboardMessageSchema
+
+M = TypeVar("M", bound=Model)
 
 
 class Erase(str, Enum):
@@ -145,7 +147,8 @@ class Reference:
 
     def matching(self, user_id: int) -> Q:
         """The filter selecting the rows of ``model`` that reference ``user_id`` this way."""
-        return Q(**{self.lookup: user_id}, **self.where)
+        filters: dict[str, Any] = {self.lookup: user_id, **self.where}
+        return Q(**filters)
 
 
 #: The date of the change each audit column records.
@@ -247,7 +250,8 @@ KEPT_TEXT: Mapping[str, frozenset[str]] = {
 class PrivacyManager(Manager):
     """Data-subject requests: export and erasure. Reached as ``db.privacy``."""
 
-    async def export_user(self, user_id: int) -> dict[str, Any]:
+    @checked
+    async def export_user(self, user_id: Snowflake) -> dict[str, Any]:
         """Everything botdata holds about the user, as JSON-serialisable data.
 
         Returns ``{"user_id", "exported_at", "tables": {table: [row, ...]}, "actions":
@@ -261,7 +265,6 @@ class PrivacyManager(Manager):
         of what it records). Times are ISO 8601 strings. Raises
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(user_id, "user_id")
         tables: dict[str, list[dict[str, Any]]] = {}
         whole: dict[type[Model], set[Any]] = {}
         subject = (ref for ref in REFERENCES if ref.export and ref.erase in _SUBJECT)
@@ -294,8 +297,9 @@ class PrivacyManager(Manager):
             "actions": to_jsonable_python(sorted(actions.values(), key=_first_date)),
         }
 
+    @checked
     async def erase_user(
-        self, user_id: int, *, keep_moderation_records: bool = True
+        self, user_id: Snowflake, *, keep_moderation_records: bool = True
     ) -> ErasureSummary:
         """Erase the user's data in one transaction, as the module docstring describes: delete
         their own data, keep (or, with ``keep_moderation_records=False``, delete) moderation
@@ -313,7 +317,6 @@ class PrivacyManager(Manager):
         :class:`~botdata.errors.InvalidFlagError` when ``keep_moderation_records`` is not a bool.
         Nothing is changed when it raises.
         """
-        snowflake(user_id, "user_id")
         if not isinstance(keep_moderation_records, bool):
             raise InvalidFlagError(
                 f"keep_moderation_records must be a bool, not {excerpt(keep_moderation_records)}"
@@ -361,7 +364,12 @@ class PrivacyManager(Manager):
         )
 
 
-def _all(model: type[Model], conn: BaseDBAsyncClient | None = None) -> QuerySet:
+def _not_null(column: str) -> dict[str, Any]:
+    """The filter keyword selecting rows whose ``column`` is set."""
+    return {f"{column}__isnull": False}
+
+
+def _all(model: type[M], conn: BaseDBAsyncClient | None = None) -> QuerySet[M]:
     """Every row of ``model``, soft-deleted ones included (the default manager hides them)."""
     query = QuerySet(model)
     return query if conn is None else query.using_db(conn)
@@ -405,7 +413,7 @@ async def _set_null(
     model = ref.model
     query = _all(model, conn).filter(
         ref.matching(user_id),
-        Q(*(Q(**{f"{column}__isnull": False}) for column in columns), join_type=Q.OR),
+        Q(*(Q(**_not_null(column)) for column in columns), join_type=Q.OR),
     )
     keys = set(await query.values_list(model._meta.db_pk_column, flat=True))
     if keys:

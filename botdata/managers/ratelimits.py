@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from botdata.errors import InvalidRateLimitScopeError
 from botdata.managers.base import Manager
-from botdata.managers.checks import excerpt, snowflake, text
+from botdata.managers.checks import Snowflake, checked, excerpt, text
 
 #: Longest rate-limit scope.
 MAX_SCOPE = 100
@@ -13,7 +13,8 @@ MAX_SCOPE = 100
 class RateLimitManager(Manager):
     """Counts commands per member against ``COMMAND_RATE_LIMIT`` per ``COMMAND_RATE_WINDOW``."""
 
-    async def hit(self, user_id: int, *, scope: str = "commands") -> bool:
+    @checked
+    async def hit(self, user_id: Snowflake, *, scope: str = "commands") -> bool:
         """Count one use of ``scope`` (what is limited, 1-100 characters) by ``user_id``; True
         when that is over the limit.
 
@@ -22,7 +23,6 @@ class RateLimitManager(Manager):
         :class:`~botdata.errors.InvalidRateLimitScopeError` for a bad scope and
         :class:`~botdata.errors.UnstorableTextError` for one with a NUL or a surrogate.
         """
-        snowflake(user_id, "user_id")
         text(scope, "scope")
         if not isinstance(scope, str) or not 1 <= len(scope) <= MAX_SCOPE:
             raise InvalidRateLimitScopeError(

@@ -26,6 +26,7 @@ from botdata.errors import (
 )
 from botdata.managers import checks
 from botdata.managers.base import Manager
+from botdata.managers.checks import Snowflake, checked
 from botdata.managers.dispatcher import (
     STOP_GRACE,
     WAKE_CHANNEL,
@@ -52,8 +53,14 @@ class ReminderManager(Manager):
         self._dispatcher = ReminderDispatcher(db)
         db.on_close.append(self.stop)
 
+    @checked
     async def create(
-        self, guild_id: int, user_id: int, channel_id: int, content: str, due_at: datetime
+        self,
+        guild_id: Snowflake,
+        user_id: Snowflake,
+        channel_id: Snowflake,
+        content: str,
+        due_at: datetime,
     ) -> ReminderSchema:
         """Remind ``user_id`` of ``content`` in ``channel_id`` at ``due_at``.
 
@@ -68,9 +75,6 @@ class ReminderManager(Manager):
         :class:`~botdata.errors.UnstorableTextError` for content with a NUL or a surrogate,
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        checks.snowflake(guild_id, "guild_id")
-        checks.snowflake(user_id, "user_id")
-        checks.snowflake(channel_id, "channel_id")
         checks.text(content, "reminder content")
         if not isinstance(content, str) or not content.strip() or len(content) > MAX_CONTENT:
             raise InvalidReminderContentError(
@@ -109,20 +113,22 @@ class ReminderManager(Manager):
         await self.cache.publish(WAKE_CHANNEL, due_at.isoformat())
         return ReminderSchema.model_validate(reminder)
 
-    async def pending(self, guild_id: int, user_id: int) -> list[ReminderSchema]:
+    @checked
+    async def pending(self, guild_id: Snowflake, user_id: Snowflake) -> list[ReminderSchema]:
         """The member's reminders in the guild that are not sent yet, soonest first.
 
         Returns at most ``REMINDER_MAX_PER_USER`` of them (the cap keeps the list short).
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        checks.snowflake(guild_id, "guild_id")
-        checks.snowflake(user_id, "user_id")
         rows = await Reminder.filter(guild_id=guild_id, user_id=user_id, sent_at=None).order_by(
             "due_at", "id"
         )
         return [ReminderSchema.model_validate(row) for row in rows]
 
-    async def cancel(self, guild_id: int, reminder_id: int, *, user_id: int) -> ReminderSchema:
+    @checked
+    async def cancel(
+        self, guild_id: Snowflake, reminder_id: int, *, user_id: Snowflake
+    ) -> ReminderSchema:
         """Delete the pending reminder ``reminder_id`` of ``user_id`` in the guild.
 
         Returns the cancelled reminder. Raises :class:`~botdata.errors.ReminderNotFoundError`
@@ -131,8 +137,6 @@ class ReminderManager(Manager):
         :class:`~botdata.errors.ReminderPermissionError` when it is another member's,
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        checks.snowflake(guild_id, "guild_id")
-        checks.snowflake(user_id, "user_id")
         if checks.row_id(reminder_id) is None:
             raise ReminderNotFoundError(f"no pending reminder {checks.excerpt(reminder_id)}")
         reminder = await Reminder.get_or_none(id=reminder_id, guild_id=guild_id, sent_at=None)

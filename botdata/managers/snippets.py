@@ -44,6 +44,7 @@ from botdata.errors import (
 )
 from botdata.managers import checks
 from botdata.managers.base import Manager
+from botdata.managers.checks import Snowflake, checked
 from botdata.managers.sql import ensure_guild, fetch
 from botdata.models import Snippet, SnippetName
 from botdata.schemas import SnippetSchema
@@ -118,7 +119,8 @@ class SnippetManager(Manager):
 
     # Reading ----------------------------------------------------------------------------------
 
-    async def get(self, guild_id: int, name: str) -> SnippetSchema:
+    @checked
+    async def get(self, guild_id: Snowflake, name: str) -> SnippetSchema:
         """The snippet called ``name`` (its name or an alias, ignoring case).
 
         The schema carries what an info command shows: author, uses, creation time, aliases.
@@ -127,12 +129,12 @@ class SnippetManager(Manager):
         (:class:`~botdata.errors.UnstorableTextError` for a NUL or a surrogate in it),
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id.
         """
-        checks.snowflake(guild_id, "guild_id")
         _check_name(name)
         return await self._load(self._snippet_of(guild_id, name), name)
 
+    @checked
     async def list(
-        self, guild_id: int, *, query: str | None = None, limit: int = 20, offset: int = 0
+        self, guild_id: Snowflake, *, query: str | None = None, limit: int = 20, offset: int = 0
     ) -> list[SnippetSchema]:
         """A page of the guild's snippets, most used first, then by name.
 
@@ -145,7 +147,6 @@ class SnippetManager(Manager):
         :class:`~botdata.errors.InvalidOffsetError` for a negative ``offset``,
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id.
         """
-        checks.snowflake(guild_id, "guild_id")
         checks.page(limit, None)
         skipped = checks.offset(offset)
         checks.text(query, "snippet search query")
@@ -173,8 +174,9 @@ class SnippetManager(Manager):
 
     # Creating and using -----------------------------------------------------------------------
 
+    @checked
     async def create(
-        self, guild_id: int, name: str, content: str, *, author_id: int
+        self, guild_id: Snowflake, name: str, content: str, *, author_id: Snowflake
     ) -> SnippetSchema:
         """Create a snippet called ``name`` (the guild's row is created if missing).
 
@@ -186,8 +188,6 @@ class SnippetManager(Manager):
         :class:`~botdata.errors.InvalidSnippetContentError` for bad input,
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        checks.snowflake(guild_id, "guild_id")
-        checks.snowflake(author_id, "author_id")
         _check_name(name)
         _check_content(content)
         try:
@@ -213,7 +213,8 @@ class SnippetManager(Manager):
             raise _name_taken(exc, name) from None
         return _schema(snippet, [row])
 
-    async def use(self, guild_id: int, name: str) -> SnippetSchema:
+    @checked
+    async def use(self, guild_id: Snowflake, name: str) -> SnippetSchema:
         """Count one use of the snippet called ``name`` (name or alias, ignoring case).
 
         The count is bumped by one ``UPDATE ... SET uses = uses + 1`` that finds the snippet
@@ -224,7 +225,6 @@ class SnippetManager(Manager):
         (:class:`~botdata.errors.UnstorableTextError` for a NUL or a surrogate in it),
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id.
         """
-        checks.snowflake(guild_id, "guild_id")
         _check_name(name)
         rows = await fetch(
             Tortoise.get_connection("default"),

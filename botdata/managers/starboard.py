@@ -54,7 +54,7 @@ from botdata.errors import (
     StarboardNotConfiguredError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import excerpt, snowflake, text
+from botdata.managers.checks import OptionalSnowflake, Snowflake, checked, excerpt, text
 from botdata.managers.guilds import insert_guild_rows
 from botdata.managers.sql import fetch
 from botdata.models import Starboard, StarboardMessage
@@ -71,11 +71,12 @@ class StarboardManager(Manager):
 
     # Settings ----------------------------------------------------------------------------------
 
+    @checked
     async def configure(
         self,
-        guild_id: int,
+        guild_id: Snowflake,
         *,
-        channel_id: int,
+        channel_id: Snowflake,
         emoji: str = "\u2b50",
         threshold: int = 3,
         allow_self_star: bool = False,
@@ -91,8 +92,6 @@ class StarboardManager(Manager):
         :class:`~botdata.errors.InvalidFlagError` for bad settings. Nothing is written when it
         raises.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(channel_id, "channel_id")
         text(emoji, "emoji")
         if not (
             isinstance(emoji, str)
@@ -130,16 +129,16 @@ class StarboardManager(Manager):
                 update_fields=["channel_id", "emoji", "threshold", "allow_self_star", "updated_at"],
                 using_db=conn,
             )
-            saved = await Starboard.get(guild_id=guild_id).using_db(conn)
+            saved = await Starboard.get(guild_id=guild_id, using_db=conn)
         await self.cache.invalidate(self._key(guild_id))
         return StarboardSchema.model_validate(saved)
 
-    async def get(self, guild_id: int) -> StarboardSchema | None:
+    @checked
+    async def get(self, guild_id: Snowflake) -> StarboardSchema | None:
         """The guild's starboard settings (cached), or None when it has no starboard.
 
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(guild_id, "guild_id")
 
         async def load() -> StarboardSchema | None:
             row = await Starboard.get_or_none(guild_id=guild_id)
@@ -153,7 +152,8 @@ class StarboardManager(Manager):
             model=StarboardSchema,
         )
 
-    async def remove(self, guild_id: int) -> bool:
+    @checked
+    async def remove(self, guild_id: Snowflake) -> bool:
         """Turn the guild's starboard off: delete its settings and every entry and star, in one
         transaction; the cached settings are dropped in every process.
 
@@ -161,7 +161,6 @@ class StarboardManager(Manager):
         they should go). Returns whether the guild had a starboard. Raises
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(guild_id, "guild_id")
         async with in_transaction() as conn:
             removed = await Starboard.filter(guild_id=guild_id).using_db(conn).delete()
             await StarboardMessage.filter(guild_id=guild_id).using_db(conn).delete()
@@ -170,8 +169,15 @@ class StarboardManager(Manager):
 
     # Stars -------------------------------------------------------------------------------------
 
+    @checked
     async def add_star(
-        self, guild_id: int, *, message_id: int, channel_id: int, author_id: int, user_id: int
+        self,
+        guild_id: Snowflake,
+        *,
+        message_id: Snowflake,
+        channel_id: Snowflake,
+        author_id: Snowflake,
+        user_id: Snowflake,
     ) -> StarDecision:
         """Record ``user_id``'s star on a message (or on its starboard copy) and decide what to
         do with the copy.
@@ -183,14 +189,6 @@ class StarboardManager(Manager):
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id and
         :class:`~botdata.errors.StarboardNotConfiguredError` when the guild has no starboard.
         """
-        for name, value in (
-            ("guild_id", guild_id),
-            ("message_id", message_id),
-            ("channel_id", channel_id),
-            ("author_id", author_id),
-            ("user_id", user_id),
-        ):
-            snowflake(value, name)
         config = await self._config(guild_id)
         now = datetime.now(timezone.utc)
         default = get_connection("default")
@@ -204,6 +202,7 @@ class StarboardManager(Manager):
                 # Each transaction starts with a write, so that SQLite takes its write lock at
                 # once (a read first makes the lock upgrade fail under contention between
                 # processes).
+                entry: dict[str, Any] | None
                 if copied is None:
                     entry = await self._upsert_entry(
                         conn, guild_id, message_id, channel_id, author_id, now
@@ -226,8 +225,14 @@ class StarboardManager(Manager):
             await self.cache.invalidate(self._key(guild_id))
             raise StarboardNotConfiguredError(f"guild {guild_id} has no starboard") from None
 
+    @checked
     async def remove_star(
-        self, guild_id: int, *, message_id: int, channel_id: int, user_id: int
+        self,
+        guild_id: Snowflake,
+        *,
+        message_id: Snowflake,
+        channel_id: Snowflake,
+        user_id: Snowflake,
     ) -> StarDecision:
         """Take back ``user_id``'s star from a message (or from its starboard copy) and decide
         what to do with the copy.
@@ -238,13 +243,6 @@ class StarboardManager(Manager):
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id and
         :class:`~botdata.errors.StarboardNotConfiguredError` when the guild has no starboard.
         """
-        for name, value in (
-            ("guild_id", guild_id),
-            ("message_id", message_id),
-            ("channel_id", channel_id),
-            ("user_id", user_id),
-        ):
-            snowflake(value, name)
         config = await self._config(guild_id)
         now = datetime.now(timezone.utc)
         default = get_connection("default")
@@ -266,8 +264,9 @@ class StarboardManager(Manager):
 
     # Copies ------------------------------------------------------------------------------------
 
+    @checked
     async def set_copy(
-        self, guild_id: int, message_id: int, starboard_message_id: int | None
+        self, guild_id: Snowflake, message_id: Snowflake, starboard_message_id: OptionalSnowflake
     ) -> StarboardMessageSchema:
         """Record (or, with None, clear) the copy of starred message ``message_id`` posted on the
         starboard.
@@ -278,10 +277,6 @@ class StarboardManager(Manager):
         :class:`~botdata.errors.StarboardCopyConflictError` when ``starboard_message_id`` is the
         copy of another message.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(message_id, "message_id")
-        if starboard_message_id is not None:
-            snowflake(starboard_message_id, "starboard_message_id")
         now = datetime.now(timezone.utc)
         try:
             async with in_transaction() as conn:
@@ -291,8 +286,8 @@ class StarboardManager(Manager):
                     .update(starboard_message_id=starboard_message_id, updated_at=now)
                 )
                 row = await StarboardMessage.get_or_none(
-                    guild_id=guild_id, message_id=message_id
-                ).using_db(conn)
+                    guild_id=guild_id, message_id=message_id, using_db=conn
+                )
         except IntegrityError:
             raise StarboardCopyConflictError(
                 f"message {starboard_message_id} is already the starboard copy of another message"
@@ -303,14 +298,15 @@ class StarboardManager(Manager):
             )
         return StarboardMessageSchema.model_validate(row)
 
-    async def get_message(self, guild_id: int, message_id: int) -> StarboardMessageSchema | None:
+    @checked
+    async def get_message(
+        self, guild_id: Snowflake, message_id: Snowflake
+    ) -> StarboardMessageSchema | None:
         """The starboard entry of a message, found by the original's id or by its copy's id;
         None when nobody starred it.
 
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(message_id, "message_id")
         row = await StarboardMessage.get_or_none(
             guild_id=guild_id, starboard_message_id=message_id
         ) or await StarboardMessage.get_or_none(guild_id=guild_id, message_id=message_id)

@@ -42,7 +42,7 @@ from botdata.errors import (
     WebUserNotFoundError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import aware, excerpt, snowflake, text, unstorable
+from botdata.managers.checks import Snowflake, aware, checked, excerpt, text, unstorable
 from botdata.managers.guilds import insert_guild_rows
 from botdata.managers.sql import fetch
 from botdata.models import WebGuildPermission, WebSession, WebUser
@@ -72,8 +72,9 @@ class WebManager(Manager):
 
     # Users -------------------------------------------------------------------------------------
 
+    @checked
     async def upsert_user(
-        self, id: int, username: str, avatar: str | None = None, email: str | None = None
+        self, id: Snowflake, username: str, avatar: str | None = None, email: str | None = None
     ) -> WebUserSchema:
         """Create or update a dashboard user from their Discord OAuth profile, on login.
 
@@ -85,7 +86,6 @@ class WebManager(Manager):
         :class:`~botdata.errors.UnstorableTextError` (text with a NUL or a surrogate) for bad
         input; nothing is written then.
         """
-        snowflake(id, "id")
         text(username, "username")
         text(avatar, "avatar")
         text(email, "email")
@@ -114,19 +114,20 @@ class WebManager(Manager):
                 update_fields=["username", "avatar", "email", "last_login_at", "updated_at"],
                 using_db=conn,
             )
-            saved = await WebUser.get(id=id).using_db(conn)
+            saved = await WebUser.get(id=id, using_db=conn)
         return WebUserSchema.model_validate(saved)
 
-    async def get_user(self, user_id: int) -> WebUserSchema | None:
+    @checked
+    async def get_user(self, user_id: Snowflake) -> WebUserSchema | None:
         """The dashboard user with that Discord id, or None.
 
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(user_id, "user_id")
         row = await WebUser.get_or_none(id=user_id)
         return None if row is None else WebUserSchema.model_validate(row)
 
-    async def set_active(self, user_id: int, active: bool) -> WebUserSchema:
+    @checked
+    async def set_active(self, user_id: Snowflake, active: bool) -> WebUserSchema:
         """Activate or deactivate a dashboard user. A deactivated user's sessions stop
         validating at once (they are kept, and work again on reactivation unless expired).
 
@@ -134,7 +135,6 @@ class WebManager(Manager):
         :class:`~botdata.errors.InvalidFlagError` for a non-bool ``active`` and
         :class:`~botdata.errors.WebUserNotFoundError` for an unknown user.
         """
-        snowflake(user_id, "user_id")
         if not isinstance(active, bool):
             raise InvalidFlagError(f"active must be a bool, not {excerpt(active)}")
         async with in_transaction() as conn:
@@ -143,14 +143,15 @@ class WebManager(Manager):
                 .using_db(conn)
                 .update(active=active, updated_at=datetime.now(timezone.utc))
             )
-            row = await WebUser.get_or_none(id=user_id).using_db(conn)
+            row = await WebUser.get_or_none(id=user_id, using_db=conn)
         if not updated or row is None:
             raise WebUserNotFoundError(f"no dashboard user {user_id}")
         return WebUserSchema.model_validate(row)
 
     # Sessions ----------------------------------------------------------------------------------
 
-    async def create_session(self, user_id: int, *, ip_address: str | None = None) -> str:
+    @checked
+    async def create_session(self, user_id: Snowflake, *, ip_address: str | None = None) -> str:
         """Open a session for an active user; it expires ``WEB_SESSION_TTL`` seconds after its
         last use.
 
@@ -161,7 +162,6 @@ class WebManager(Manager):
         for one with a NUL or a surrogate, :class:`~botdata.errors.WebUserNotFoundError` for an
         unknown user and :class:`~botdata.errors.WebUserInactiveError` for a deactivated one.
         """
-        snowflake(user_id, "user_id")
         if ip_address is not None:
             ip_address = _check_ip(ip_address)
         token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -224,13 +224,13 @@ class WebManager(Manager):
         )
         return revoked > 0
 
-    async def revoke_all(self, user_id: int) -> int:
+    @checked
+    async def revoke_all(self, user_id: Snowflake) -> int:
         """End every session of the user (log out everywhere).
 
         Returns how many sessions were revoked. Raises
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(user_id, "user_id")
         now = datetime.now(timezone.utc)
         return await WebSession.filter(user_id=user_id, revoked_at=None).update(
             revoked_at=now, updated_at=now
@@ -250,8 +250,9 @@ class WebManager(Manager):
 
     # Guild permissions -------------------------------------------------------------------------
 
+    @checked
     async def grant_guild(
-        self, user_id: int, guild_id: int, level: int
+        self, user_id: Snowflake, guild_id: Snowflake, level: int
     ) -> WebGuildPermissionSchema:
         """Let the user manage the guild at permission ``level`` (0-7), replacing any level they
         had there (an atomic upsert); creates the guild row if needed.
@@ -261,8 +262,6 @@ class WebManager(Manager):
         from 0 to 7 and :class:`~botdata.errors.WebUserNotFoundError` for an unknown user.
         Nothing is written when it raises.
         """
-        snowflake(user_id, "user_id")
-        snowflake(guild_id, "guild_id")
         if isinstance(level, bool) or not isinstance(level, int) or level not in PERMISSION_LEVELS:
             raise InvalidPermissionLevelError(
                 f"level must be an int from 0 to 7, not {excerpt(level)}"
@@ -279,42 +278,39 @@ class WebManager(Manager):
                     update_fields=["level", "updated_at"],
                     using_db=conn,
                 )
-                saved = await WebGuildPermission.get(user_id=user_id, guild_id=guild_id).using_db(
-                    conn
+                saved = await WebGuildPermission.get(
+                    user_id=user_id, guild_id=guild_id, using_db=conn
                 )
         except IntegrityError:  # the user was deleted meanwhile (foreign key)
             raise WebUserNotFoundError(f"no dashboard user {user_id}") from None
         return WebGuildPermissionSchema.model_validate(saved)
 
-    async def revoke_guild(self, user_id: int, guild_id: int) -> bool:
+    @checked
+    async def revoke_guild(self, user_id: Snowflake, guild_id: Snowflake) -> bool:
         """Take away the user's permission to manage the guild.
 
         Returns whether they had one. Raises :class:`~botdata.errors.InvalidSnowflakeError`.
         """
-        snowflake(user_id, "user_id")
-        snowflake(guild_id, "guild_id")
         return await WebGuildPermission.filter(user_id=user_id, guild_id=guild_id).delete() > 0
 
-    async def guilds_of(self, user_id: int) -> list[WebGuildPermissionSchema]:
+    @checked
+    async def guilds_of(self, user_id: Snowflake) -> list[WebGuildPermissionSchema]:
         """The guilds the user may manage, with their level, ordered by guild id.
 
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(user_id, "user_id")
         rows = await WebGuildPermission.filter(user_id=user_id).order_by("guild_id")
         return [WebGuildPermissionSchema.model_validate(row) for row in rows]
 
-    async def level_in(self, user_id: int, guild_id: int) -> int | None:
+    @checked
+    async def level_in(self, user_id: Snowflake, guild_id: Snowflake) -> int | None:
         """The user's permission level in the guild, or None when they may not manage it.
 
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(user_id, "user_id")
-        snowflake(guild_id, "guild_id")
-        levels = await WebGuildPermission.filter(user_id=user_id, guild_id=guild_id).values_list(
-            "level", flat=True
-        )
-        return levels[0] if levels else None
+        # One row at most: (user, guild) is unique.
+        row = await WebGuildPermission.get_or_none(user_id=user_id, guild_id=guild_id)
+        return None if row is None else row.level
 
     @property
     def _ttl(self) -> timedelta:

@@ -8,7 +8,7 @@ schema Aerich generates from these models enforces the same rules on both backen
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, Protocol, TypeVar, overload
 
 from tortoise import fields
 from tortoise.exceptions import ValidationError
@@ -35,33 +35,59 @@ class SnowflakeValidator(Validator):
             raise ValidationError(f"{value} is not a Discord snowflake")
 
 
-def _column(field: fields.Field) -> str:
-    return field.source_field or field.model_field_name
+_Str = TypeVar("_Str", str, str | None)
+
+
+class _Checked(Protocol):
+    """A field whose column carries a ``CHECK`` (the fields below)."""
+
+    source_field: str | None
+    model_field_name: str
+
+    @property
+    def check(self) -> str:
+        """The check expression; ``{col}`` stands for the quoted column name."""
+
+    @property
+    def base_sql_type(self) -> str:
+        """The plain Tortoise field's SQL type, before the check is appended."""
 
 
 class _CheckedSQLType:
-    """Dialect hook adding ``CHECK (<expr>)`` to the column's SQL type on every backend."""
+    """Dialect hook adding ``CHECK (<expr>)`` to the column's SQL type on every backend.
 
-    def __init__(self, field: fields.Field) -> None:
+    Tortoise instantiates a field's ``_db_<dialect>`` class with the field and reads its
+    ``SQL_TYPE`` property; each field below declares its dialect classes as subclasses of this.
+    """
+
+    def __init__(self, field: _Checked) -> None:
         self.field = field
 
     @property
     def SQL_TYPE(self) -> str:  # noqa: N802 (Tortoise's attribute name)
         field = self.field
-        base = super(type(field), field).SQL_TYPE  # the plain Tortoise field's type
-        check = field.check.format(col=f'"{_column(field)}"')
-        return f"{base} CHECK ({check})"
+        column = field.source_field or field.model_field_name
+        check = field.check.format(col=f'"{column}"')
+        return f"{field.base_sql_type} CHECK ({check})"
 
 
-class CheckedIntField(fields.IntField):
+class CheckedIntField(fields.IntField[int]):
     """An ``IntField`` with a database-enforced ``check`` (``{col}`` is the column)."""
 
     def __init__(self, *, check: str, **kwargs: Any) -> None:
         self.check = check
         super().__init__(**kwargs)
 
-    _db_postgres = _CheckedSQLType
-    _db_sqlite = _CheckedSQLType
+    @property
+    def base_sql_type(self) -> str:
+        """``INT``: the column's type without its check."""
+        return super().SQL_TYPE
+
+    class _db_postgres(_CheckedSQLType):  # noqa: N801 (Tortoise's dialect hook name)
+        pass
+
+    class _db_sqlite(_CheckedSQLType):  # noqa: N801
+        pass
 
 
 class CheckedBigIntField(fields.BigIntField):
@@ -71,42 +97,98 @@ class CheckedBigIntField(fields.BigIntField):
         self.check = check
         super().__init__(**kwargs)
 
-    _db_postgres = _CheckedSQLType
-    _db_sqlite = _CheckedSQLType
+    @property
+    def base_sql_type(self) -> str:
+        """``BIGINT``: the column's type without its check."""
+        return super().SQL_TYPE
+
+    class _db_postgres(_CheckedSQLType):  # noqa: N801 (Tortoise's dialect hook name)
+        pass
+
+    class _db_sqlite(_CheckedSQLType):  # noqa: N801
+        pass
 
 
-class TextField(fields.CharField):
+class TextField(fields.CharField[_Str]):
     """A bounded string: ``VARCHAR(n)`` plus ``CHECK (length(col) <= n)`` so SQLite enforces it too.
 
     ``min_length`` adds a lower bound (e.g. names that may not be empty); ``also`` is one more
     check expression (``{col}`` is the column).
     """
 
+    @overload
     def __init__(
-        self, max_length: int, *, min_length: int = 0, also: str | None = None, **kwargs: Any
+        self: TextField[str],
+        max_length: int,
+        *,
+        min_length: int = 0,
+        also: str | None = None,
+        null: Literal[False] = False,
+        **kwargs: Any,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: TextField[str | None],
+        max_length: int,
+        *,
+        min_length: int = 0,
+        also: str | None = None,
+        null: Literal[True],
+        **kwargs: Any,
+    ) -> None: ...
+
+    def __init__(
+        self: TextField[Any],
+        max_length: int,
+        *,
+        min_length: int = 0,
+        also: str | None = None,
+        **kwargs: Any,
     ) -> None:
         self.min_length = min_length
         self.also = also
         super().__init__(max_length, **kwargs)
 
     @property
+    def base_sql_type(self) -> str:
+        """``VARCHAR(max_length)``: the column's type without its check."""
+        return super().SQL_TYPE
+
+    @property
     def check(self) -> str:
+        """The length bounds and ``also``, as one check expression (``{col}`` is the column)."""
         if self.min_length:
             check = f"length({{col}}) BETWEEN {self.min_length} AND {self.max_length}"
         else:
             check = f"length({{col}}) <= {self.max_length}"
         return f"{check} AND {self.also}" if self.also else check
 
-    _db_postgres = _CheckedSQLType
-    _db_sqlite = _CheckedSQLType
+    class _db_postgres(_CheckedSQLType):  # noqa: N801 (Tortoise's dialect hook name)
+        pass
+
+    class _db_sqlite(_CheckedSQLType):  # noqa: N801
+        pass
 
 
-def SnowflakeField(**kwargs: Any) -> fields.BigIntField:  # noqa: N802 (reads like a field class)
-    """A Discord id column: ``BIGINT`` validated as a snowflake before it is written."""
+@overload
+def SnowflakeField(*, null: Literal[False] = False, **kwargs: Any) -> fields.IntField[int]: ...
+
+
+@overload
+def SnowflakeField(*, null: Literal[True], **kwargs: Any) -> fields.IntField[int | None]: ...
+
+
+def SnowflakeField(**kwargs: Any) -> fields.IntField[Any]:  # noqa: N802
+    """A Discord id column: ``BIGINT`` validated as a snowflake before it is written.
+
+    Returns a ``BigIntField`` (typed as the ``IntField`` it is, so that rows read as ``int``, or
+    ``int | None`` with ``null=True``).
+    """
     return fields.BigIntField(validators=[SnowflakeValidator()], **kwargs)
 
 
-def SnowflakePKField(**kwargs: Any) -> fields.BigIntField:  # noqa: N802
+def SnowflakePKField(**kwargs: Any) -> fields.IntField[int]:  # noqa: N802
     """A primary key that *is* a Discord id (not generated by the database)."""
     return fields.BigIntField(
         primary_key=True, generated=False, validators=[SnowflakeValidator()], **kwargs
@@ -134,7 +216,7 @@ class AuditMixin:
 class SoftDeleteManager(Manager):
     """Default manager of soft-deletable models: leaves deleted rows out."""
 
-    def get_queryset(self) -> QuerySet:
+    def get_queryset(self) -> QuerySet[Any]:
         return super().get_queryset().filter(is_deleted=False)
 
 

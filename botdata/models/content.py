@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -14,18 +16,24 @@ from botdata.models.base import (
     TimestampMixin,
 )
 
+if TYPE_CHECKING:
+    from botdata.models.guild import Guild
+
 
 class Snippet(TimestampMixin, AuditMixin, Model):
     """A named piece of text members can call up; its name and aliases are SnippetName rows."""
 
     id = fields.BigIntField(primary_key=True)
-    guild = fields.ForeignKeyField(
+    guild: fields.ForeignKeyRelation[Guild] = fields.ForeignKeyField(
         "models.Guild", related_name="snippets", on_delete=fields.CASCADE
     )
+    guild_id: int
     content = TextField(4000, min_length=1)
     author_id = SnowflakeField()
     uses = CheckedIntField(check="{col} >= 0", default=0, db_default=0)
     locked = fields.BooleanField(default=False, db_default=False)
+
+    names: fields.ReverseRelation[SnippetName]
 
     class Meta:
         table = "snippets"
@@ -39,12 +47,14 @@ class SnippetName(Model):
     """
 
     id = fields.BigIntField(primary_key=True)
-    guild = fields.ForeignKeyField(
+    guild: fields.ForeignKeyRelation[Guild] = fields.ForeignKeyField(
         "models.Guild", related_name="snippet_names", on_delete=fields.CASCADE
     )
-    snippet = fields.ForeignKeyField(
+    guild_id: int
+    snippet: fields.ForeignKeyRelation[Snippet] = fields.ForeignKeyField(
         "models.Snippet", related_name="names", on_delete=fields.CASCADE
     )
+    snippet_id: int
     name = TextField(100, min_length=1)
     key = TextField(100, min_length=1, also='{col} = lower("name")')
     is_alias = fields.BooleanField(default=False)
@@ -59,9 +69,10 @@ class Reminder(TimestampMixin, Model):
     """A message to deliver to a member at ``due_at``."""
 
     id = fields.BigIntField(primary_key=True)
-    guild = fields.ForeignKeyField(
+    guild: fields.ForeignKeyRelation[Guild] = fields.ForeignKeyField(
         "models.Guild", related_name="reminders", on_delete=fields.CASCADE
     )
+    guild_id: int
     user_id = SnowflakeField()
     channel_id = SnowflakeField()
     content = TextField(2000, min_length=1)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
 
 from botdata.models.base import AuditMixin, SnowflakeField, TextField, TimestampMixin
+
+if TYPE_CHECKING:
+    from botdata.models.guild import Guild
 
 
 class PermissionType(str, Enum):
@@ -34,9 +38,10 @@ class GuildPermission(TimestampMixin, AuditMixin, Model):
     """One rule: ``access`` of ``command`` or ``module`` for the target, optionally until a time."""
 
     id = fields.BigIntField(primary_key=True)
-    guild = fields.ForeignKeyField(
+    guild: fields.ForeignKeyRelation[Guild] = fields.ForeignKeyField(
         "models.Guild", related_name="permissions", on_delete=fields.CASCADE
     )
+    guild_id: int
     type = fields.CharEnumField(PermissionType, max_length=10, description="Kind of target")
     access = fields.CharEnumField(AccessType, max_length=10, description="What the rule does")
     target_id = SnowflakeField()
