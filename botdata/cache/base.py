@@ -42,7 +42,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from time import monotonic
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -53,8 +53,8 @@ from botdata.coalesce import Coalescer
 if TYPE_CHECKING:
     from botdata.config import Settings
 
-#: Loader called on a cache miss; its result is cached.
-Loader = Callable[[], Awaitable[Any]]
+#: What a loader called on a cache miss returns (its result is cached).
+T = TypeVar("T")
 #: Called with each message published on a subscribed channel.
 Handler = Callable[[str], Awaitable[None]]
 
@@ -232,12 +232,12 @@ class Cache(ABC):
     async def get_or_load(
         self,
         key: str,
-        loader: Loader,
+        loader: Callable[[], Awaitable[T]],
         ttl: float,
         *,
         hot: bool = False,
         model: type[BaseModel] | None = None,
-    ) -> Any:
+    ) -> T:
         """Return the cached value of ``key``, or ``await loader()`` and cache it for ``ttl``.
 
         ``model``: the loader returns that pydantic model (or a list of them, or None); it is
@@ -250,14 +250,15 @@ class Cache(ABC):
         but not cached: see the module docstring. Raises what ``loader`` raises.
         """
         if hot:
-            value = self._hot.get(key)
-            if value is not MISSING:
-                return value
+            hit = self._hot.get(key)
+            if hit is not MISSING:
+                return cast(T, hit)
         epoch = self._hot.epoch
         lease = self._lease_prefix + str(next(self._leases)).encode()
         raw = await self._get_or_lease(key, lease)
+        value: T
         if raw is not None and not codec.is_lease(raw):
-            value = codec.load(raw, model)
+            value = cast(T, codec.load(raw, model))
         else:
             value = await loader()
             if raw is None:  # our lease (unless an invalidation removed it since)

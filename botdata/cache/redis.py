@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import uuid
+from asyncio import timeout as timeout_after
 from collections.abc import Collection, Mapping, Sequence
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -57,11 +57,6 @@ from botdata.cache.redis_link import Owed, RedisLink
 from botdata.cache.redis_subscriber import Subscriber
 from botdata.cache.store import MemoryStore, check_ttl
 from botdata.errors import ConfigurationError
-
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as timeout_after
-else:  # redis-py depends on async-timeout there
-    from async_timeout import timeout as timeout_after
 
 if TYPE_CHECKING:
     from botdata.config import Settings

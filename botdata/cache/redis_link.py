@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
+from asyncio import timeout as timeout_after
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
@@ -34,11 +34,6 @@ from redis.backoff import NoBackoff
 
 from botdata.cache.hot import Clock
 from botdata.schema import redact_url
-
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as timeout_after
-else:  # redis-py depends on async-timeout there
-    from async_timeout import timeout as timeout_after
 
 log = logging.getLogger("botdata.cache")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
+from asyncio import timeout as timeout_after
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -22,11 +22,6 @@ from redis.asyncio.client import PubSub
 
 from botdata.cache.base import Handler
 from botdata.cache.redis_link import FAILURES, RETRY_INTERVAL, TIMEOUTS, RedisLink
-
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as timeout_after
-else:  # redis-py depends on async-timeout there
-    from async_timeout import timeout as timeout_after
 
 log = logging.getLogger("botdata.cache")
 
@@ -75,7 +70,7 @@ class Subscriber:
         try:
             async with timeout_after(self._link.timeout * 4):
                 await self._ready.wait()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass  # slow Redis: the subscriber keeps trying in the background
 
     def probe(self) -> None:

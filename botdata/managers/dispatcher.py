@@ -189,7 +189,7 @@ class ReminderDispatcher:
         self._wake.set()  # the task ends after its pass: it is no longer self._task
         try:
             await asyncio.wait_for(asyncio.shield(task), grace)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task

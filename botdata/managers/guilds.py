@@ -124,7 +124,7 @@ class GuildManager(Manager):
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
         key = self._config_key(snowflake(guild_id, "guild_id"))
-        hit = self.cache.hot_get(key)
+        hit: GuildConfigSchema | None = self.cache.hot_get(key)
         if hit is not None:
             return hit
 
@@ -193,7 +193,7 @@ class GuildManager(Manager):
                 .using_db(connection)
                 .update(**fields, updated_by=updated_by, updated_at=datetime.now(timezone.utc))
             )
-            row = await GuildConfig.get(guild_id=guild_id).using_db(connection)
+            row = await GuildConfig.get(guild_id=guild_id, using_db=connection)
         await self.cache.invalidate(self._config_key(guild_id))
         return GuildConfigSchema.model_validate(row)
 
@@ -343,7 +343,7 @@ class GuildManager(Manager):
     async def _all_settings(self, guild_id: int) -> dict[str, dict[str, Any]]:
         """``{module: {key: JSON}}`` of the guild, cached (hot); callers must not mutate it."""
         key = self._settings_key(snowflake(guild_id, "guild_id"))
-        hit = self.cache.hot_get(key)
+        hit: dict[str, dict[str, Any]] | None = self.cache.hot_get(key)
         if hit is not None:
             return hit
 

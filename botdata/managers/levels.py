@@ -494,13 +494,12 @@ class LevelManager(Manager):
     # Internals ---------------------------------------------------------------------------------
 
     async def _blacklisted(self, guild_id: int) -> frozenset[int]:
+        async def load() -> list[int]:
+            rows = await Levels.filter(guild_id=guild_id, blacklisted=True).values("member_id")
+            return [row["member_id"] for row in rows]
+
         return await cached_member_ids(
-            self.cache,
-            self._blacklist_key(guild_id),
-            self.settings.GUILD_CONFIG_TTL,
-            lambda: Levels.filter(guild_id=guild_id, blacklisted=True).values_list(
-                "member_id", flat=True
-            ),
+            self.cache, self._blacklist_key(guild_id), self.settings.GUILD_CONFIG_TTL, load
         )
 
     async def _claim_cooldown(self, key: str, sent: float, cooldown: float) -> bool:

@@ -330,7 +330,7 @@ class PermissionManager(Manager):
 
     async def _cached_rules(self, guild_id: int) -> list[GuildPermissionSchema]:
         key = self._rules_key(snowflake(guild_id, "guild_id"))
-        hit = self.cache.hot_get(key)
+        hit: list[GuildPermissionSchema] | None = self.cache.hot_get(key)
         if hit is not None:
             return hit
 
