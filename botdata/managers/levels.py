@@ -66,6 +66,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from tortoise.connection import get_connection
@@ -82,7 +83,7 @@ from botdata.errors import (
 from botdata.managers import checks
 from botdata.managers.base import Manager
 from botdata.managers.checks import MAX_PAGE, Snowflake, aware, checked, excerpt, shifted, snowflake
-from botdata.managers.sql import ensure_guild, fetch
+from botdata.managers.sql import columns, ensure_guild, fetch
 from botdata.managers.xp import MAX_LEVEL, MAX_XP, LevelSettings, level_for_xp, level_threshold
 from botdata.models import Levels
 from botdata.models.base import MAX_SNOWFLAKE
@@ -114,8 +115,6 @@ BUILD_PAGE: Final = 5_000
 #: Seconds the lock of a rank set build lasts at most.
 BUILD_LOCK_TTL: Final = 120.0
 
-_ROW = "guild_id, member_id, xp, level, blacklisted, last_message_at"
-
 _GRANT = """
 INSERT INTO levels (guild_id, member_id, xp, level, blacklisted, last_message_at,
                     created_at, updated_at)
@@ -139,26 +138,34 @@ UPDATE levels SET level = $3, updated_at = $5
 WHERE guild_id = $1 AND member_id = $2 AND xp = $4
 """
 
-_SET_XP = f"""
+_SET_XP = """
 INSERT INTO levels (guild_id, member_id, xp, level, blacklisted, created_at, updated_at)
 VALUES ($1, $2, $3, $4, FALSE, $5, $5)
 ON CONFLICT (guild_id, member_id) DO UPDATE SET
     xp = EXCLUDED.xp, level = EXCLUDED.level, updated_at = EXCLUDED.updated_at
-RETURNING {_ROW}
+RETURNING {row}
 """
 
-_BLACKLIST = f"""
+_BLACKLIST = """
 INSERT INTO levels (guild_id, member_id, xp, level, blacklisted, created_at, updated_at)
 VALUES ($1, $2, 0, 0, TRUE, $3, $3)
 ON CONFLICT (guild_id, member_id) DO UPDATE SET
     blacklisted = TRUE, updated_at = EXCLUDED.updated_at
-RETURNING {_ROW}
+RETURNING {row}
 """
 
-_UNBLACKLIST = f"""
+_UNBLACKLIST = """
 UPDATE levels SET blacklisted = FALSE, updated_at = $3
-WHERE guild_id = $1 AND member_id = $2 RETURNING {_ROW}
+WHERE guild_id = $1 AND member_id = $2 RETURNING {row}
 """
+
+
+@cache
+def _returning_row(query: str) -> str:
+    """``query`` returning the columns of :class:`LevelsSchema` (read from the model's metadata,
+    so once Tortoise is initialised)."""
+    return query.format(row=columns(Levels, LevelsSchema))
+
 
 #: 1-based rank of member ``$2`` in guild ``$1`` (no row: no result). Each count is a range
 #: of the ``(guild_id, xp)`` index; the second counts the ties ranked first (lower ids).
@@ -418,7 +425,7 @@ class LevelManager(Manager):
         values = [guild_id, member_id, datetime.now(timezone.utc)]
         async with in_transaction() as connection:
             await ensure_guild(connection, self.db.dialect, guild_id)
-            rows = await fetch(connection, self.db.dialect, _BLACKLIST, values)
+            rows = await fetch(connection, self.db.dialect, _returning_row(_BLACKLIST), values)
         await self.cache.invalidate(self._blacklist_key(guild_id))
         return await self._schema(LevelsSchema.model_validate(rows[0]))
 
@@ -428,7 +435,9 @@ class LevelManager(Manager):
         (then nothing is written). Raises :class:`~botdata.errors.InvalidSnowflakeError` for a
         bad id."""
         values = [guild_id, member_id, datetime.now(timezone.utc)]
-        rows = await fetch(get_connection("default"), self.db.dialect, _UNBLACKLIST, values)
+        rows = await fetch(
+            get_connection("default"), self.db.dialect, _returning_row(_UNBLACKLIST), values
+        )
         if not rows:
             return None
         await self.cache.invalidate(self._blacklist_key(guild_id))
@@ -544,7 +553,7 @@ class LevelManager(Manager):
         values = [guild_id, member_id, xp, level, datetime.now(timezone.utc)]
         async with in_transaction() as connection:
             await ensure_guild(connection, self.db.dialect, guild_id)
-            rows = await fetch(connection, self.db.dialect, _SET_XP, values)
+            rows = await fetch(connection, self.db.dialect, _returning_row(_SET_XP), values)
         if self._ranked_in_cache:
             await self.cache.zadd(
                 self._rank_key(guild_id), {_encode(member_id): xp}, only_existing=True
