@@ -37,7 +37,7 @@ from botdata.errors import (
     InvalidTimestampError,
 )
 from botdata.managers.base import Manager
-from botdata.managers.checks import aware, excerpt, shifted, snowflake, text
+from botdata.managers.checks import Snowflake, aware, checked, excerpt, shifted, snowflake, text
 from botdata.managers.claims import ClaimQueue
 from botdata.managers.sql import columns, ensure_guild, fetch
 from botdata.models import AFK
@@ -96,10 +96,11 @@ class AFKManager(Manager):
         super().__init__(db)
         self._members_key = self.guild_keys(AFK_MEMBERS_KEY)
 
+    @checked
     async def set(
         self,
-        guild_id: int,
-        member_id: int,
+        guild_id: Snowflake,
+        member_id: Snowflake,
         *,
         nickname: str,
         reason: str = "",
@@ -123,8 +124,6 @@ class AFKManager(Manager):
         ``permanent``,
         :class:`~botdata.errors.InvalidFlagError` for a non-bool flag. Nothing is written then.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(member_id, "member_id")
         text(nickname, "nickname")
         text(reason, "reason")
         if not isinstance(nickname, str) or len(nickname) > MAX_NICKNAME:
@@ -152,14 +151,13 @@ class AFKManager(Manager):
         await self.cache.invalidate(self._members_key(guild_id))
         return AFKSchema.model_validate(rows[0])
 
-    async def clear(self, guild_id: int, member_id: int) -> AFKSchema | None:
+    @checked
+    async def clear(self, guild_id: Snowflake, member_id: Snowflake) -> AFKSchema | None:
         """End the member's AFK (enforced or not: the caller decides who may).
 
         Returns the removed status (to restore the nickname), or None when the member was not
         AFK. Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(member_id, "member_id")
         query = _DELETE.format(returning=columns(AFK, AFKSchema))
         rows = await fetch(get_connection("default"), self.db.dialect, query, [guild_id, member_id])
         if not rows:
@@ -245,7 +243,8 @@ class AFKManager(Manager):
         claimed_until = shifted(now, lease, "lease", InvalidTimestampError)
         return await EXPIRIES.claim(self.db.dialect, now, claimed_until, limit)
 
-    async def complete_expiry(self, guild_id: int, member_id: int) -> bool:
+    @checked
+    async def complete_expiry(self, guild_id: Snowflake, member_id: Snowflake) -> bool:
         """End the member's claimed, expired AFK status (its nickname was restored): the row is
         removed.
 
@@ -253,21 +252,18 @@ class AFKManager(Manager):
         already, or replaced by a new status since the claim (which stays). Raises
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(member_id, "member_id")
         now = datetime.now(timezone.utc)
         if not await EXPIRIES.complete(now, guild_id=guild_id, member_id=member_id):
             return False
         await self.cache.invalidate(self._members_key(guild_id))
         return True
 
-    async def release(self, guild_id: int, member_id: int) -> bool:
+    @checked
+    async def release(self, guild_id: Snowflake, member_id: Snowflake) -> bool:
         """Give up the claim on the member's expired AFK status (restoring the nickname failed):
         the next :meth:`claim_expired` takes it again.
 
         Returns True, or False when it was not claimed (completed, cleared or replaced since).
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        snowflake(guild_id, "guild_id")
-        snowflake(member_id, "member_id")
         return bool(await EXPIRIES.release(guild_id=guild_id, member_id=member_id))

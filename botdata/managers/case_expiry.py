@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 from botdata.errors import CaseNotFoundError, InvalidExpiryError
 from botdata.managers.base import Manager
-from botdata.managers.checks import aware, check_number, excerpt, page, shifted, snowflake
+from botdata.managers.checks import Snowflake, aware, check_number, checked, excerpt, page, shifted
 from botdata.managers.claims import ClaimQueue
 from botdata.models import Case
 from botdata.schemas import CaseSchema
@@ -61,7 +61,8 @@ class CaseExpiry(Manager):
         claimed_until = shifted(now, lease, "lease")
         return await EXPIRIES.claim(self.db.dialect, now, claimed_until, limit)
 
-    async def complete_expiry(self, guild_id: int, number: int) -> bool:
+    @checked
+    async def complete_expiry(self, guild_id: Snowflake, number: int) -> bool:
         """Record that the case's expiry was carried out; it is never claimed again.
 
         Returns True, or False when it was recorded before or the case does not expire.
@@ -69,13 +70,13 @@ class CaseExpiry(Manager):
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidNumberError`.
         """
-        snowflake(guild_id, "guild_id")
         check_number(number, "case", CaseNotFoundError)
         now = datetime.now(timezone.utc)
         completed = await EXPIRIES.complete(now, guild_id=guild_id, number=number)
         return await self._found(guild_id, number, completed)
 
-    async def release(self, guild_id: int, number: int) -> bool:
+    @checked
+    async def release(self, guild_id: Snowflake, number: int) -> bool:
         """Give up the claim on the case (its action failed): the next :meth:`claim_due` takes it.
 
         Returns True, or False when it was not claimed or is already handled. Raises
@@ -83,7 +84,6 @@ class CaseExpiry(Manager):
         :class:`~botdata.errors.InvalidSnowflakeError` and
         :class:`~botdata.errors.InvalidNumberError`.
         """
-        snowflake(guild_id, "guild_id")
         check_number(number, "case", CaseNotFoundError)
         released = await EXPIRIES.release(guild_id=guild_id, number=number)
         return await self._found(guild_id, number, released)
