@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from tortoise.backends.base import executor
+from tortoise.models import Model
 
 import botdata
 from tests.support import (
@@ -28,7 +29,6 @@ from tests.support import (
     drop_postgres_database,
     migrate,
     services_problem,
-    table_names,
 )
 
 BACKENDS = ("sqlite", "postgres")
@@ -105,7 +105,9 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield f"sqlite://{path}"
         return
     name = f"botdata_test_{uuid.uuid4().hex[:12]}"
-    url = create_postgres_database(name)
+    # Commits that wait for no disk flush: the suite's thousands of small transactions, not
+    # durability across a server crash, are what this database is for.
+    url = create_postgres_database(name, synchronous_commit=False)
     try:
         migrate(url)
         yield url
@@ -139,14 +141,21 @@ async def db(session_db: botdata.Database) -> AsyncIterator[botdata.Database]:
 
 
 async def truncate(db: botdata.Database) -> None:
-    """Delete every row of botdata's tables (the migration record stays)."""
+    """Delete every row of botdata's tables and restart their ids (the migration record stays).
+
+    On PostgreSQL, ``DELETE`` (children first) and ``ALTER SEQUENCE ... RESTART`` in one script:
+    a test leaves a few rows, and ``TRUNCATE`` of every table took 0.2-0.3 s each time (new
+    files for each table and index) against about 5 ms for this.
+    """
     from tortoise import Tortoise
 
     conn = Tortoise.get_connection("default")
-    tables = table_names()
+    tables = tables_children_first()
     if db.dialect == "postgres":
+        sequences = await _postgres_sequences(tables)
         await conn.execute_script(
-            "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+            "".join(f'DELETE FROM "{t}";' for t in tables)
+            + "".join(f'ALTER SEQUENCE "{s}" RESTART;' for s in sequences)
         )
     else:
         await conn.execute_script(
@@ -154,3 +163,40 @@ async def truncate(db: botdata.Database) -> None:
             + "".join(f'DELETE FROM "{t}";' for t in tables)
             + "DELETE FROM sqlite_sequence; PRAGMA foreign_keys = ON;"
         )
+
+
+def tables_children_first() -> list[str]:
+    """botdata's tables, each before the tables its foreign keys point to."""
+    from botdata.models import __models__
+
+    ordered: list[str] = []
+
+    def visit(model: type[Model]) -> None:
+        table = model._meta.db_table
+        if table in ordered:
+            return
+        for name in model._meta.fk_fields | model._meta.o2o_fields:
+            visit(model._meta.fields_map[name].related_model)
+        ordered.append(table)
+
+    for model in __models__:
+        visit(model)
+    return ordered[::-1]
+
+
+_sequences: list[str] = []
+
+
+async def _postgres_sequences(tables: list[str]) -> list[str]:
+    """The sequences of ``tables``' generated ids (looked up once per session)."""
+    from tortoise import Tortoise
+
+    if not _sequences:
+        rows = await Tortoise.get_connection("default").execute_query_dict(
+            "SELECT s.relname AS name FROM pg_class s"
+            " JOIN pg_depend d ON d.objid = s.oid JOIN pg_class t ON t.oid = d.refobjid"
+            " WHERE s.relkind = 'S' AND t.relname = ANY($1::text[])",
+            [tables],
+        )
+        _sequences.extend(row["name"] for row in rows)
+    return _sequences
