@@ -5,7 +5,10 @@ Backends (the session-scoped ``backend`` parameter):
 - ``postgres``: a new PostgreSQL database (built with ``aerich upgrade``) and Redis.
 
 The second is skipped, and the run says so, when PostgreSQL or Redis does not answer; with
-``CI=true`` that is a failure instead. ``--backend sqlite|postgres`` runs one of them.
+``CI=true`` that is a failure instead. ``--backend sqlite|postgres`` runs one of them; a test
+that reaches PostgreSQL or Redis itself requests the ``services`` fixture and so belongs to the
+second (``--backend sqlite`` needs no service at all). Tests marked ``slow`` are deselected by
+default (``-m 'not slow'`` in pyproject's addopts); ``pytest -m slow`` runs them.
 PostgreSQL is reached at ``$BOTDATA_TEST_POSTGRES`` (an account that may create databases,
 default ``postgres://postgres@127.0.0.1:5432/postgres``), Redis at ``$BOTDATA_TEST_REDIS``
 (default ``redis://127.0.0.1:6379/0``). Test databases and keys are removed afterwards.
@@ -52,7 +55,10 @@ def _parametrizes_backend(metafunc: pytest.Metafunc) -> bool:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames and not _parametrizes_backend(metafunc):
         chosen = metafunc.config.getoption("--backend")
-        params = [chosen] if chosen else list(BACKENDS)
+        if "services" in metafunc.fixturenames:
+            params = ["postgres"]  # deselected again below by --backend sqlite
+        else:
+            params = [chosen] if chosen else list(BACKENDS)
         metafunc.parametrize("backend", params, scope="session", indirect=True)
 
 
@@ -71,7 +77,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-_skipped: list[str] = []
+#: How a skip of the second backend starts (the run's summary repeats it once).
+NOT_RUN = "PostgreSQL + Redis backend not run: "
 
 
 @pytest.fixture(scope="session")
@@ -80,19 +87,32 @@ def backend(request: pytest.FixtureRequest) -> str:
     if name == "postgres":
         problem = services_problem()
         if problem:
-            message = f"PostgreSQL + Redis backend not run: {problem}"
+            message = NOT_RUN + problem
             if os.environ.get("CI", "").lower() == "true":
                 pytest.fail(message + " (CI=true: services are required)", pytrace=False)
-            if message not in _skipped:
-                _skipped.append(message)
             pytest.skip(message)
     return name
 
 
+@pytest.fixture(scope="session")
+def services(backend: str) -> None:
+    """For a test or fixture that reaches PostgreSQL or Redis itself rather than through
+    ``db`` (a scratch database, Redis caches of its own, a Redis server it starts): the test
+    belongs to the postgres backend, so it is skipped like it (a failure with ``CI=true``) when
+    the services do not answer, and ``--backend sqlite`` deselects it."""
+    assert backend == "postgres"
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for message in _skipped:
-        terminalreporter.write_line(f"NOTE: {message}", yellow=True, bold=True)
+    """Say once why the second backend did not run (also from pytest-xdist's workers)."""
+    notes: set[str] = set()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        if isinstance(longrepr, tuple) and NOT_RUN in str(longrepr[2]):
+            notes.add(str(longrepr[2]).split(NOT_RUN, 1)[1])
+    for problem in sorted(notes):
+        terminalreporter.write_line(f"NOTE: {NOT_RUN}{problem}", yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")

@@ -136,7 +136,7 @@ class RedisServer:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+def redis_server(services: None, tmp_path: Path) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         message = "redis-server is not installed: the Redis restart tests need it"
         if os.environ.get("CI", "").lower() == "true":
