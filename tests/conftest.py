@@ -8,7 +8,9 @@ The second is skipped, and the run says so, when PostgreSQL or Redis does not an
 ``CI=true`` that is a failure instead. ``--backend sqlite|postgres`` runs one of them; a test
 that reaches PostgreSQL or Redis itself requests the ``services`` fixture and so belongs to the
 second (``--backend sqlite`` needs no service at all). Tests marked ``slow`` are deselected by
-default (``-m 'not slow'`` in pyproject's addopts); ``pytest -m slow`` runs them.
+default (``-m 'not slow'`` in pyproject's addopts); ``pytest -m slow`` runs them. Under
+pytest-xdist (``-n 2`` there too) each worker has its own session: its own databases, SQLite
+folder and cache prefix.
 PostgreSQL is reached at ``$BOTDATA_TEST_POSTGRES`` (an account that may create databases,
 default ``postgres://postgres@127.0.0.1:5432/postgres``), Redis at ``$BOTDATA_TEST_REDIS``
 (default ``redis://127.0.0.1:6379/0``). Test databases and keys are removed afterwards.
@@ -125,9 +127,7 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield f"sqlite://{path}"
         return
     name = f"botdata_test_{uuid.uuid4().hex[:12]}"
-    # Commits that wait for no disk flush: the suite's thousands of small transactions, not
-    # durability across a server crash, are what this database is for.
-    url = create_postgres_database(name, synchronous_commit=False)
+    url = create_postgres_database(name)
     try:
         migrate(url)
         yield url

@@ -42,20 +42,13 @@ def postgres_url(name: str) -> str:
     return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
-def create_postgres_database(name: str, *, synchronous_commit: bool = True) -> str:
-    """Create an empty PostgreSQL database; return its URL.
-
-    ``synchronous_commit=False`` makes its commits return before their WAL reaches the disk
-    (what a crash of the server could lose, nothing a test sees: visibility, locks and
-    constraints are the same).
-    """
+def create_postgres_database(name: str) -> str:
+    """Create an empty PostgreSQL database; return its URL."""
 
     async def create() -> None:
         conn = await asyncpg.connect(ADMIN_URL)
         try:
             await conn.execute(f'CREATE DATABASE "{name}"')
-            if not synchronous_commit:
-                await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
         finally:
             await conn.close()
 
