@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -87,6 +90,24 @@ def table_names() -> list[str]:
     from botdata.models import __models__
 
     return [model._meta.db_table for model in __models__]
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], within: float = 5.0, every: float = 0.02
+) -> bool:
+    """Whether ``check()`` (awaited when it returns an awaitable) holds within ``within``
+    seconds, trying every ``every`` seconds: for a condition that another task or process
+    brings about, so a test waits as long as it takes and no longer."""
+    deadline = time.monotonic() + within
+    while True:
+        done = check()
+        if inspect.isawaitable(done):
+            done = await done
+        if done:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(every)
 
 
 def run_python(

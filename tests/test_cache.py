@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
@@ -22,7 +21,7 @@ from botdata.cache import Cache, MemoryCache, RedisCache, create_cache
 from botdata.config import load_settings
 from botdata.errors import ValidationError
 from botdata.schemas import Schema
-from tests.support import REDIS_URL, run_processes
+from tests.support import REDIS_URL, eventually, run_processes
 
 
 class Item(Schema):
@@ -65,16 +64,6 @@ async def elapse(cache: Cache, clock: ManualClock, seconds: float) -> None:
     clock.now += seconds
     if isinstance(cache, RedisCache):
         await asyncio.sleep(seconds)
-
-
-async def eventually(check: Callable[[], bool], within: float = 1.0) -> bool:
-    """Whether ``check()`` becomes true within ``within`` seconds (polled)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 # Keys ------------------------------------------------------------------------------------
@@ -713,15 +702,8 @@ async def test_no_redis_url_gives_the_in_process_cache() -> None:
 
 # Redis shared by several caches and processes ----------------------------------------------
 @pytest.fixture
-async def redis_caches() -> AsyncIterator[Callable[..., Awaitable[RedisCache]]]:
+async def redis_caches(services: None) -> AsyncIterator[Callable[..., Awaitable[RedisCache]]]:
     """Make Redis caches sharing one fresh prefix on ``support.REDIS_URL``; all cleaned up."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        message = f"Redis at {REDIS_URL} does not answer ({exc})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (CI=true: services are required)", pytrace=False)
-        pytest.skip(message)
     prefix = f"botdata-test-{uuid.uuid4().hex[:8]}"
     made: list[Cache] = []
 

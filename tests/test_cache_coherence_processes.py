@@ -16,6 +16,8 @@ import pytest
 import botdata
 from tests.support import REDIS_URL, run_processes
 
+pytestmark = pytest.mark.slow  # several OS processes against one database and Redis
+
 WORKERS = 4
 GUILD = 330_000_000_000_000_001
 USERS = (430_000_000_000_000_001, 430_000_000_000_000_002)

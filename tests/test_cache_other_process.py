@@ -18,6 +18,8 @@ from botdata.managers.guilds import CONFIG_KEY
 from botdata.models import CaseType
 from tests.support import REDIS_URL, run_python
 
+pytestmark = pytest.mark.slow  # another OS process, and waits of about a second for its changes
+
 GUILD = 350_000_000_000_000_001
 OTHER_GUILD = 350_000_000_000_000_002
 USER = 450_000_000_000_000_001

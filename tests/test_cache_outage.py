@@ -8,7 +8,6 @@ touched. Each cache call must return well within a second (a hang guard, not a b
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import shutil
@@ -17,7 +16,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,6 +25,7 @@ import redis
 
 from botdata.cache import RedisCache, create_cache
 from botdata.config import load_settings
+from tests.support import eventually
 from tests.test_cache import ManualClock
 
 T = TypeVar("T")
@@ -41,20 +41,6 @@ async def quick(call: Awaitable[T]) -> T:
     elapsed = time.monotonic() - start
     assert elapsed < FAST, f"a cache call took {elapsed:.2f} s"
     return result
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], within: float) -> bool:
-    """Whether ``check()`` (awaited if need be) becomes true within ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        done = check()
-        if inspect.isawaitable(done):
-            done = await done
-        if done:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
 
 
 def outage_logs(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
@@ -137,7 +123,7 @@ class RedisServer:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+def redis_server(services: None, tmp_path: Path) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         message = "redis-server is not installed: the Redis restart tests need it"
         if os.environ.get("CI", "").lower() == "true":

@@ -20,6 +20,8 @@ from botdata.models import CaseType, Guild
 from tests.moderation_support import GUILD, MOD, USER
 from tests.support import REDIS_URL, run_processes, run_python
 
+pytestmark = pytest.mark.slow  # several OS processes against one database
+
 PROCESSES = 4
 PER_PROCESS = 25
 

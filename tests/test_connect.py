@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,7 +16,6 @@ from tests.support import (
     create_postgres_database,
     drop_postgres_database,
     run_python,
-    services_problem,
 )
 
 
@@ -77,12 +77,7 @@ def _connect_error(url: str) -> tuple[str, str]:
 
 
 @pytest.fixture
-def empty_postgres():
-    problem = services_problem()
-    if problem:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(problem)
-        pytest.skip(problem)
+def empty_postgres(services: None) -> Iterator[str]:
     name = f"botdata_unmigrated_{uuid.uuid4().hex[:12]}"
     url = create_postgres_database(name)
     yield url
@@ -102,9 +97,7 @@ def test_an_unreachable_database_names_the_url_without_the_password() -> None:
     assert "hunter2" not in message
 
 
-def test_a_missing_postgres_database_is_a_clear_error() -> None:
-    if services_problem():
-        pytest.skip("needs PostgreSQL")
+def test_a_missing_postgres_database_is_a_clear_error(services: None) -> None:
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/botdata_absent_{uuid.uuid4().hex[:8]}"
     name, message = _connect_error(url)
     assert name == "DatabaseUnavailableError"

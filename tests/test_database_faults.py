@@ -12,6 +12,7 @@
 
 Each scenario runs in a process of its own (tests/fault_scenarios.py), with a handle of its own
 settings: ``connect()`` allows one open handle per process.
+These scenarios are marked slow (``pytest -m slow``, a step of its own in ``.ci/run``).
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ async def test_a_value_the_database_refuses_is_a_validation_error(
 # Point 27: lock, statement and pool timeouts -------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_lock_held_elsewhere_fails_in_time_and_other_guilds_go_on(
     db: botdata.Database,
 ) -> None:
@@ -124,6 +126,7 @@ async def test_a_lock_held_elsewhere_fails_in_time_and_other_guilds_go_on(
     assert result["cases"] == 1
 
 
+@pytest.mark.slow
 async def test_no_free_connection_in_time_is_a_timeout_error(db: botdata.Database) -> None:
     settings = {"DATABASE_POOL_MAX": 1, "DATABASE_POOL_TIMEOUT": 0.3, "DATABASE_LOCK_TIMEOUT": 30}
     result = _scenario("pool_exhausted", db.settings.DATABASE_URL, settings)
@@ -137,6 +140,7 @@ async def test_no_free_connection_in_time_is_a_timeout_error(db: botdata.Databas
     assert result["create"] == {"type": None}
 
 
+@pytest.mark.slow
 @POSTGRES_ONLY
 async def test_a_statement_running_too_long_is_a_timeout_error(db: botdata.Database) -> None:
     settings = {"DATABASE_STATEMENT_TIMEOUT": 0.2, "DATABASE_LOCK_TIMEOUT": 0.1}
@@ -206,6 +210,7 @@ def own_postgres(backend: str) -> Iterator[OwnPostgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow
 @POSTGRES_ONLY
 def test_a_read_whose_connection_dies_is_retried(own_postgres: OwnPostgres) -> None:
     result = _scenario("read_loses_connection", own_postgres.url, {"DATABASE_LOCK_TIMEOUT": 30})
@@ -214,6 +219,7 @@ def test_a_read_whose_connection_dies_is_retried(own_postgres: OwnPostgres) -> N
     assert result["prefix"] == "?!"
 
 
+@pytest.mark.slow
 @POSTGRES_ONLY
 def test_a_write_whose_connection_dies_is_not_retried(own_postgres: OwnPostgres) -> None:
     result = _scenario("write_loses_connection", own_postgres.url, {"DATABASE_LOCK_TIMEOUT": 30})
@@ -225,6 +231,7 @@ def test_a_write_whose_connection_dies_is_not_retried(own_postgres: OwnPostgres)
     assert result["cases"] == 0  # not run a second time
 
 
+@pytest.mark.slow
 @POSTGRES_ONLY
 def test_a_transaction_whose_connection_dies_is_not_retried(own_postgres: OwnPostgres) -> None:
     result = _scenario(
@@ -237,6 +244,7 @@ def test_a_transaction_whose_connection_dies_is_not_retried(own_postgres: OwnPos
     assert result["rows"] == 0
 
 
+@pytest.mark.slow
 @POSTGRES_ONLY
 def test_terminated_backends_and_a_restart_under_load(own_postgres: OwnPostgres) -> None:
     result = _scenario("restarts_under_load", own_postgres.url, {}, restart=own_postgres.restart)

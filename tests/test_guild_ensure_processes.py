@@ -6,9 +6,13 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 import botdata
 from botdata.models import Guild, GuildConfig
 from tests.support import run_processes
+
+pytestmark = pytest.mark.slow  # several OS processes against one database
 
 WORKERS = 4
 GUILDS = [(1 << 40) + n for n in range(25)]

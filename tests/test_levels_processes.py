@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tortoise.connection import get_connection
 
 import botdata
@@ -14,6 +15,8 @@ from botdata.managers.sql import fetch
 from botdata.managers.xp import LevelSettings, level_for_xp
 from botdata.models import Levels
 from tests.support import REDIS_URL, run_processes
+
+pytestmark = pytest.mark.slow  # several OS processes against one database
 
 GUILD = 320_000_000_000_000_001
 SHARED = 420_000_000_000_000_000

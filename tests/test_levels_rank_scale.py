@@ -9,11 +9,14 @@ import functools
 import random
 from datetime import datetime, timezone
 
+import pytest
 from tortoise.connection import get_connection
 
 import botdata
 from botdata.managers.levels import RANK_KEY, RANK_MARKER, RANK_SQL
 from botdata.managers.sql import dialect_sql, ensure_guild, fetch
+
+pytestmark = pytest.mark.slow  # a million rows per backend
 
 GUILD = 330_000_000_000_000_001
 BASE = 430_000_000_000_000_000

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -20,7 +20,6 @@ from tests.support import (
     aerich,
     create_postgres_database,
     drop_postgres_database,
-    services_problem,
 )
 
 
@@ -35,12 +34,7 @@ def expected_columns() -> dict[str, set[str]]:
 
 
 @pytest.fixture
-def postgres_database():
-    problem = services_problem()
-    if problem:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(problem)
-        pytest.skip(problem)
+def postgres_database(services: None) -> Iterator[str]:
     name = f"botdata_migrate_{uuid.uuid4().hex[:12]}"
     url = create_postgres_database(name)
     yield url

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -195,16 +194,23 @@ async def test_remove_rule(db: botdata.Database) -> None:
 
 
 async def test_rules_leave_out_expired_ones(db: botdata.Database) -> None:
-    soon = datetime.now(timezone.utc) + timedelta(milliseconds=300)
+    soon = datetime.now(timezone.utc) + timedelta(hours=1)
     lasting = await rule(db, B, MEMBER, USER, command="kick")
-    await rule(db, B, MEMBER, USER, command="ban", until=soon)
+    banning = await rule(db, B, MEMBER, USER, command="ban", until=soon)
     assert len(await db.permissions.rules(GUILD)) == 2
     later = soon + timedelta(seconds=1)
     assert (await check(db, now=later)).outcome is Outcome.ALLOWED  # ban's rule expired
     assert (await check(db, command="kick", now=later)).outcome is Outcome.DENIED
-    # once the time has really passed, rules() drops it too
-    await asyncio.sleep((soon - datetime.now(timezone.utc)).total_seconds() + 0.05)
-    assert await db.permissions.rules(GUILD) == [lasting]
+    # rules() leaves it out from its expiry on (at ``now``; by default the current time)
+    assert await db.permissions.rules(GUILD) == [lasting, banning]
+    assert await db.permissions.rules(GUILD, now=soon - timedelta(microseconds=1)) == [
+        lasting,
+        banning,
+    ]
+    assert await db.permissions.rules(GUILD, now=soon) == [lasting]
+    assert await db.permissions.rules(GUILD, now=later) == [lasting]
+    with pytest.raises(InvalidExpiryError):
+        await db.permissions.rules(GUILD, now=later.replace(tzinfo=None))
 
 
 @pytest.mark.parametrize(

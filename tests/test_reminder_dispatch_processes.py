@@ -18,11 +18,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tortoise import Tortoise
 
 from botdata.managers.sql import dialect_sql
 from botdata.models import Reminder
 from tests.support import REDIS_URL, ROOT
+
+pytestmark = pytest.mark.slow  # several OS processes against one database
 
 GUILD = 100_000_000_000_000_001
 USER = 200_000_000_000_000_001

@@ -24,6 +24,7 @@ from botdata.managers.dispatcher import NEXT_WAKE_SQL, REMINDERS
 from botdata.managers.sql import dialect_sql
 from botdata.models import Guild, Reminder
 from botdata.schemas import ReminderSchema
+from tests.support import eventually
 
 # Timers and wake-ups deliver a reminder within a few event-loop turns. The bound only has to
 # tell that apart from the fallback re-check (60 s in these tests): it is no performance target.
@@ -236,9 +237,8 @@ async def test_due_reminder_is_delivered_promptly_and_marked_sent(db, recorder):
     assert [r.id for r in recorder.delivered] == [reminder.id]
     assert recorder.delivered[0].content == "now-ish"
     assert 0 <= recorder.lateness[0] < PROMPT
-    await asyncio.sleep(0.1)
+    assert await eventually(Reminder.filter(id=reminder.id, sent_at__isnull=False).exists)
     row = await Reminder.get(id=reminder.id)
-    assert row.sent_at is not None
     assert row.claimed_until is None
     assert row.attempts == 0
     assert [r.id for r in await db.reminders.pending(GUILD, USER)] == [later.id]
@@ -255,16 +255,14 @@ async def test_a_sooner_reminder_wakes_a_sleeping_dispatcher(db, recorder):
 
 
 async def test_reminders_due_while_stopped_go_out_at_start(db, recorder):
-    overdue = [
-        await db.reminders.create(GUILD, USER, CHANNEL, f"overdue {i}", soon(0.1 + i / 100))
-        for i in range(3)
-    ]
-    await asyncio.sleep(0.5)
+    past = datetime.now(timezone.utc) - timedelta(seconds=1)
+    await bulk_insert(db, [(USER, past + timedelta(milliseconds=10 * i)) for i in range(3)])
+    overdue = await Reminder.all().order_by("due_at").values_list("id", flat=True)
     started = time.monotonic()
     await db.reminders.start(recorder)
     await recorder.wait_for(3)
     assert time.monotonic() - started < PROMPT
-    assert [r.id for r in recorder.delivered] == [r.id for r in overdue]
+    assert [r.id for r in recorder.delivered] == overdue
 
 
 async def test_a_failing_callback_is_retried_later_and_delivered_once(db, monkeypatch):

@@ -277,12 +277,16 @@ class PermissionManager(Manager):
             await self.cache.invalidate(self._rules_key(guild_id))
         return changed > 0
 
-    async def rules(self, guild_id: int) -> list[GuildPermissionSchema]:
-        """The guild's active, unexpired rules, oldest first (cached).
+    async def rules(
+        self, guild_id: int, *, now: datetime | None = None
+    ) -> list[GuildPermissionSchema]:
+        """The guild's active rules not expired at ``now`` (default: the current time), oldest
+        first (cached).
 
-        Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id.
+        Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id and
+        :class:`~botdata.errors.InvalidExpiryError` for a naive ``now``.
         """
-        now = datetime.now(timezone.utc)
+        now = datetime.now(timezone.utc) if now is None else aware(now, "now")
         return [rule for rule in await self._cached_rules(guild_id) if _live(rule, now)]
 
     async def is_allowed(
