@@ -56,14 +56,13 @@ from botdata.errors import (
 from botdata.managers.base import Manager
 from botdata.managers.checks import OptionalSnowflake, Snowflake, checked, excerpt, text
 from botdata.managers.guilds import insert_guild_rows
-from botdata.managers.sql import fetch
+from botdata.managers.sql import columns, fetch
 from botdata.models import Starboard, StarboardMessage
 from botdata.schemas import StarAction, StarboardMessageSchema, StarboardSchema, StarDecision
 
 CONFIG_KEY = "starboard"
 _EMOJI_LENGTH = 64
 _MAX_THRESHOLD = 2**31 - 1
-_ENTRY_COLUMNS = "id, message_id, channel_id, author_id, stars, starboard_message_id"
 
 
 class StarboardManager(Manager):
@@ -336,7 +335,7 @@ class StarboardManager(Manager):
         column = "starboard_message_id" if copy else "message_id"
         rows = await self._sql(
             conn,
-            f"SELECT {_ENTRY_COLUMNS} FROM starboard_messages "
+            f"SELECT {columns(StarboardMessage)} FROM starboard_messages "
             f"WHERE guild_id = $1 AND {column} = $2",
             [guild_id, message_id],
         )
@@ -349,7 +348,7 @@ class StarboardManager(Manager):
         rows = await self._sql(
             conn,
             "UPDATE starboard_messages SET updated_at = $2 WHERE id = $1 "
-            f"RETURNING {_ENTRY_COLUMNS}",
+            f"RETURNING {columns(StarboardMessage)}",
             [entry_id, now],
         )
         return rows[0] if rows else None
@@ -370,7 +369,7 @@ class StarboardManager(Manager):
             "(guild_id, message_id, channel_id, author_id, stars, created_at, updated_at) "
             "VALUES ($1, $2, $3, $4, 0, $5, $5) "
             "ON CONFLICT (guild_id, message_id) DO UPDATE SET updated_at = excluded.updated_at "
-            f"RETURNING {_ENTRY_COLUMNS}",
+            f"RETURNING {columns(StarboardMessage)}",
             [guild_id, message_id, channel_id, author_id, now],
         )
         return rows[0]
@@ -382,7 +381,7 @@ class StarboardManager(Manager):
         rows = await self._sql(
             conn,
             f"UPDATE starboard_messages SET stars = stars + $2, updated_at = $3 WHERE id = $1 "
-            f"RETURNING {_ENTRY_COLUMNS}",
+            f"RETURNING {columns(StarboardMessage)}",
             [entry_id, change, now],
         )
         entry = rows[0]
