@@ -90,7 +90,7 @@ class Tour:
         import discord.ext.test as dpytest
         from discord.ext.test import backend
 
-        from simulated_discord import SimulatedDiscord
+        from botdata_cogs.testing import SimulatedDiscord
 
         self.dpytest = dpytest
         self.bot = DemoBot()
@@ -150,7 +150,7 @@ class Tour:
         heading("Starboard")
         message = await self.dpytest.message("look at this cat", channel=self.general, member=sam)
         print(f"{sam.name}: look at this cat")
-        from simulated_discord import react
+        from botdata_cogs.testing import react
 
         await react(mod, message, "\u2b50")
         print(f"  ({mod.name} reacts \u2b50)")

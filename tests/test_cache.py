@@ -21,7 +21,8 @@ from botdata.cache import Cache, MemoryCache, RedisCache, create_cache
 from botdata.config import load_settings
 from botdata.errors import ValidationError
 from botdata.schemas import Schema
-from tests.support import REDIS_URL, eventually, run_processes
+from botdata.testing.support import eventually
+from tests.support import REDIS_URL, run_processes
 
 
 class Item(Schema):
@@ -51,10 +52,10 @@ class ManualClock:
 
 
 @pytest.fixture
-def clock(db: botdata.Database, monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+def clock(botdata_db: botdata.Database, monkeypatch: pytest.MonkeyPatch) -> ManualClock:
     """``db.cache`` reading a :class:`ManualClock` for this test."""
     manual = ManualClock()
-    monkeypatch.setattr(db.cache, "clock", manual)
+    monkeypatch.setattr(botdata_db.cache, "clock", manual)
     return manual
 
 
@@ -67,8 +68,8 @@ async def elapse(cache: Cache, clock: ManualClock, seconds: float) -> None:
 
 
 # Keys ------------------------------------------------------------------------------------
-async def test_keys_carry_prefix_and_guild_hash_tag(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_keys_carry_prefix_and_guild_hash_tag(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     assert cache.key("config", guild_id=42) == f"{cache.prefix}:{{g:42}}:config"
     assert cache.key("sessions", "abc") == f"{cache.prefix}:sessions:abc"
     one, two = cache.key("config", guild_id=42), cache.key("xp", "board", guild_id=42)
@@ -78,8 +79,8 @@ async def test_keys_carry_prefix_and_guild_hash_tag(db: botdata.Database) -> Non
 
 
 # JSON values -----------------------------------------------------------------------------
-async def test_json_set_get_delete(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_json_set_get_delete(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     a, b = cache.key("a"), cache.key("b", guild_id=1)
     assert await cache.get_json(a) is None
     await cache.set_json(a, {"n": 1, "list": [1, "x", None], "nested": {"ok": True}})
@@ -92,8 +93,8 @@ async def test_json_set_get_delete(db: botdata.Database) -> None:
     assert await cache.get_json(b) is None
 
 
-async def test_json_returns_copies_and_accepts_models(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_json_returns_copies_and_accepts_models(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     key = cache.key("copy")
     value = {"items": [1]}
     await cache.set_json(key, value)
@@ -106,8 +107,8 @@ async def test_json_returns_copies_and_accepts_models(db: botdata.Database) -> N
     assert await cache.get_json(key) == {"id": 1, "name": "x"}
 
 
-async def test_json_ttl_expires(db: botdata.Database, clock: ManualClock) -> None:
-    cache = db.cache
+async def test_json_ttl_expires(botdata_db: botdata.Database, clock: ManualClock) -> None:
+    cache = botdata_db.cache
     short, forever = cache.key("short"), cache.key("forever")
     await cache.set_json(short, 1, ttl=0.2)
     await cache.set_json(forever, 2)
@@ -117,8 +118,8 @@ async def test_json_ttl_expires(db: botdata.Database, clock: ManualClock) -> Non
     assert await cache.get_json(forever) == 2
 
 
-async def test_bad_ttls_are_refused(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_bad_ttls_are_refused(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     key = cache.key("bad")
     with pytest.raises(ValidationError):
         await cache.set_json(key, 1, ttl=0)
@@ -133,8 +134,8 @@ async def test_bad_ttls_are_refused(db: botdata.Database) -> None:
 
 
 # Set if absent ---------------------------------------------------------------------------
-async def test_set_if_absent_until_ttl(db: botdata.Database, clock: ManualClock) -> None:
-    cache = db.cache
+async def test_set_if_absent_until_ttl(botdata_db: botdata.Database, clock: ManualClock) -> None:
+    cache = botdata_db.cache
     key = cache.key("cooldown", 7, guild_id=1)
     assert await cache.set_if_absent(key, "1", ttl=0.2) is True
     assert await cache.set_if_absent(key, "2", ttl=0.2) is False
@@ -144,8 +145,10 @@ async def test_set_if_absent_until_ttl(db: botdata.Database, clock: ManualClock)
     assert await cache.set_if_absent(key, "4", ttl=5) is True
 
 
-async def test_set_if_absent_one_winner_among_concurrent_callers(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_set_if_absent_one_winner_among_concurrent_callers(
+    botdata_db: botdata.Database,
+) -> None:
+    cache = botdata_db.cache
     key = cache.key("lock")
     results = await asyncio.gather(*(cache.set_if_absent(key, str(i), 5) for i in range(100)))
     assert results.count(True) == 1
@@ -153,9 +156,9 @@ async def test_set_if_absent_one_winner_among_concurrent_callers(db: botdata.Dat
 
 # Claims (cooldowns) ------------------------------------------------------------------------
 async def test_claim_answers_the_time_left_until_it_ends(
-    db: botdata.Database, clock: ManualClock
+    botdata_db: botdata.Database, clock: ManualClock
 ) -> None:
-    cache = db.cache
+    cache = botdata_db.cache
     key, other = cache.key("cooldown", 8, guild_id=1), cache.key("cooldown", 9, guild_id=1)
     assert await cache.claim(key, ttl=0.5) is None
     left = await cache.claim(key, ttl=5)
@@ -173,8 +176,8 @@ async def test_claim_answers_the_time_left_until_it_ends(
         await cache.claim(key, ttl=0)
 
 
-async def test_claim_one_winner_among_concurrent_callers(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_claim_one_winner_among_concurrent_callers(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     key = cache.key("cooldown", "burst")
     results = await asyncio.gather(*(cache.claim(key, 5) for _ in range(100)))
     assert results.count(None) == 1
@@ -182,8 +185,8 @@ async def test_claim_one_winner_among_concurrent_callers(db: botdata.Database) -
 
 
 # Rate limits -----------------------------------------------------------------------------
-async def test_rate_limit_fixed_window(db: botdata.Database, clock: ManualClock) -> None:
-    cache = db.cache
+async def test_rate_limit_fixed_window(botdata_db: botdata.Database, clock: ManualClock) -> None:
+    cache = botdata_db.cache
     key, other = cache.key("rate", 1), cache.key("rate", 2)
     assert [await cache.check_rate_limit(key, 3, 0.3) for _ in range(5)] == [
         False,
@@ -197,8 +200,8 @@ async def test_rate_limit_fixed_window(db: botdata.Database, clock: ManualClock)
     assert await cache.check_rate_limit(key, 3, 0.3) is False
 
 
-async def test_rate_limit_exact_under_concurrency(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_rate_limit_exact_under_concurrency(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     key = cache.key("rate", "burst")
     over = await asyncio.gather(*(cache.check_rate_limit(key, 50, 30) for _ in range(200)))
     assert over.count(False) == 50
@@ -206,8 +209,8 @@ async def test_rate_limit_exact_under_concurrency(db: botdata.Database) -> None:
 
 
 # Sorted sets -----------------------------------------------------------------------------
-async def test_sorted_set_operations(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_sorted_set_operations(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     key = cache.key("xp", guild_id=9)
     assert await cache.zrevrange(key, 0, -1) == []
     assert await cache.zrevrank(key, "1") is None
@@ -227,8 +230,8 @@ async def test_sorted_set_operations(db: botdata.Database) -> None:
     assert await cache.zrevrank(key, "1") is None
 
 
-async def test_sorted_set_higher_only_keeps_the_highest(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_sorted_set_higher_only_keeps_the_highest(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     key = cache.key("totals", guild_id=9)
     await cache.zadd(key, {"a": 10, "b": 10})
     await cache.zadd(key, {"a": 5, "b": 20, "c": 1}, higher_only=True)
@@ -237,8 +240,8 @@ async def test_sorted_set_higher_only_keeps_the_highest(db: botdata.Database) ->
     assert await cache.zrevrange(key, 0, -1) == [("b", 20.0), ("a", 5.0), ("c", 1.0)]
 
 
-async def test_sorted_set_ttl(db: botdata.Database, clock: ManualClock) -> None:
-    cache = db.cache
+async def test_sorted_set_ttl(botdata_db: botdata.Database, clock: ManualClock) -> None:
+    cache = botdata_db.cache
     key = cache.key("board")
     await cache.zadd(key, {"a": 1}, ttl=0.2)
     assert await cache.zrevrange(key, 0, -1) == [("a", 1.0)]
@@ -247,9 +250,9 @@ async def test_sorted_set_ttl(db: botdata.Database, clock: ManualClock) -> None:
 
 
 async def test_sorted_set_writes_only_to_an_existing_set(
-    db: botdata.Database, clock: ManualClock
+    botdata_db: botdata.Database, clock: ManualClock
 ) -> None:
-    cache = db.cache
+    cache = botdata_db.cache
     key = cache.key("ranks", guild_id=9)
     await cache.zadd(key, {"a": 5}, higher_only=True, only_existing=True)
     await cache.zadd(key, {"a": 5}, ttl=60, only_existing=True)
@@ -274,11 +277,11 @@ async def test_sorted_set_writes_only_to_an_existing_set(
 
 
 async def test_sorted_set_guarded_writes_stop_once_the_set_is_not_theirs(
-    db: botdata.Database,
+    botdata_db: botdata.Database,
 ) -> None:
     """A writer that marked the set (member "marker" with its own score) writes only while
     that mark is there: not after the set was deleted, nor into a set another writer marked."""
-    cache = db.cache
+    cache = botdata_db.cache
     key = cache.key("ranks", guild_id=10)
     mine, theirs = ("marker", -1.0 - 2**39), ("marker", -2.0)
     await cache.zadd(key, {"a": 1}, guard=mine)
@@ -300,8 +303,8 @@ async def test_sorted_set_guarded_writes_stop_once_the_set_is_not_theirs(
 
 
 # Pub/sub ---------------------------------------------------------------------------------
-async def test_publish_reaches_subscribers_of_the_channel(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_publish_reaches_subscribers_of_the_channel(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     channel = f"news-{uuid.uuid4().hex[:6]}"
     first: list[str] = []
     second: list[str] = []
@@ -327,9 +330,9 @@ async def test_publish_reaches_subscribers_of_the_channel(db: botdata.Database) 
 
 
 async def test_failing_handler_is_logged_and_others_still_run(
-    db: botdata.Database, caplog: pytest.LogCaptureFixture
+    botdata_db: botdata.Database, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache = db.cache
+    cache = botdata_db.cache
     channel = f"broken-{uuid.uuid4().hex[:6]}"
     received: list[str] = []
 
@@ -349,8 +352,8 @@ async def test_failing_handler_is_logged_and_others_still_run(
 
 
 # get_or_load, the hot layer, invalidation --------------------------------------------------
-async def test_get_or_load_caches_the_loaded_value(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_get_or_load_caches_the_loaded_value(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     key = cache.key("loaded")
     load, calls = counting_loader({"v": 1})
     assert await cache.get_or_load(key, load, ttl=10) == {"v": 1}
@@ -360,8 +363,8 @@ async def test_get_or_load_caches_the_loaded_value(db: botdata.Database) -> None
     assert cache.hot_get(key) is None  # not asked to be hot
 
 
-async def test_get_or_load_caches_none(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_get_or_load_caches_none(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     key = cache.key("nothing")
     load, calls = counting_loader(None)
     assert await cache.get_or_load(key, load, ttl=10) is None
@@ -369,8 +372,8 @@ async def test_get_or_load_caches_none(db: botdata.Database) -> None:
     assert len(calls) == 1
 
 
-async def test_get_or_load_rebuilds_models(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_get_or_load_rebuilds_models(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     one, many = cache.key("item"), cache.key("items")
     load_one, _ = counting_loader(Item(id=1, name="a"))
     load_many, _ = counting_loader([Item(id=1, name="a"), Item(id=2, name="b")])
@@ -384,8 +387,8 @@ async def test_get_or_load_rebuilds_models(db: botdata.Database) -> None:
     assert calls == []
 
 
-async def test_get_or_load_ttl_expires(db: botdata.Database, clock: ManualClock) -> None:
-    cache = db.cache
+async def test_get_or_load_ttl_expires(botdata_db: botdata.Database, clock: ManualClock) -> None:
+    cache = botdata_db.cache
     key = cache.key("brief")
     load, calls = counting_loader(5)
     await cache.get_or_load(key, load, ttl=0.2, hot=True)
@@ -396,8 +399,8 @@ async def test_get_or_load_ttl_expires(db: botdata.Database, clock: ManualClock)
     assert len(calls) == 2
 
 
-async def test_hot_layer_serves_the_same_object(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_hot_layer_serves_the_same_object(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     key = cache.key("config", guild_id=5)
     config = Item(id=5, name="prefix!")
     load, calls = counting_loader(config)
@@ -412,8 +415,8 @@ async def test_hot_layer_serves_the_same_object(db: botdata.Database) -> None:
     assert len(calls) == 1
 
 
-async def test_loader_errors_propagate_and_cache_nothing(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_loader_errors_propagate_and_cache_nothing(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     key = cache.key("failing")
 
     async def boom() -> Any:
@@ -425,8 +428,8 @@ async def test_loader_errors_propagate_and_cache_nothing(db: botdata.Database) -
     assert cache.hot_get(key) is None
 
 
-async def test_invalidate_drops_hot_and_shared_copies(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_invalidate_drops_hot_and_shared_copies(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     key, kept = cache.key("prefix", guild_id=3), cache.key("other", guild_id=3)
     source = {"prefix": "!"}
 
@@ -444,10 +447,10 @@ async def test_invalidate_drops_hot_and_shared_copies(db: botdata.Database) -> N
     assert cache.hot_get(key) == {"prefix": "?"}
 
 
-async def test_value_loaded_during_invalidate_is_not_kept(db: botdata.Database) -> None:
+async def test_value_loaded_during_invalidate_is_not_kept(botdata_db: botdata.Database) -> None:
     """The self-invalidation race: a load that read the old value before an invalidation
     finishes after it; its value must not be cached anywhere."""
-    cache = db.cache
+    cache = botdata_db.cache
     key = cache.key("race", guild_id=4)
     source = {"v": "old"}
     calls: list[int] = []
@@ -471,11 +474,13 @@ async def test_value_loaded_during_invalidate_is_not_kept(db: botdata.Database) 
     assert len(calls) == 2
 
 
-async def test_a_reader_finding_a_fill_under_way_loads_for_itself(db: botdata.Database) -> None:
+async def test_a_reader_finding_a_fill_under_way_loads_for_itself(
+    botdata_db: botdata.Database,
+) -> None:
     """A second reader of a key being filled loads it itself and stores nothing in the shared
     cache (its hot layer may keep it); the lease is never seen as a value; the first reader's
     fill lands."""
-    cache = db.cache
+    cache = botdata_db.cache
     key = cache.key("busy", guild_id=4)
     loading, release = asyncio.Event(), asyncio.Event()
 
@@ -497,11 +502,11 @@ async def test_a_reader_finding_a_fill_under_way_loads_for_itself(db: botdata.Da
     assert len(calls) == 1
 
 
-async def test_invalidate_guild_drops_the_guilds_copies_only(db: botdata.Database) -> None:
+async def test_invalidate_guild_drops_the_guilds_copies_only(botdata_db: botdata.Database) -> None:
     """Every cached copy of one guild's rows goes (values, hot entries, sorted sets, keys per
     member), whatever their names; other guilds' keys, untagged keys, and the guild's claims,
     locks and set_json values stay."""
-    cache = db.cache
+    cache = botdata_db.cache
     guild, other = 12, 120  # 120's keys start like 12's but for the closing brace
     load, calls = counting_loader({"v": 1})
     copies = [cache.key("config", guild_id=guild), cache.key("cases", 5, guild_id=guild)]
@@ -537,9 +542,11 @@ async def test_invalidate_guild_drops_the_guilds_copies_only(db: botdata.Databas
     await cache.invalidate_guild(guild)  # nothing cached: harmless
 
 
-async def test_fill_in_flight_during_invalidate_guild_is_not_stored(db: botdata.Database) -> None:
+async def test_fill_in_flight_during_invalidate_guild_is_not_stored(
+    botdata_db: botdata.Database,
+) -> None:
     """A value read before the guild's rows changed is not cached after invalidate_guild."""
-    cache = db.cache
+    cache = botdata_db.cache
     key = cache.key("config", guild_id=13)
 
     async def slow_load() -> str:
@@ -551,14 +558,14 @@ async def test_fill_in_flight_during_invalidate_guild_is_not_stored(db: botdata.
     assert cache.hot_get(key) is None
 
 
-@pytest.mark.parametrize("backend", ["postgres"], indirect=True, scope="session")
+@pytest.mark.parametrize("botdata_backend", ["postgres"], indirect=True, scope="session")
 async def test_concurrent_invalidations_share_round_trips(
-    db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+    botdata_db: botdata.Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Callers of invalidate do not group their keys themselves: the Redis cache sends those
     given while one invalidation is in flight together; every key is gone when its call
     returns. (The in-process cache has no round trip to save: it drops keys at once.)"""
-    cache = db.cache
+    cache = botdata_db.cache
     keys = [cache.key("inv", i, guild_id=7) for i in range(20)]
     for i, key in enumerate(keys):
         load, _ = counting_loader(i)
@@ -581,8 +588,8 @@ async def test_concurrent_invalidations_share_round_trips(
     assert sorted(key for batch in batches for key in batch) == sorted(keys)
 
 
-async def test_clear_removes_everything_under_the_prefix(db: botdata.Database) -> None:
-    cache = db.cache
+async def test_clear_removes_everything_under_the_prefix(botdata_db: botdata.Database) -> None:
+    cache = botdata_db.cache
     plain, tagged, board = cache.key("a"), cache.key("b", guild_id=8), cache.key("z", guild_id=8)
     await cache.set_json(plain, 1)
     await cache.set_json(tagged, 2)
@@ -702,7 +709,9 @@ async def test_no_redis_url_gives_the_in_process_cache() -> None:
 
 # Redis shared by several caches and processes ----------------------------------------------
 @pytest.fixture
-async def redis_caches(services: None) -> AsyncIterator[Callable[..., Awaitable[RedisCache]]]:
+async def redis_caches(
+    botdata_services: None,
+) -> AsyncIterator[Callable[..., Awaitable[RedisCache]]]:
     """Make Redis caches sharing one fresh prefix on ``support.REDIS_URL``; all cleaned up."""
     prefix = f"botdata-test-{uuid.uuid4().hex[:8]}"
     made: list[Cache] = []

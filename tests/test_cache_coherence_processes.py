@@ -179,9 +179,9 @@ def _summary(results: list[dict]) -> str:
     )
 
 
-@pytest.mark.parametrize("backend", ["postgres"], indirect=True, scope="session")
+@pytest.mark.parametrize("botdata_backend", ["postgres"], indirect=True, scope="session")
 async def test_no_fill_that_raced_an_update_lands_in_the_shared_cache(
-    db: botdata.Database, database_url: str, tmp_path: Path
+    botdata_db: botdata.Database, botdata_database_url: str, tmp_path: Path
 ) -> None:
     """Four processes each update their guild's prefix in a loop (and read it back at once)
     while three reader tasks per process read every guild's configuration (filling the shared
@@ -193,9 +193,9 @@ async def test_no_fill_that_raced_an_update_lands_in_the_shared_cache(
     """
     guilds = [GUILD + i for i in range(WORKERS)]
     env = _env(
-        database_url,
+        botdata_database_url,
         tmp_path,
-        db.settings.CACHE_PREFIX,
+        botdata_db.settings.CACHE_PREFIX,
         REDIS=REDIS_URL,
         GUILDS=json.dumps(guilds),
         SECONDS=6,
@@ -203,25 +203,25 @@ async def test_no_fill_that_raced_an_update_lands_in_the_shared_cache(
     results = _results(run_processes(CONFIG_WORKER, WORKERS, env=env))
     assert [r["problems"] for r in results] == [[]] * WORKERS, _summary(results)
     assert all(r["writes"] >= 20 and r["reads"] >= 100 for r in results), results
-    prefix = db.settings.CACHE_PREFIX
-    written = {g: await db.cache.get_json(f"{prefix}:written:{g}") for g in guilds}
-    assert {g: (await db.guilds.config(g)).prefix for g in guilds} == {
+    prefix = botdata_db.settings.CACHE_PREFIX
+    written = {g: await botdata_db.cache.get_json(f"{prefix}:written:{g}") for g in guilds}
+    assert {g: (await botdata_db.guilds.config(g)).prefix for g in guilds} == {
         g: f"v{n}" for g, n in written.items()
     }
 
 
 async def test_a_process_reads_its_own_new_case_right_after_creating_it(
-    db: botdata.Database, backend: str, database_url: str, tmp_path: Path
+    botdata_db: botdata.Database, botdata_backend: str, botdata_database_url: str, tmp_path: Path
 ) -> None:
     """Read-your-writes: in four processes, two tasks each create cases for two shared members
     and read the member's history right after each create, while two more tasks per process
     keep reading those histories (fills racing the creates' invalidations)."""
-    rounds = 100 if backend == "postgres" else 25
+    rounds = 100 if botdata_backend == "postgres" else 25
     env = _env(
-        database_url,
+        botdata_database_url,
         tmp_path,
-        db.settings.CACHE_PREFIX,
-        REDIS=REDIS_URL if backend == "postgres" else "",
+        botdata_db.settings.CACHE_PREFIX,
+        REDIS=REDIS_URL if botdata_backend == "postgres" else "",
         USERS=json.dumps(USERS),
         GUILD=GUILD,
         MOD=MOD,
@@ -230,5 +230,5 @@ async def test_a_process_reads_its_own_new_case_right_after_creating_it(
     results = _results(run_processes(CASES_WORKER, WORKERS, env=env))
     assert [r["problems"] for r in results] == [[]] * WORKERS, _summary(results)
     assert sum(r["checked"] for r in results) == WORKERS * 2 * rounds
-    total = len(await db.cases.search(GUILD, limit=100, user_id=USERS[0]))
+    total = len(await botdata_db.cases.search(GUILD, limit=100, user_id=USERS[0]))
     assert total == min(100, WORKERS * rounds)

@@ -59,12 +59,14 @@ async def seen(db: botdata.Database) -> dict[str, Any]:
     }
 
 
-async def test_erasure_drops_the_member_from_ranks_and_cached_values(db: botdata.Database) -> None:
-    await give(db)
-    assert await seen(db) == BEFORE  # rank set built, values cached
-    summary = await db.privacy.erase_user(MEMBER)
+async def test_erasure_drops_the_member_from_ranks_and_cached_values(
+    botdata_db: botdata.Database,
+) -> None:
+    await give(botdata_db)
+    assert await seen(botdata_db) == BEFORE  # rank set built, values cached
+    summary = await botdata_db.privacy.erase_user(MEMBER)
     assert summary.cache_cleared is True
-    assert await seen(db) == AFTER
+    assert await seen(botdata_db) == AFTER
 
 
 PAUSED_WORKER = """
@@ -125,10 +127,10 @@ PAUSED_WORKER = """
 """
 
 
-@pytest.mark.parametrize("backend", ["postgres"], indirect=True, scope="session")
+@pytest.mark.parametrize("botdata_backend", ["postgres"], indirect=True, scope="session")
 async def test_erasure_while_redis_is_paused_leaves_nothing_cached(
-    db: botdata.Database,
-    database_url: str,
+    botdata_db: botdata.Database,
+    botdata_database_url: str,
     redis_server: RedisServer,  # noqa: F811
 ) -> None:
     """Redis is paused (SIGSTOP) during ``erase_user``: the summary says the cache part is
@@ -138,7 +140,7 @@ async def test_erasure_while_redis_is_paused_leaves_nothing_cached(
     leave the old rank set behind either."""
     assert redis_server.process is not None
     env = {
-        "URL": database_url,
+        "URL": botdata_database_url,
         "REDIS": redis_server.url,
         "REDIS_PID": str(redis_server.process.pid),
         "PREFIX": f"erasure-{uuid.uuid4().hex[:8]}",

@@ -45,48 +45,50 @@ WRITER = f"""
 
 
 async def test_a_prefix_and_a_case_from_another_process_are_seen_within_seconds(
-    db: botdata.Database, backend: str, database_url: str
+    botdata_db: botdata.Database, botdata_backend: str, botdata_database_url: str
 ) -> None:
     """A dashboard or a script changes the prefix and adds a case while this process has both
     cached: within a few seconds this process serves the new ones. Its cooldown claims, locks
     and rate-limit counts are not reset by that."""
-    await db.guilds.update_config(GUILD, prefix="!")
-    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "here")
-    assert await db.guilds.prefix(GUILD) == "!"
-    assert [case.reason for case in await db.cases.for_user(GUILD, USER)] == ["here"]
-    assert db.cache.hot_get(db.cache.key(CONFIG_KEY, guild_id=GUILD)) is not None
-    claim, lock, rate = (db.cache.key(name, guild_id=GUILD) for name in ("claim", "lock", "rate"))
-    assert await db.cache.claim(claim, 60) is None
-    assert await db.cache.set_if_absent(lock, "1", 60) is True
-    assert await db.cache.check_rate_limit(rate, 1, 60) is False
+    await botdata_db.guilds.update_config(GUILD, prefix="!")
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "here")
+    assert await botdata_db.guilds.prefix(GUILD) == "!"
+    assert [case.reason for case in await botdata_db.cases.for_user(GUILD, USER)] == ["here"]
+    assert botdata_db.cache.hot_get(botdata_db.cache.key(CONFIG_KEY, guild_id=GUILD)) is not None
+    claim, lock, rate = (
+        botdata_db.cache.key(name, guild_id=GUILD) for name in ("claim", "lock", "rate")
+    )
+    assert await botdata_db.cache.claim(claim, 60) is None
+    assert await botdata_db.cache.set_if_absent(lock, "1", 60) is True
+    assert await botdata_db.cache.check_rate_limit(rate, 1, 60) is False
 
     env = {
-        "URL": database_url,
-        "REDIS": REDIS_URL if backend == "postgres" else "",
-        "PREFIX": db.settings.CACHE_PREFIX,
+        "URL": botdata_database_url,
+        "REDIS": REDIS_URL if botdata_backend == "postgres" else "",
+        "PREFIX": botdata_db.settings.CACHE_PREFIX,
     }
     await asyncio.to_thread(run_python, WRITER, env=env)
     deadline = time.monotonic() + 5
     while True:
-        prefix = await db.guilds.prefix(GUILD)
-        reasons = [case.reason for case in await db.cases.for_user(GUILD, USER)]
+        prefix = await botdata_db.guilds.prefix(GUILD)
+        reasons = [case.reason for case in await botdata_db.cases.for_user(GUILD, USER)]
         if (prefix, reasons) == ("?", ["there", "here"]) or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.05)
     assert (prefix, reasons) == ("?", ["there", "here"])
-    assert await db.cache.claim(claim, 60) is not None
-    assert await db.cache.set_if_absent(lock, "1", 60) is False
-    assert await db.cache.check_rate_limit(rate, 1, 60) is True
+    assert await botdata_db.cache.claim(claim, 60) is not None
+    assert await botdata_db.cache.set_if_absent(lock, "1", 60) is False
+    assert await botdata_db.cache.check_rate_limit(rate, 1, 60) is True
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True, scope="session")
-async def test_this_process_own_commits_drop_nothing_else(db: botdata.Database) -> None:
+@pytest.mark.parametrize("botdata_backend", ["sqlite"], indirect=True, scope="session")
+async def test_this_process_own_commits_drop_nothing_else(botdata_db: botdata.Database) -> None:
     """SQLite's change counter does not move for this process's own commits: its writes drop
     only what they invalidate, whatever the watcher sees meanwhile."""
     # Past the watcher's next check: it has seen what earlier tests' processes committed.
     await asyncio.sleep(WATCH_INTERVAL * 1.5)
-    config = await db.guilds.config(GUILD)
+    config = await botdata_db.guilds.config(GUILD)
     for prefix in ("a", "b", "c"):
-        await db.guilds.update_config(OTHER_GUILD, prefix=prefix)
+        await botdata_db.guilds.update_config(OTHER_GUILD, prefix=prefix)
         await asyncio.sleep(0.8)
-    assert db.cache.hot_get(db.cache.key(CONFIG_KEY, guild_id=GUILD)) is config
+    assert botdata_db.cache.hot_get(botdata_db.cache.key(CONFIG_KEY, guild_id=GUILD)) is config

@@ -25,7 +25,7 @@ import redis
 
 from botdata.cache import RedisCache, create_cache
 from botdata.config import load_settings
-from tests.support import eventually
+from botdata.testing.support import eventually
 from tests.test_cache import ManualClock
 
 T = TypeVar("T")
@@ -123,7 +123,7 @@ class RedisServer:
 
 
 @pytest.fixture
-def redis_server(services: None, tmp_path: Path) -> Iterator[RedisServer]:
+def redis_server(botdata_services: None, tmp_path: Path) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         message = "redis-server is not installed: the Redis restart tests need it"
         if os.environ.get("CI", "").lower() == "true":

@@ -84,38 +84,44 @@ def _env(database_url: str, barrier: Path, **extra: object) -> dict[str, str]:
     return {key: str(value) for key, value in values.items()}
 
 
-async def test_processes_creating_cases_on_a_new_guild_get_1_to_n(db, database_url, tmp_path):
+async def test_processes_creating_cases_on_a_new_guild_get_1_to_n(
+    botdata_db, botdata_database_url, tmp_path
+):
     assert not await Guild.exists(id=GUILD)
-    env = _env(database_url, tmp_path, GUILD=GUILD, USER=USER, MOD=MOD, COUNT=PER_PROCESS)
+    env = _env(botdata_database_url, tmp_path, GUILD=GUILD, USER=USER, MOD=MOD, COUNT=PER_PROCESS)
     outputs = run_processes(CREATE, PROCESSES, env=env)
     numbers = sorted(n for out in outputs for n in json.loads(out.splitlines()[-1]))
     total = PROCESSES * PER_PROCESS
     assert numbers == list(range(1, total + 1))
     assert (await Guild.get(id=GUILD)).case_count == total
-    stored = await db.cases.search(GUILD, limit=100)
+    stored = await botdata_db.cases.search(GUILD, limit=100)
     assert sorted(case.number for case in stored) == list(range(1, total + 1))
 
 
-async def test_processes_claiming_due_cases_never_share_one(db, database_url, tmp_path):
+async def test_processes_claiming_due_cases_never_share_one(
+    botdata_db, botdata_database_url, tmp_path
+):
     hour = timedelta(hours=1)
     created = [
-        await db.cases.create(GUILD, USER, MOD, CaseType.TEMPBAN, f"{i}", duration=hour)
+        await botdata_db.cases.create(GUILD, USER, MOD, CaseType.TEMPBAN, f"{i}", duration=hour)
         for i in range(60)
     ]
     now = datetime.now(timezone.utc) + timedelta(days=1)
-    outputs = run_processes(CLAIM, PROCESSES, env=_env(database_url, tmp_path, NOW=now.isoformat()))
+    outputs = run_processes(
+        CLAIM, PROCESSES, env=_env(botdata_database_url, tmp_path, NOW=now.isoformat())
+    )
     claimed = [case_id for out in outputs for case_id in json.loads(out.splitlines()[-1])]
     assert len(claimed) == len(set(claimed))
     assert sorted(claimed) == sorted(case.id for case in created)
 
 
-@pytest.mark.parametrize("backend", ["postgres"], indirect=True, scope="session")
-async def test_a_case_made_in_another_process_reaches_this_ones_cached_history(db):
+@pytest.mark.parametrize("botdata_backend", ["postgres"], indirect=True, scope="session")
+async def test_a_case_made_in_another_process_reaches_this_ones_cached_history(botdata_db):
     """Needs the shared (Redis) cache: the in-process backend shares nothing by design."""
-    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "here")
-    assert [c.number for c in await db.cases.for_user(GUILD, USER)] == [1]
-    key = db.cache.key(USER_CASES_KEY, USER, guild_id=GUILD)
-    assert db.cache.hot_get(key) is not None
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "here")
+    assert [c.number for c in await botdata_db.cases.for_user(GUILD, USER)] == [1]
+    key = botdata_db.cache.key(USER_CASES_KEY, USER, guild_id=GUILD)
+    assert botdata_db.cache.hot_get(key) is not None
     code = f"""
         import asyncio
         import botdata
@@ -123,9 +129,9 @@ async def test_a_case_made_in_another_process_reaches_this_ones_cached_history(d
 
         async def main():
             db = await botdata.connect(
-                database_url={db.settings.DATABASE_URL!r},
+                database_url={botdata_db.settings.DATABASE_URL!r},
                 redis_url={REDIS_URL!r},
-                CACHE_PREFIX={db.settings.CACHE_PREFIX!r},
+                CACHE_PREFIX={botdata_db.settings.CACHE_PREFIX!r},
             )
             try:
                 await db.cases.create({GUILD}, {USER}, {MOD}, CaseType.KICK, "there")
@@ -135,10 +141,10 @@ async def test_a_case_made_in_another_process_reaches_this_ones_cached_history(d
         asyncio.run(main())
     """
     await asyncio.to_thread(run_python, code)
-    assert await db.cache.get_json(key) is None  # the shared copy is gone at once
+    assert await botdata_db.cache.get_json(key) is None  # the shared copy is gone at once
     deadline = time.monotonic() + 1.0
-    seen = await db.cases.for_user(GUILD, USER)
+    seen = await botdata_db.cases.for_user(GUILD, USER)
     while len(seen) < 2 and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
-        seen = await db.cases.for_user(GUILD, USER)
+        seen = await botdata_db.cases.for_user(GUILD, USER)
     assert [(c.number, c.reason) for c in seen] == [(2, "there"), (1, "here")]

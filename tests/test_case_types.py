@@ -21,9 +21,9 @@ from botdata.models import CustomCaseType, Guild
 from tests.moderation_support import GUILD, MOD, OTHER_GUILD, USER, snapshot
 
 
-async def test_create_get_list_delete(db):
+async def test_create_get_list_delete(botdata_db):
     assert not await Guild.exists(id=GUILD)
-    mute = await db.case_types.create(
+    mute = await botdata_db.case_types.create(
         GUILD,
         "  Mute ",
         display_name=" Muted ",
@@ -36,32 +36,32 @@ async def test_create_get_list_delete(db):
     assert (mute.description, mute.severity, mute.requires_duration) == ("Cannot talk", 4, True)
     assert (await Guild.get(id=GUILD)).case_count == 0  # the guild row was made
     assert (await CustomCaseType.get(id=mute.id)).created_by == MOD
-    plain = await db.case_types.create(GUILD, "a-plain_1", display_name="Plain")
+    plain = await botdata_db.case_types.create(GUILD, "a-plain_1", display_name="Plain")
     assert (plain.severity, plain.requires_duration, plain.description) == (1, False, None)
-    await db.case_types.create(OTHER_GUILD, "mute", display_name="Other guild's mute")
+    await botdata_db.case_types.create(OTHER_GUILD, "mute", display_name="Other guild's mute")
 
-    assert await db.case_types.get(GUILD, "MUTE") == mute
-    assert [t.name for t in await db.case_types.list(GUILD)] == ["a-plain_1", "mute"]
-    assert [t.guild_id for t in await db.case_types.list(OTHER_GUILD)] == [OTHER_GUILD]
+    assert await botdata_db.case_types.get(GUILD, "MUTE") == mute
+    assert [t.name for t in await botdata_db.case_types.list(GUILD)] == ["a-plain_1", "mute"]
+    assert [t.guild_id for t in await botdata_db.case_types.list(OTHER_GUILD)] == [OTHER_GUILD]
 
-    await db.case_types.delete(GUILD, "Mute")
+    await botdata_db.case_types.delete(GUILD, "Mute")
     with pytest.raises(CaseTypeNotFoundError):
-        await db.case_types.get(GUILD, "mute")
-    assert [t.name for t in await db.case_types.list(GUILD)] == ["a-plain_1"]
-    assert await db.case_types.get(OTHER_GUILD, "mute")
+        await botdata_db.case_types.get(GUILD, "mute")
+    assert [t.name for t in await botdata_db.case_types.list(GUILD)] == ["a-plain_1"]
+    assert await botdata_db.case_types.get(OTHER_GUILD, "mute")
 
 
-async def test_duplicate_name_raises_and_writes_nothing(db):
-    await db.case_types.create(GUILD, "mute", display_name="Mute")
+async def test_duplicate_name_raises_and_writes_nothing(botdata_db):
+    await botdata_db.case_types.create(GUILD, "mute", display_name="Mute")
     before = await snapshot()
     with pytest.raises(CaseTypeExistsError):
-        await db.case_types.create(GUILD, "MUTE", display_name="Again")
+        await botdata_db.case_types.create(GUILD, "MUTE", display_name="Again")
     assert await snapshot() == before
 
 
-async def test_concurrent_creates_of_one_name_make_one_type(db):
+async def test_concurrent_creates_of_one_name_make_one_type(botdata_db):
     results = await asyncio.gather(
-        *(db.case_types.create(GUILD, "mute", display_name=f"M{i}") for i in range(10)),
+        *(botdata_db.case_types.create(GUILD, "mute", display_name=f"M{i}") for i in range(10)),
         return_exceptions=True,
     )
     made = [r for r in results if not isinstance(r, BaseException)]
@@ -93,43 +93,43 @@ BAD_CREATES = [
 
 
 @pytest.mark.parametrize(("change", "error"), BAD_CREATES)
-async def test_bad_create_raises_and_writes_nothing(db, change, error):
+async def test_bad_create_raises_and_writes_nothing(botdata_db, change, error):
     args = {"guild_id": GUILD, "name": "mute", "display_name": "Mute"} | change
     with pytest.raises(error):
-        await db.case_types.create(**args)
+        await botdata_db.case_types.create(**args)
     assert await snapshot() == {key: [] for key in await snapshot()}
 
 
-async def test_the_database_checks_severity_too(db):
+async def test_the_database_checks_severity_too(botdata_db):
     await Guild.create(id=GUILD)
     with pytest.raises(IntegrityError):
         await CustomCaseType.create(guild_id=GUILD, name="x", display_name="X", severity=11)
 
 
-async def test_delete_of_a_used_type_raises_and_keeps_it(db):
-    await db.case_types.create(GUILD, "mute", display_name="Mute")
-    await db.case_types.create(GUILD, "gag", display_name="Gag")
-    await db.cases.create(GUILD, USER, MOD, "mute", "loud")
-    gag = await db.cases.create(GUILD, USER, MOD, "gag", "loud")
-    await db.cases.void(GUILD, gag.number, by=MOD, reason="voided cases still use it")
+async def test_delete_of_a_used_type_raises_and_keeps_it(botdata_db):
+    await botdata_db.case_types.create(GUILD, "mute", display_name="Mute")
+    await botdata_db.case_types.create(GUILD, "gag", display_name="Gag")
+    await botdata_db.cases.create(GUILD, USER, MOD, "mute", "loud")
+    gag = await botdata_db.cases.create(GUILD, USER, MOD, "gag", "loud")
+    await botdata_db.cases.void(GUILD, gag.number, by=MOD, reason="voided cases still use it")
     before = await snapshot()
     with pytest.raises(CaseTypeInUseError):
-        await db.case_types.delete(GUILD, "mute")
+        await botdata_db.case_types.delete(GUILD, "mute")
     with pytest.raises(CaseTypeInUseError):
-        await db.case_types.delete(GUILD, "gag")
+        await botdata_db.case_types.delete(GUILD, "gag")
     assert await snapshot() == before
 
 
-async def test_missing_and_bad_names(db):
-    await db.case_types.create(OTHER_GUILD, "mute", display_name="Mute")
+async def test_missing_and_bad_names(botdata_db):
+    await botdata_db.case_types.create(OTHER_GUILD, "mute", display_name="Mute")
     with pytest.raises(CaseTypeNotFoundError):
-        await db.case_types.get(GUILD, "mute")
+        await botdata_db.case_types.get(GUILD, "mute")
     with pytest.raises(CaseTypeNotFoundError):
-        await db.case_types.delete(GUILD, "mute")
+        await botdata_db.case_types.delete(GUILD, "mute")
     with pytest.raises(BuiltinCaseTypeNameError):
-        await db.case_types.get(GUILD, "warn")
+        await botdata_db.case_types.get(GUILD, "warn")
     with pytest.raises(InvalidCaseTypeNameError):
-        await db.case_types.delete(GUILD, "no spaces")
+        await botdata_db.case_types.delete(GUILD, "no spaces")
     with pytest.raises(InvalidSnowflakeError):
-        await db.case_types.list(42)
-    assert await db.case_types.list(GUILD) == []
+        await botdata_db.case_types.list(42)
+    assert await botdata_db.case_types.list(GUILD) == []

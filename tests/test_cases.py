@@ -45,11 +45,11 @@ def later(delta: timedelta = timedelta(days=1)) -> datetime:
 # Creating ----------------------------------------------------------------------------------------
 
 
-async def test_create_numbers_per_guild_and_makes_the_guild_row(db):
+async def test_create_numbers_per_guild_and_makes_the_guild_row(botdata_db):
     assert not await Guild.exists(id=GUILD)
-    first = await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "spam")
-    second = await db.cases.create(GUILD, USER, MOD, CaseType.KICK, "more spam")
-    other = await db.cases.create(OTHER_GUILD, USER, MOD, CaseType.BAN, "raid")
+    first = await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "spam")
+    second = await botdata_db.cases.create(GUILD, USER, MOD, CaseType.KICK, "more spam")
+    other = await botdata_db.cases.create(OTHER_GUILD, USER, MOD, CaseType.BAN, "raid")
     assert (first.number, second.number, other.number) == (1, 2, 1)
     assert (await Guild.get(id=GUILD)).case_count == 2
     assert (await Guild.get(id=OTHER_GUILD)).case_count == 1
@@ -64,9 +64,9 @@ async def test_create_numbers_per_guild_and_makes_the_guild_row(db):
     assert row.updated_by == MOD
 
 
-async def test_create_stores_roles_metadata_and_expiry(db):
+async def test_create_stores_roles_metadata_and_expiry(botdata_db):
     before = datetime.now(timezone.utc)
-    case = await db.cases.create(
+    case = await botdata_db.cases.create(
         GUILD,
         USER,
         MOD,
@@ -79,31 +79,35 @@ async def test_create_stores_roles_metadata_and_expiry(db):
     assert before + HOUR <= case.expires_at <= datetime.now(timezone.utc) + HOUR
     assert case.user_roles == [400_000_000_000_000_001, 400_000_000_000_000_002]
     assert case.metadata == {"message": "link", "count": 3}
-    assert await db.cases.get(GUILD, case.number) == case
+    assert await botdata_db.cases.get(GUILD, case.number) == case
 
     at = later(timedelta(days=2)).astimezone(timezone(timedelta(hours=5)))
-    timeout = await db.cases.create(GUILD, USER, MOD, CaseType.TIMEOUT, "x", expires_at=at)
+    timeout = await botdata_db.cases.create(GUILD, USER, MOD, CaseType.TIMEOUT, "x", expires_at=at)
     assert timeout.expires_at == at
-    jail = await db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "timed", duration=HOUR)
+    jail = await botdata_db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "timed", duration=HOUR)
     assert jail.expires_at is not None
-    assert (await db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "open")).expires_at is None
+    assert (
+        await botdata_db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "open")
+    ).expires_at is None
 
 
-async def test_create_with_a_custom_type_by_name(db):
-    mute = await db.case_types.create(GUILD, "Mute", display_name="Mute", requires_duration=True)
-    note = await db.case_types.create(GUILD, "verbal", display_name="Verbal warning")
-    muted = await db.cases.create(GUILD, USER, MOD, "MUTE", "loud", duration=HOUR)
+async def test_create_with_a_custom_type_by_name(botdata_db):
+    mute = await botdata_db.case_types.create(
+        GUILD, "Mute", display_name="Mute", requires_duration=True
+    )
+    note = await botdata_db.case_types.create(GUILD, "verbal", display_name="Verbal warning")
+    muted = await botdata_db.cases.create(GUILD, USER, MOD, "MUTE", "loud", duration=HOUR)
     assert muted.custom_type_id == mute.id
     assert muted.type is None
     assert muted.expires_at
-    verbal = await db.cases.create(GUILD, USER, MOD, "verbal", "told off")
+    verbal = await botdata_db.cases.create(GUILD, USER, MOD, "verbal", "told off")
     assert verbal.custom_type_id == note.id
     assert verbal.expires_at is None
 
 
-async def test_fifty_concurrent_creates_on_a_new_guild_number_1_to_50(db):
+async def test_fifty_concurrent_creates_on_a_new_guild_number_1_to_50(botdata_db):
     cases = await asyncio.gather(
-        *(db.cases.create(GUILD, USER + i, MOD, CaseType.WARN, f"r{i}") for i in range(50))
+        *(botdata_db.cases.create(GUILD, USER + i, MOD, CaseType.WARN, f"r{i}") for i in range(50))
     )
     assert sorted(case.number for case in cases) == list(range(1, 51))
     assert (await Guild.get(id=GUILD)).case_count == 50
@@ -112,21 +116,21 @@ async def test_fifty_concurrent_creates_on_a_new_guild_number_1_to_50(db):
     )
 
 
-async def test_a_failed_insert_rolls_back_the_number(db, monkeypatch):
-    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "one")
-    gone = await db.case_types.create(GUILD, "gone", display_name="Gone")
-    await db.case_types.delete(GUILD, "gone")
+async def test_a_failed_insert_rolls_back_the_number(botdata_db, monkeypatch):
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "one")
+    gone = await botdata_db.case_types.create(GUILD, "gone", display_name="Gone")
+    await botdata_db.case_types.delete(GUILD, "gone")
 
     async def stale_get(guild_id: int, name: str):  # the type is deleted after it was looked up
         return gone
 
-    monkeypatch.setattr(db.case_types, "get", stale_get)
+    monkeypatch.setattr(botdata_db.case_types, "get", stale_get)
     before = await snapshot()
     with pytest.raises(CaseTypeNotFoundError):
-        await db.cases.create(GUILD, USER, MOD, "gone", "never stored")
+        await botdata_db.cases.create(GUILD, USER, MOD, "gone", "never stored")
     assert await snapshot() == before
     monkeypatch.undo()
-    assert (await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "two")).number == 2
+    assert (await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "two")).number == 2
 
 
 BAD_CREATES = [
@@ -165,9 +169,9 @@ BAD_CREATES = [
 
 
 @pytest.mark.parametrize(("change", "error"), BAD_CREATES)
-async def test_bad_create_raises_and_writes_nothing(db, change, error):
-    await db.case_types.create(GUILD, "timed", display_name="Timed", requires_duration=True)
-    await db.case_types.create(GUILD, "plain", display_name="Plain")
+async def test_bad_create_raises_and_writes_nothing(botdata_db, change, error):
+    await botdata_db.case_types.create(GUILD, "timed", display_name="Timed", requires_duration=True)
+    await botdata_db.case_types.create(GUILD, "plain", display_name="Plain")
     args = {
         "guild_id": GUILD,
         "user_id": USER,
@@ -177,23 +181,23 @@ async def test_bad_create_raises_and_writes_nothing(db, change, error):
     } | change
     before = await snapshot()
     with pytest.raises(error):
-        await db.cases.create(**args)
+        await botdata_db.cases.create(**args)
     assert await snapshot() == before
 
 
-async def test_bad_create_on_a_new_guild_makes_no_guild_row(db):
+async def test_bad_create_on_a_new_guild_makes_no_guild_row(botdata_db):
     with pytest.raises(DurationRequiredError):
-        await db.cases.create(GUILD, USER, MOD, CaseType.TEMPBAN, "no duration")
+        await botdata_db.cases.create(GUILD, USER, MOD, CaseType.TEMPBAN, "no duration")
     with pytest.raises(CaseTypeNotFoundError):
-        await db.cases.create(GUILD, USER, MOD, "mute", "no such type")
+        await botdata_db.cases.create(GUILD, USER, MOD, "mute", "no such type")
     assert await snapshot() == {key: [] for key in await snapshot()}
 
 
-async def test_create_returns_the_case_as_stored(db):
-    await db.case_types.create(GUILD, "mute", display_name="Mute", requires_duration=True)
+async def test_create_returns_the_case_as_stored(botdata_db):
+    await botdata_db.case_types.create(GUILD, "mute", display_name="Mute", requires_duration=True)
     made = [
-        await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "plain"),
-        await db.cases.create(
+        await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "plain"),
+        await botdata_db.cases.create(
             GUILD,
             USER,
             MOD,
@@ -205,7 +209,7 @@ async def test_create_returns_the_case_as_stored(db):
         ),
     ]
     for case in made:
-        assert case == await db.cases.get(GUILD, case.number)
+        assert case == await botdata_db.cases.get(GUILD, case.number)
         for stamp in (case.created_at, case.updated_at, case.expires_at):
             assert stamp is None or stamp.utcoffset() == timedelta(0)
         assert case.created_at == case.updated_at
@@ -216,28 +220,28 @@ async def test_create_returns_the_case_as_stored(db):
     assert (await Guild.get(id=GUILD)).updated_at == made[1].created_at
 
 
-async def test_a_type_deleted_meanwhile_on_a_new_guild_writes_nothing(db, monkeypatch):
+async def test_a_type_deleted_meanwhile_on_a_new_guild_writes_nothing(botdata_db, monkeypatch):
     # The guild has no row yet: the failed create must not leave one behind either.
-    gone = await db.case_types.create(OTHER_GUILD, "gone", display_name="Gone")
-    await db.case_types.delete(OTHER_GUILD, "gone")
+    gone = await botdata_db.case_types.create(OTHER_GUILD, "gone", display_name="Gone")
+    await botdata_db.case_types.delete(OTHER_GUILD, "gone")
 
     async def stale_get(guild_id: int, name: str):
         return gone
 
-    monkeypatch.setattr(db.case_types, "get", stale_get)
+    monkeypatch.setattr(botdata_db.case_types, "get", stale_get)
     before = await snapshot()
     with pytest.raises(CaseTypeNotFoundError):
-        await db.cases.create(GUILD, USER, MOD, "gone", "never stored")
+        await botdata_db.cases.create(GUILD, USER, MOD, "gone", "never stored")
     assert await snapshot() == before
     assert not await Guild.exists(id=GUILD)
     monkeypatch.undo()
-    assert (await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "first")).number == 1
+    assert (await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "first")).number == 1
 
 
-async def test_concurrent_cases_and_notes_on_a_new_guild_number_apart(db):
+async def test_concurrent_cases_and_notes_on_a_new_guild_number_apart(botdata_db):
     made = await asyncio.gather(
-        *(db.cases.create(GUILD, USER, MOD, CaseType.WARN, f"c{i}") for i in range(30)),
-        *(db.notes.add(GUILD, USER, MOD, f"n{i}") for i in range(30)),
+        *(botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, f"c{i}") for i in range(30)),
+        *(botdata_db.notes.add(GUILD, USER, MOD, f"n{i}") for i in range(30)),
     )
     cases, notes = made[:30], made[30:]
     assert sorted(case.number for case in cases) == list(range(1, 31))
@@ -249,41 +253,41 @@ async def test_concurrent_cases_and_notes_on_a_new_guild_number_apart(db):
 # Reading -----------------------------------------------------------------------------------------
 
 
-async def test_get_missing_or_bad_number(db):
-    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "r")
+async def test_get_missing_or_bad_number(botdata_db):
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "r")
     with pytest.raises(CaseNotFoundError):
-        await db.cases.get(GUILD, 2)
+        await botdata_db.cases.get(GUILD, 2)
     with pytest.raises(CaseNotFoundError):
-        await db.cases.get(OTHER_GUILD, 1)
+        await botdata_db.cases.get(OTHER_GUILD, 1)
     with pytest.raises(InvalidNumberError):
-        await db.cases.get(GUILD, 0)
+        await botdata_db.cases.get(GUILD, 0)
     with pytest.raises(InvalidNumberError):
-        await db.cases.get(GUILD, "1")
+        await botdata_db.cases.get(GUILD, "1")
     with pytest.raises(InvalidSnowflakeError):
-        await db.cases.get(1, 1)
+        await botdata_db.cases.get(1, 1)
 
 
-async def test_for_user_newest_first_with_keyset_pages(db):
+async def test_for_user_newest_first_with_keyset_pages(botdata_db):
     for i in range(5):
-        await db.cases.create(GUILD, USER, MOD, CaseType.WARN, f"u{i}")
-        await db.cases.create(GUILD, OTHER_USER, MOD, CaseType.WARN, f"o{i}")
-    await db.cases.create(OTHER_GUILD, USER, MOD, CaseType.WARN, "elsewhere")
-    first = await db.cases.for_user(GUILD, USER, limit=3)
+        await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, f"u{i}")
+        await botdata_db.cases.create(GUILD, OTHER_USER, MOD, CaseType.WARN, f"o{i}")
+    await botdata_db.cases.create(OTHER_GUILD, USER, MOD, CaseType.WARN, "elsewhere")
+    first = await botdata_db.cases.for_user(GUILD, USER, limit=3)
     assert [c.number for c in first] == [9, 7, 5]
-    rest = await db.cases.for_user(GUILD, USER, limit=3, before=first[-1].number)
+    rest = await botdata_db.cases.for_user(GUILD, USER, limit=3, before=first[-1].number)
     assert [c.number for c in rest] == [3, 1]
     assert [c.reason for c in rest] == ["u1", "u0"]
-    assert await db.cases.for_user(GUILD, USER, limit=3, before=1) == []
-    assert await db.cases.for_user(GUILD, 200_000_000_000_000_099) == []
+    assert await botdata_db.cases.for_user(GUILD, USER, limit=3, before=1) == []
+    assert await botdata_db.cases.for_user(GUILD, 200_000_000_000_000_099) == []
 
 
-async def test_for_user_pages_past_the_cached_cases(db):
+async def test_for_user_pages_past_the_cached_cases(botdata_db):
     await asyncio.gather(
-        *(db.cases.create(GUILD, USER, MOD, CaseType.WARN, "r") for _ in range(130))
+        *(botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "r") for _ in range(130))
     )
     numbers: list[int] = []
     before = None
-    while page := await db.cases.for_user(GUILD, USER, limit=40, before=before):
+    while page := await botdata_db.cases.for_user(GUILD, USER, limit=40, before=before):
         numbers += [c.number for c in page]
         before = page[-1].number
     assert numbers == list(range(130, 0, -1))
@@ -292,50 +296,50 @@ async def test_for_user_pages_past_the_cached_cases(db):
 @pytest.mark.parametrize(
     ("limit", "before"), [(0, None), (101, None), ("5", None), (True, None), (5, 0), (5, "3")]
 )
-async def test_bad_page_raises(db, limit, before):
+async def test_bad_page_raises(botdata_db, limit, before):
     with pytest.raises(InvalidPageError):
-        await db.cases.for_user(GUILD, USER, limit=limit, before=before)
+        await botdata_db.cases.for_user(GUILD, USER, limit=limit, before=before)
     with pytest.raises(InvalidPageError):
-        await db.cases.search(GUILD, limit=limit, before=before)
+        await botdata_db.cases.search(GUILD, limit=limit, before=before)
 
 
-async def test_for_user_is_cached_and_create_edit_void_invalidate(db):
-    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "first")
-    assert [c.number for c in await db.cases.for_user(GUILD, USER)] == [1]
+async def test_for_user_is_cached_and_create_edit_void_invalidate(botdata_db):
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "first")
+    assert [c.number for c in await botdata_db.cases.for_user(GUILD, USER)] == [1]
     # A row written behind the manager's back is not seen: the list comes from the cache.
     await Case.create(
         guild_id=GUILD, number=50, type=CaseType.WARN, reason="h", user_id=USER, moderator_id=MOD
     )
-    assert [c.number for c in await db.cases.for_user(GUILD, USER)] == [1]
+    assert [c.number for c in await botdata_db.cases.for_user(GUILD, USER)] == [1]
 
-    await db.cases.create(GUILD, USER, MOD, CaseType.KICK, "second")
-    assert [c.number for c in await db.cases.for_user(GUILD, USER)] == [50, 2, 1]
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.KICK, "second")
+    assert [c.number for c in await botdata_db.cases.for_user(GUILD, USER)] == [50, 2, 1]
 
     await Case.filter(number=50).delete()
-    await db.cases.edit(GUILD, 1, reason="edited", editor_id=OTHER_MOD)
-    cases = await db.cases.for_user(GUILD, USER)
+    await botdata_db.cases.edit(GUILD, 1, reason="edited", editor_id=OTHER_MOD)
+    cases = await botdata_db.cases.for_user(GUILD, USER)
     assert [(c.number, c.reason) for c in cases] == [(2, "second"), (1, "edited")]
 
-    await db.cases.void(GUILD, 2, by=OTHER_MOD, reason="mistake")
-    assert [c.active for c in await db.cases.for_user(GUILD, USER)] == [False, True]
+    await botdata_db.cases.void(GUILD, 2, by=OTHER_MOD, reason="mistake")
+    assert [c.active for c in await botdata_db.cases.for_user(GUILD, USER)] == [False, True]
 
 
-async def test_warm_for_user_is_served_from_the_hot_layer(db):
-    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "first")
-    first = await db.cases.for_user(GUILD, USER)
-    key = db.cache.key(USER_CASES_KEY, USER, guild_id=GUILD)
-    assert [c.number for c in db.cache.hot_get(key)] == [1]
+async def test_warm_for_user_is_served_from_the_hot_layer(botdata_db):
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "first")
+    first = await botdata_db.cases.for_user(GUILD, USER)
+    key = botdata_db.cache.key(USER_CASES_KEY, USER, guild_id=GUILD)
+    assert [c.number for c in botdata_db.cache.hot_get(key)] == [1]
     # Gone from the shared cache and changed in the database behind the manager's back: the
     # hot layer still answers, with the very same objects.
-    await db.cache.delete(key)
+    await botdata_db.cache.delete(key)
     await Case.filter(guild_id=GUILD, number=1).update(reason="changed")
-    warm = await db.cases.for_user(GUILD, USER)
+    warm = await botdata_db.cases.for_user(GUILD, USER)
     assert warm == first
     assert warm[0] is first[0]
-    assert warm is not db.cache.hot_get(key)  # callers get their own list
+    assert warm is not botdata_db.cache.hot_get(key)  # callers get their own list
 
 
-async def test_own_writes_are_seen_at_once_despite_concurrent_readers(db):
+async def test_own_writes_are_seen_at_once_despite_concurrent_readers(botdata_db):
     stop = asyncio.Event()
 
     async def reader() -> None:
@@ -343,191 +347,195 @@ async def test_own_writes_are_seen_at_once_despite_concurrent_readers(db):
         # that never waits turns into a busy loop of hot-layer hits that starves the database
         # driver's thread of the GIL: that measures the interpreter, not the cache.)
         while not stop.is_set():
-            await db.cases.for_user(GUILD, USER)
+            await botdata_db.cases.for_user(GUILD, USER)
             await asyncio.sleep(0.001)
 
     readers = [asyncio.create_task(reader()) for _ in range(4)]
     try:
         for i in range(1, 31):
-            case = await db.cases.create(GUILD, USER, MOD, CaseType.WARN, f"r{i}")
-            assert (await db.cases.for_user(GUILD, USER))[0] == case
-            edited = await db.cases.edit(GUILD, i, reason=f"e{i}", editor_id=MOD)
-            assert (await db.cases.for_user(GUILD, USER))[0] == edited
-        voided = await db.cases.void(GUILD, 30, by=MOD, reason="undo")
-        assert (await db.cases.for_user(GUILD, USER))[0] == voided
+            case = await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, f"r{i}")
+            assert (await botdata_db.cases.for_user(GUILD, USER))[0] == case
+            edited = await botdata_db.cases.edit(GUILD, i, reason=f"e{i}", editor_id=MOD)
+            assert (await botdata_db.cases.for_user(GUILD, USER))[0] == edited
+        voided = await botdata_db.cases.void(GUILD, 30, by=MOD, reason="undo")
+        assert (await botdata_db.cases.for_user(GUILD, USER))[0] == voided
     finally:
         stop.set()
         await asyncio.gather(*readers)
 
 
-async def test_search_filters_with_keyset_pages(db):
-    await db.case_types.create(GUILD, "mute", display_name="Mute")
-    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "1")
-    await db.cases.create(GUILD, OTHER_USER, OTHER_MOD, CaseType.WARN, "2")
-    await db.cases.create(GUILD, USER, OTHER_MOD, "mute", "3")
-    await db.cases.create(GUILD, USER, MOD, CaseType.BAN, "4")
-    await db.cases.create(OTHER_GUILD, USER, MOD, CaseType.WARN, "elsewhere")
-    await db.cases.void(GUILD, 4, by=MOD, reason="oops")
+async def test_search_filters_with_keyset_pages(botdata_db):
+    await botdata_db.case_types.create(GUILD, "mute", display_name="Mute")
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "1")
+    await botdata_db.cases.create(GUILD, OTHER_USER, OTHER_MOD, CaseType.WARN, "2")
+    await botdata_db.cases.create(GUILD, USER, OTHER_MOD, "mute", "3")
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.BAN, "4")
+    await botdata_db.cases.create(OTHER_GUILD, USER, MOD, CaseType.WARN, "elsewhere")
+    await botdata_db.cases.void(GUILD, 4, by=MOD, reason="oops")
 
     def numbers(cases):
         return [c.number for c in cases]
 
-    assert numbers(await db.cases.search(GUILD)) == [4, 3, 2, 1]
-    assert numbers(await db.cases.search(GUILD, user_id=USER)) == [4, 3, 1]
-    assert numbers(await db.cases.search(GUILD, moderator_id=OTHER_MOD)) == [3, 2]
-    assert numbers(await db.cases.search(GUILD, case_type=CaseType.WARN)) == [2, 1]
-    assert numbers(await db.cases.search(GUILD, case_type="Mute")) == [3]
-    assert numbers(await db.cases.search(GUILD, active=False)) == [4]
-    assert numbers(await db.cases.search(GUILD, active=True, user_id=USER)) == [3, 1]
-    assert numbers(await db.cases.search(GUILD, limit=2, before=4)) == [3, 2]
+    assert numbers(await botdata_db.cases.search(GUILD)) == [4, 3, 2, 1]
+    assert numbers(await botdata_db.cases.search(GUILD, user_id=USER)) == [4, 3, 1]
+    assert numbers(await botdata_db.cases.search(GUILD, moderator_id=OTHER_MOD)) == [3, 2]
+    assert numbers(await botdata_db.cases.search(GUILD, case_type=CaseType.WARN)) == [2, 1]
+    assert numbers(await botdata_db.cases.search(GUILD, case_type="Mute")) == [3]
+    assert numbers(await botdata_db.cases.search(GUILD, active=False)) == [4]
+    assert numbers(await botdata_db.cases.search(GUILD, active=True, user_id=USER)) == [3, 1]
+    assert numbers(await botdata_db.cases.search(GUILD, limit=2, before=4)) == [3, 2]
     with pytest.raises(CaseTypeNotFoundError):
-        await db.cases.search(GUILD, case_type="nothing")
+        await botdata_db.cases.search(GUILD, case_type="nothing")
     with pytest.raises(InvalidSnowflakeError):
-        await db.cases.search(GUILD, user_id=3)
+        await botdata_db.cases.search(GUILD, user_id=3)
 
 
 # Editing and voiding -----------------------------------------------------------------------------
 
 
-async def test_edit_keeps_a_history(db):
-    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "original")
-    assert await db.cases.history(GUILD, 1) == []
-    edited = await db.cases.edit(GUILD, 1, reason="second", editor_id=OTHER_MOD)
+async def test_edit_keeps_a_history(botdata_db):
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "original")
+    assert await botdata_db.cases.history(GUILD, 1) == []
+    edited = await botdata_db.cases.edit(GUILD, 1, reason="second", editor_id=OTHER_MOD)
     assert edited.reason == "second"
     assert edited.updated_at > edited.created_at
-    await db.cases.edit(GUILD, 1, reason="third", editor_id=MOD)
-    unchanged = await db.cases.edit(GUILD, 1, reason="third", editor_id=MOD)
+    await botdata_db.cases.edit(GUILD, 1, reason="third", editor_id=MOD)
+    unchanged = await botdata_db.cases.edit(GUILD, 1, reason="third", editor_id=MOD)
     assert unchanged.reason == "third"
-    history = await db.cases.history(GUILD, 1)
+    history = await botdata_db.cases.history(GUILD, 1)
     assert [(h.editor_id, h.old_reason, h.new_reason) for h in history] == [
         (OTHER_MOD, "original", "second"),
         (MOD, "second", "third"),
     ]
     assert all(h.case_id == edited.id for h in history)
-    assert (await db.cases.get(GUILD, 1)).reason == "third"
+    assert (await botdata_db.cases.get(GUILD, 1)).reason == "third"
     assert (await Case.get(id=edited.id)).updated_by == MOD
 
 
-async def test_concurrent_edits_chain_in_the_history(db):
-    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "r0")
+async def test_concurrent_edits_chain_in_the_history(botdata_db):
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "r0")
     await asyncio.gather(
-        *(db.cases.edit(GUILD, 1, reason=f"r{i}", editor_id=MOD) for i in range(1, 11))
+        *(botdata_db.cases.edit(GUILD, 1, reason=f"r{i}", editor_id=MOD) for i in range(1, 11))
     )
-    history = await db.cases.history(GUILD, 1)
+    history = await botdata_db.cases.history(GUILD, 1)
     assert len(history) == 10
     assert history[0].old_reason == "r0"
     for earlier, later_edit in itertools.pairwise(history):
         assert later_edit.old_reason == earlier.new_reason
-    assert (await db.cases.get(GUILD, 1)).reason == history[-1].new_reason
+    assert (await botdata_db.cases.get(GUILD, 1)).reason == history[-1].new_reason
 
 
-async def test_bad_edit_raises_and_writes_nothing(db):
-    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "original")
+async def test_bad_edit_raises_and_writes_nothing(botdata_db):
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "original")
     before = await snapshot()
     with pytest.raises(ReasonTooLongError):
-        await db.cases.edit(GUILD, 1, reason="x" * 2001, editor_id=MOD)
+        await botdata_db.cases.edit(GUILD, 1, reason="x" * 2001, editor_id=MOD)
     with pytest.raises(InvalidSnowflakeError):
-        await db.cases.edit(GUILD, 1, reason="new", editor_id=12)
+        await botdata_db.cases.edit(GUILD, 1, reason="new", editor_id=12)
     with pytest.raises(CaseNotFoundError):
-        await db.cases.edit(GUILD, 2, reason="new", editor_id=MOD)
+        await botdata_db.cases.edit(GUILD, 2, reason="new", editor_id=MOD)
     with pytest.raises(CaseNotFoundError):
-        await db.cases.history(GUILD, 2)
+        await botdata_db.cases.history(GUILD, 2)
     assert await snapshot() == before
 
 
-async def test_void_keeps_the_case_once(db):
-    case = await db.cases.create(GUILD, USER, MOD, CaseType.BAN, "raid")
-    voided = await db.cases.void(GUILD, 1, by=OTHER_MOD, reason="wrong member")
+async def test_void_keeps_the_case_once(botdata_db):
+    case = await botdata_db.cases.create(GUILD, USER, MOD, CaseType.BAN, "raid")
+    voided = await botdata_db.cases.void(GUILD, 1, by=OTHER_MOD, reason="wrong member")
     assert voided.id == case.id
     assert not voided.active
     assert voided.voided_by == OTHER_MOD
     assert voided.void_reason == "wrong member"
     assert voided.voided_at is not None
     assert voided.reason == "raid"
-    assert await db.cases.get(GUILD, 1) == voided
+    assert await botdata_db.cases.get(GUILD, 1) == voided
     before = await snapshot()
     with pytest.raises(CaseAlreadyVoidedError):
-        await db.cases.void(GUILD, 1, by=MOD, reason="again")
+        await botdata_db.cases.void(GUILD, 1, by=MOD, reason="again")
     with pytest.raises(CaseNotFoundError):
-        await db.cases.void(GUILD, 2, by=MOD, reason="none")
+        await botdata_db.cases.void(GUILD, 2, by=MOD, reason="none")
     with pytest.raises(ReasonTooLongError):
-        await db.cases.void(GUILD, 1, by=MOD, reason="x" * 2001)
+        await botdata_db.cases.void(GUILD, 1, by=MOD, reason="x" * 2001)
     with pytest.raises(InvalidSnowflakeError):
-        await db.cases.void(GUILD, 1, by=0, reason="bad id")
+        await botdata_db.cases.void(GUILD, 1, by=0, reason="bad id")
     assert await snapshot() == before
 
 
 # Expiry ------------------------------------------------------------------------------------------
 
 
-async def test_claim_due_hands_out_expired_cases_once(db):
-    await db.case_types.create(GUILD, "mute", display_name="Mute", requires_duration=True)
-    tempban = await db.cases.create(GUILD, USER, MOD, CaseType.TEMPBAN, "t", duration=HOUR)
-    timeout = await db.cases.create(GUILD, USER, MOD, CaseType.TIMEOUT, "t", duration=2 * HOUR)
-    jail = await db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "t", duration=3 * HOUR)
-    mute = await db.cases.create(GUILD, USER, MOD, "mute", "t", duration=4 * HOUR)
-    await db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "open-ended")
-    await db.cases.create(GUILD, USER, MOD, CaseType.TEMPBAN, "later", duration=timedelta(days=9))
-    voided = await db.cases.create(GUILD, USER, MOD, CaseType.TIMEOUT, "v", duration=HOUR)
-    await db.cases.void(GUILD, voided.number, by=MOD, reason="undo")
+async def test_claim_due_hands_out_expired_cases_once(botdata_db):
+    await botdata_db.case_types.create(GUILD, "mute", display_name="Mute", requires_duration=True)
+    tempban = await botdata_db.cases.create(GUILD, USER, MOD, CaseType.TEMPBAN, "t", duration=HOUR)
+    timeout = await botdata_db.cases.create(
+        GUILD, USER, MOD, CaseType.TIMEOUT, "t", duration=2 * HOUR
+    )
+    jail = await botdata_db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "t", duration=3 * HOUR)
+    mute = await botdata_db.cases.create(GUILD, USER, MOD, "mute", "t", duration=4 * HOUR)
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "open-ended")
+    await botdata_db.cases.create(
+        GUILD, USER, MOD, CaseType.TEMPBAN, "later", duration=timedelta(days=9)
+    )
+    voided = await botdata_db.cases.create(GUILD, USER, MOD, CaseType.TIMEOUT, "v", duration=HOUR)
+    await botdata_db.cases.void(GUILD, voided.number, by=MOD, reason="undo")
 
     now = later(timedelta(days=1))
-    assert await db.cases.claim_due(now - timedelta(days=1)) == []
-    claimed = await db.cases.claim_due(now, limit=3)
+    assert await botdata_db.cases.claim_due(now - timedelta(days=1)) == []
+    claimed = await botdata_db.cases.claim_due(now, limit=3)
     assert [c.id for c in claimed] == [tempban.id, timeout.id, jail.id]
-    assert [c.id for c in await db.cases.claim_due(now)] == [mute.id]
-    assert await db.cases.claim_due(now) == []
+    assert [c.id for c in await botdata_db.cases.claim_due(now)] == [mute.id]
+    assert await botdata_db.cases.claim_due(now) == []
     row = await Case.get(id=tempban.id)
     assert row.expiry_claimed_until == now + timedelta(minutes=5)
     assert row.updated_at == tempban.updated_at
 
 
-async def test_complete_release_and_lease_expiry(db):
-    await db.cases.create(GUILD, USER, MOD, CaseType.TEMPBAN, "a", duration=HOUR)
-    await db.cases.create(GUILD, USER, MOD, CaseType.TEMPBAN, "b", duration=HOUR)
-    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "no expiry")
+async def test_complete_release_and_lease_expiry(botdata_db):
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.TEMPBAN, "a", duration=HOUR)
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.TEMPBAN, "b", duration=HOUR)
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "no expiry")
     now = later()
-    assert [c.number for c in await db.cases.claim_due(now, lease=HOUR)] == [1, 2]
+    assert [c.number for c in await botdata_db.cases.claim_due(now, lease=HOUR)] == [1, 2]
 
-    assert await db.cases.complete_expiry(GUILD, 1) is True
-    assert await db.cases.complete_expiry(GUILD, 1) is False
+    assert await botdata_db.cases.complete_expiry(GUILD, 1) is True
+    assert await botdata_db.cases.complete_expiry(GUILD, 1) is False
     assert (await Case.get(guild_id=GUILD, number=1)).expiry_handled_at is not None
-    assert await db.cases.release(GUILD, 2) is True
-    assert await db.cases.release(GUILD, 2) is False
+    assert await botdata_db.cases.release(GUILD, 2) is True
+    assert await botdata_db.cases.release(GUILD, 2) is False
     # Released: claimed again at once; handled: never again.
-    assert [c.number for c in await db.cases.claim_due(now, lease=HOUR)] == [2]
-    assert await db.cases.claim_due(now + timedelta(minutes=59)) == []
+    assert [c.number for c in await botdata_db.cases.claim_due(now, lease=HOUR)] == [2]
+    assert await botdata_db.cases.claim_due(now + timedelta(minutes=59)) == []
     # The lease ran out (the claimer died): the case is handed out again.
-    assert [c.number for c in await db.cases.claim_due(now + HOUR)] == [2]
-    assert await db.cases.release(GUILD, 1) is False  # handled
-    assert await db.cases.complete_expiry(GUILD, 3) is False  # does not expire
+    assert [c.number for c in await botdata_db.cases.claim_due(now + HOUR)] == [2]
+    assert await botdata_db.cases.release(GUILD, 1) is False  # handled
+    assert await botdata_db.cases.complete_expiry(GUILD, 3) is False  # does not expire
     with pytest.raises(CaseNotFoundError):
-        await db.cases.complete_expiry(GUILD, 4)
+        await botdata_db.cases.complete_expiry(GUILD, 4)
     with pytest.raises(CaseNotFoundError):
-        await db.cases.release(GUILD, 4)
+        await botdata_db.cases.release(GUILD, 4)
 
 
-async def test_bad_claim_arguments(db):
-    await db.cases.create(GUILD, USER, MOD, CaseType.TEMPBAN, "a", duration=HOUR)
+async def test_bad_claim_arguments(botdata_db):
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.TEMPBAN, "a", duration=HOUR)
     before = await snapshot()
     with pytest.raises(InvalidExpiryError):
-        await db.cases.claim_due(datetime(2100, 1, 1))
+        await botdata_db.cases.claim_due(datetime(2100, 1, 1))
     with pytest.raises(InvalidExpiryError):
-        await db.cases.claim_due(later(), lease=timedelta(0))
+        await botdata_db.cases.claim_due(later(), lease=timedelta(0))
     with pytest.raises(InvalidPageError):
-        await db.cases.claim_due(later(), limit=0)
+        await botdata_db.cases.claim_due(later(), limit=0)
     assert await snapshot() == before
 
 
-async def test_concurrent_claimers_never_share_a_case(db):
+async def test_concurrent_claimers_never_share_a_case(botdata_db):
     await asyncio.gather(
         *(
-            db.cases.create(GUILD, USER, MOD, CaseType.TIMEOUT, f"{i}", duration=HOUR)
+            botdata_db.cases.create(GUILD, USER, MOD, CaseType.TIMEOUT, f"{i}", duration=HOUR)
             for i in range(40)
         )
     )
     now = later()
-    batches = await asyncio.gather(*(db.cases.claim_due(now, limit=3) for _ in range(20)))
+    batches = await asyncio.gather(*(botdata_db.cases.claim_due(now, limit=3) for _ in range(20)))
     ids = [case.id for batch in batches for case in batch]
     assert len(ids) == len(set(ids)) == 40
     assert all(len(batch) <= 3 for batch in batches)
@@ -536,46 +544,46 @@ async def test_concurrent_claimers_never_share_a_case(db):
 # Member status -----------------------------------------------------------------------------------
 
 
-async def test_is_jailed_follows_the_latest_active_jail_case(db):
-    assert not await db.cases.is_jailed(GUILD, USER)
-    await db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "jailed")
-    assert await db.cases.is_jailed(GUILD, USER)
-    assert not await db.cases.is_jailed(GUILD, OTHER_USER)
-    assert not await db.cases.is_jailed(OTHER_GUILD, USER)
-    await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "unrelated")
-    await db.cases.create(GUILD, USER, MOD, CaseType.POLLUNBAN, "unrelated")
-    assert await db.cases.is_jailed(GUILD, USER)
-    await db.cases.create(GUILD, USER, MOD, CaseType.UNJAIL, "free")
-    assert not await db.cases.is_jailed(GUILD, USER)
-    rejail = await db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "again")
-    assert await db.cases.is_jailed(GUILD, USER)
-    await db.cases.void(GUILD, rejail.number, by=MOD, reason="mistake")
-    assert not await db.cases.is_jailed(GUILD, USER)
+async def test_is_jailed_follows_the_latest_active_jail_case(botdata_db):
+    assert not await botdata_db.cases.is_jailed(GUILD, USER)
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "jailed")
+    assert await botdata_db.cases.is_jailed(GUILD, USER)
+    assert not await botdata_db.cases.is_jailed(GUILD, OTHER_USER)
+    assert not await botdata_db.cases.is_jailed(OTHER_GUILD, USER)
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "unrelated")
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.POLLUNBAN, "unrelated")
+    assert await botdata_db.cases.is_jailed(GUILD, USER)
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.UNJAIL, "free")
+    assert not await botdata_db.cases.is_jailed(GUILD, USER)
+    rejail = await botdata_db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "again")
+    assert await botdata_db.cases.is_jailed(GUILD, USER)
+    await botdata_db.cases.void(GUILD, rejail.number, by=MOD, reason="mistake")
+    assert not await botdata_db.cases.is_jailed(GUILD, USER)
 
 
-async def test_a_timed_jail_ends_when_its_expiry_is_handled(db):
-    await db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "timed", duration=HOUR)
-    [claimed] = await db.cases.claim_due(later())
-    assert await db.cases.is_jailed(GUILD, USER)  # expired but not lifted yet
-    await db.cases.complete_expiry(GUILD, claimed.number)
-    assert not await db.cases.is_jailed(GUILD, USER)
+async def test_a_timed_jail_ends_when_its_expiry_is_handled(botdata_db):
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.JAIL, "timed", duration=HOUR)
+    [claimed] = await botdata_db.cases.claim_due(later())
+    assert await botdata_db.cases.is_jailed(GUILD, USER)  # expired but not lifted yet
+    await botdata_db.cases.complete_expiry(GUILD, claimed.number)
+    assert not await botdata_db.cases.is_jailed(GUILD, USER)
 
 
-async def test_snippet_and_poll_bans_are_separate_pairs(db):
-    await db.cases.create(GUILD, USER, MOD, CaseType.SNIPPETBAN, "s")
-    assert await db.cases.is_snippet_banned(GUILD, USER)
-    assert not await db.cases.is_poll_banned(GUILD, USER)
-    assert not await db.cases.is_jailed(GUILD, USER)
-    await db.cases.create(GUILD, USER, MOD, CaseType.POLLBAN, "p")
-    await db.cases.create(GUILD, USER, MOD, CaseType.UNJAIL, "unrelated")
-    assert await db.cases.is_snippet_banned(GUILD, USER)
-    assert await db.cases.is_poll_banned(GUILD, USER)
-    await db.cases.create(GUILD, USER, MOD, CaseType.SNIPPETUNBAN, "s")
-    assert not await db.cases.is_snippet_banned(GUILD, USER)
-    assert await db.cases.is_poll_banned(GUILD, USER)
-    unban = await db.cases.create(GUILD, USER, MOD, CaseType.POLLUNBAN, "p")
-    assert not await db.cases.is_poll_banned(GUILD, USER)
-    await db.cases.void(GUILD, unban.number, by=MOD, reason="unban was a mistake")
-    assert await db.cases.is_poll_banned(GUILD, USER)
+async def test_snippet_and_poll_bans_are_separate_pairs(botdata_db):
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.SNIPPETBAN, "s")
+    assert await botdata_db.cases.is_snippet_banned(GUILD, USER)
+    assert not await botdata_db.cases.is_poll_banned(GUILD, USER)
+    assert not await botdata_db.cases.is_jailed(GUILD, USER)
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.POLLBAN, "p")
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.UNJAIL, "unrelated")
+    assert await botdata_db.cases.is_snippet_banned(GUILD, USER)
+    assert await botdata_db.cases.is_poll_banned(GUILD, USER)
+    await botdata_db.cases.create(GUILD, USER, MOD, CaseType.SNIPPETUNBAN, "s")
+    assert not await botdata_db.cases.is_snippet_banned(GUILD, USER)
+    assert await botdata_db.cases.is_poll_banned(GUILD, USER)
+    unban = await botdata_db.cases.create(GUILD, USER, MOD, CaseType.POLLUNBAN, "p")
+    assert not await botdata_db.cases.is_poll_banned(GUILD, USER)
+    await botdata_db.cases.void(GUILD, unban.number, by=MOD, reason="unban was a mistake")
+    assert await botdata_db.cases.is_poll_banned(GUILD, USER)
     with pytest.raises(InvalidSnowflakeError):
-        await db.cases.is_poll_banned(GUILD, 7)
+        await botdata_db.cases.is_poll_banned(GUILD, 7)

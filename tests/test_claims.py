@@ -34,37 +34,37 @@ async def claim(db: botdata.Database, now: datetime, limit: int = 100) -> list[i
 
 
 async def test_claimed_rows_are_not_claimed_again_until_released_or_the_lease_ends(
-    db: botdata.Database,
+    botdata_db: botdata.Database,
 ) -> None:
     now = datetime.now(timezone.utc)
     first, second, third, future = await reminders(
-        db, [now - timedelta(seconds=3), now - timedelta(seconds=2), now, now + LEASE * 10]
+        botdata_db, [now - timedelta(seconds=3), now - timedelta(seconds=2), now, now + LEASE * 10]
     )
-    assert await claim(db, now, limit=2) == [first, second]  # oldest first, up to the limit
-    assert await claim(db, now) == [third]
-    assert await claim(db, now) == []  # every due row is claimed
-    assert await claim(db, now + LEASE / 2) == []  # the leases run
+    assert await claim(botdata_db, now, limit=2) == [first, second]  # oldest first, up to the limit
+    assert await claim(botdata_db, now) == [third]
+    assert await claim(botdata_db, now) == []  # every due row is claimed
+    assert await claim(botdata_db, now + LEASE / 2) == []  # the leases run
     # Released: claimable again at once.
     assert await REMINDERS.release(id=second) == 1
     assert await REMINDERS.release(id=second) == 0  # no claim left to give up
-    assert await claim(db, now) == [second]
+    assert await claim(botdata_db, now) == [second]
     # Released until a retry time: claimable again from then.
     retry_at = now + LEASE / 2
     assert await REMINDERS.release(retry_at=retry_at, id=third) == 1
-    assert await claim(db, retry_at - timedelta(seconds=1)) == []
-    assert await claim(db, retry_at) == [third]
+    assert await claim(botdata_db, retry_at - timedelta(seconds=1)) == []
+    assert await claim(botdata_db, retry_at) == [third]
     # A lease that ran out (its claimer died): claimable again, once.
-    assert await claim(db, now + LEASE) == [first, second]
-    assert await claim(db, now + LEASE) == []
-    assert future not in await claim(db, now + LEASE * 9)
+    assert await claim(botdata_db, now + LEASE) == [first, second]
+    assert await claim(botdata_db, now + LEASE) == []
+    assert future not in await claim(botdata_db, now + LEASE * 9)
 
 
 async def test_completed_rows_are_marked_done_and_never_claimed_again(
-    db: botdata.Database,
+    botdata_db: botdata.Database,
 ) -> None:
     now = datetime.now(timezone.utc)
-    [done, failed] = await reminders(db, [now, now])
-    assert await claim(db, now) == [done, failed]
+    [done, failed] = await reminders(botdata_db, [now, now])
+    assert await claim(botdata_db, now) == [done, failed]
     assert await REMINDERS.complete(now, id=done) == 1
     assert await REMINDERS.complete(now, id=done) == 0  # no longer pending
     row = await Reminder.get(id=done)
@@ -73,27 +73,27 @@ async def test_completed_rows_are_marked_done_and_never_claimed_again(
     assert await REMINDERS.release(values={"attempts": 1}, id=failed) == 1
     assert (await Reminder.get(id=failed)).attempts == 1
     later = now + LEASE * 100
-    assert await claim(db, later) == [failed]
+    assert await claim(botdata_db, later) == [failed]
     assert await REMINDERS.complete(later, id__in=[done, failed]) == 1
-    assert await claim(db, later + LEASE * 100) == []
+    assert await claim(botdata_db, later + LEASE * 100) == []
 
 
-async def test_a_deleting_queue_removes_completed_rows(db: botdata.Database) -> None:
+async def test_a_deleting_queue_removes_completed_rows(botdata_db: botdata.Database) -> None:
     now = datetime.now(timezone.utc)
-    await db.afk.set(GUILD, USER, nickname="n", until=now + timedelta(seconds=1))
+    await botdata_db.afk.set(GUILD, USER, nickname="n", until=now + timedelta(seconds=1))
     later = now + LEASE
-    [claimed] = await AFK_EXPIRIES.claim(db.dialect, later, later + LEASE, 10)
+    [claimed] = await AFK_EXPIRIES.claim(botdata_db.dialect, later, later + LEASE, 10)
     assert claimed.member_id == USER
     assert await AFK.filter(member_id=USER).exists()  # claiming deletes nothing
     assert await AFK_EXPIRIES.complete(later, member_id=USER) == 1
     assert not await AFK.exists()
-    assert await AFK_EXPIRIES.claim(db.dialect, later, later + LEASE, 10) == []
+    assert await AFK_EXPIRIES.claim(botdata_db.dialect, later, later + LEASE, 10) == []
 
 
-async def test_concurrent_claimers_take_disjoint_rows(db: botdata.Database) -> None:
+async def test_concurrent_claimers_take_disjoint_rows(botdata_db: botdata.Database) -> None:
     now = datetime.now(timezone.utc)
-    ids = await reminders(db, [now - timedelta(seconds=i) for i in range(60)])
-    batches = await asyncio.gather(*(claim(db, now, limit=7) for _ in range(12)))
+    ids = await reminders(botdata_db, [now - timedelta(seconds=i) for i in range(60)])
+    batches = await asyncio.gather(*(claim(botdata_db, now, limit=7) for _ in range(12)))
     claimed = [i for batch in batches for i in batch]
     assert sorted(claimed) == sorted(ids)  # every row, each once
 

@@ -41,22 +41,22 @@ async def gone(db: botdata.Database, key: str) -> bool:
 
 
 async def test_concurrent_calls_share_invalidations_and_each_key_is_gone_on_return(
-    db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+    botdata_db: botdata.Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    keys = await warm(db)
+    keys = await warm(botdata_db)
     calls: list[tuple[str, ...]] = []
-    invalidate = db.cache.invalidate
+    invalidate = botdata_db.cache.invalidate
 
     async def recording(*batch: str) -> None:
         calls.append(batch)
         await invalidate(*batch)
 
-    monkeypatch.setattr(db.cache, "invalidate", recording)
-    invalidator = invalidations(db)
+    monkeypatch.setattr(botdata_db.cache, "invalidate", recording)
+    invalidator = invalidations(botdata_db)
 
     async def drop(key: str) -> bool:
         await invalidator.add(key)
-        return await gone(db, key)
+        return await gone(botdata_db, key)
 
     assert await asyncio.gather(*(drop(key) for key in keys)) == [True] * KEYS
     assert len(calls) < KEYS
@@ -64,60 +64,60 @@ async def test_concurrent_calls_share_invalidations_and_each_key_is_gone_on_retu
 
 
 async def test_keys_arriving_during_an_invalidation_wait_for_the_next(
-    db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+    botdata_db: botdata.Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, second = await warm(db, 2)
+    first, second = await warm(botdata_db, 2)
     started, release = asyncio.Event(), asyncio.Event()
-    invalidate = db.cache.invalidate
+    invalidate = botdata_db.cache.invalidate
 
     async def slow(*batch: str) -> None:
         started.set()
         await release.wait()
         await invalidate(*batch)
 
-    monkeypatch.setattr(db.cache, "invalidate", slow)
-    invalidator = invalidations(db)
+    monkeypatch.setattr(botdata_db.cache, "invalidate", slow)
+    invalidator = invalidations(botdata_db)
     one = asyncio.create_task(invalidator.add(first))
     await started.wait()
     two = asyncio.create_task(invalidator.add(second))
     await asyncio.sleep(0.01)
     assert not one.done()
     assert not two.done()
-    assert db.cache.hot_get(second) == 1  # not dropped by the invalidation already running
+    assert botdata_db.cache.hot_get(second) == 1  # not dropped by the invalidation already running
     release.set()
     await asyncio.gather(one, two)
-    assert await gone(db, first)
-    assert await gone(db, second)
+    assert await gone(botdata_db, first)
+    assert await gone(botdata_db, second)
 
 
-async def test_a_cancelled_caller_does_not_stop_the_others(db: botdata.Database) -> None:
-    first, second = await warm(db, 2)
-    invalidator = invalidations(db)
+async def test_a_cancelled_caller_does_not_stop_the_others(botdata_db: botdata.Database) -> None:
+    first, second = await warm(botdata_db, 2)
+    invalidator = invalidations(botdata_db)
     one = asyncio.create_task(invalidator.add(first))
     two = asyncio.create_task(invalidator.add(second))
     await asyncio.sleep(0)
     one.cancel()
     await two
     assert one.cancelled()
-    assert await gone(db, second)
-    assert await gone(db, first)  # its invalidation ran all the same
+    assert await gone(botdata_db, second)
+    assert await gone(botdata_db, first)  # its invalidation ran all the same
 
 
 async def test_a_failing_invalidation_reaches_its_callers_only(
-    db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+    botdata_db: botdata.Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    [key] = await warm(db, 1)
-    invalidate = db.cache.invalidate
+    [key] = await warm(botdata_db, 1)
+    invalidate = botdata_db.cache.invalidate
 
     async def failing(*batch: str) -> None:
         raise RuntimeError("cache broke")
 
-    monkeypatch.setattr(db.cache, "invalidate", failing)
-    invalidator = invalidations(db)
+    monkeypatch.setattr(botdata_db.cache, "invalidate", failing)
+    invalidator = invalidations(botdata_db)
     results = await asyncio.gather(
         invalidator.add(key), invalidator.add(key), return_exceptions=True
     )
     assert [str(result) for result in results] == ["cache broke"] * 2
-    monkeypatch.setattr(db.cache, "invalidate", invalidate)
+    monkeypatch.setattr(botdata_db.cache, "invalidate", invalidate)
     await invalidator.add(key)
-    assert await gone(db, key)
+    assert await gone(botdata_db, key)

@@ -11,24 +11,20 @@ import pytest
 
 import botdata
 from botdata.errors import AlreadyConnectedError, ConfigurationError
-from tests.support import (
-    ADMIN_URL,
-    create_postgres_database,
-    drop_postgres_database,
-    run_python,
-)
+from botdata.testing.services import create_postgres_database, drop_postgres_database
+from tests.support import ADMIN_URL, run_python
 
 
-async def test_the_handle_works_on_each_backend(db: botdata.Database) -> None:
+async def test_the_handle_works_on_each_backend(botdata_db: botdata.Database) -> None:
     from botdata.models import Guild  # a model query through the handle's context
 
-    assert db.dialect in {"sqlite", "postgres"}
+    assert botdata_db.dialect in {"sqlite", "postgres"}
     assert await Guild.all().count() == 0
 
 
-async def test_a_second_connect_in_one_process_is_refused(db: botdata.Database) -> None:
+async def test_a_second_connect_in_one_process_is_refused(botdata_db: botdata.Database) -> None:
     with pytest.raises(AlreadyConnectedError):
-        await botdata.connect(database_url=db.settings.DATABASE_URL)
+        await botdata.connect(database_url=botdata_db.settings.DATABASE_URL)
 
 
 def test_embedded_default_creates_the_schema_without_a_manual_step(tmp_path) -> None:
@@ -77,7 +73,7 @@ def _connect_error(url: str) -> tuple[str, str]:
 
 
 @pytest.fixture
-def empty_postgres(services: None) -> Iterator[str]:
+def empty_postgres(botdata_services: None) -> Iterator[str]:
     name = f"botdata_unmigrated_{uuid.uuid4().hex[:12]}"
     url = create_postgres_database(name)
     yield url
@@ -97,7 +93,7 @@ def test_an_unreachable_database_names_the_url_without_the_password() -> None:
     assert "hunter2" not in message
 
 
-def test_a_missing_postgres_database_is_a_clear_error(services: None) -> None:
+def test_a_missing_postgres_database_is_a_clear_error(botdata_services: None) -> None:
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/botdata_absent_{uuid.uuid4().hex[:8]}"
     name, message = _connect_error(url)
     assert name == "DatabaseUnavailableError"

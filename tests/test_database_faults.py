@@ -34,9 +34,12 @@ from tortoise import Tortoise
 import botdata
 from botdata.backends.postgres import is_read
 from botdata.errors import DatabaseRejectedValueError
-from tests.support import migrate, run_python
+from botdata.testing.services import migrate
+from tests.support import run_python
 
-POSTGRES_ONLY = pytest.mark.parametrize("backend", ["postgres"], indirect=True, scope="session")
+POSTGRES_ONLY = pytest.mark.parametrize(
+    "botdata_backend", ["postgres"], indirect=True, scope="session"
+)
 #: What asyncpg raises for a terminated backend: its FATAL message, or the closed socket first.
 DIED = {"AdminShutdownError", "ConnectionDoesNotExistError"}
 
@@ -85,12 +88,14 @@ def test_only_statements_that_just_read_count_as_reads(query: str, read: bool) -
     ],
 )
 async def test_a_value_the_database_refuses_is_a_validation_error(
-    db: botdata.Database, cast: str, value: object, refused_by: set[str]
+    botdata_db: botdata.Database, cast: str, value: object, refused_by: set[str]
 ) -> None:
     """The safety net behind the managers' checks, on a statement that takes the value."""
     client = Tortoise.get_connection("default")
-    query = f"SELECT CAST($1 AS {cast}) AS v" if db.dialect == "postgres" else "SELECT ? AS v"
-    if db.dialect not in refused_by:
+    query = (
+        f"SELECT CAST($1 AS {cast}) AS v" if botdata_db.dialect == "postgres" else "SELECT ? AS v"
+    )
+    if botdata_db.dialect not in refused_by:
         await client.execute_query(query, [value])
         return
     with pytest.raises(DatabaseRejectedValueError, match="refused a value") as refused:
@@ -103,18 +108,18 @@ async def test_a_value_the_database_refuses_is_a_validation_error(
 
 @pytest.mark.slow
 async def test_a_lock_held_elsewhere_fails_in_time_and_other_guilds_go_on(
-    db: botdata.Database,
+    botdata_db: botdata.Database,
 ) -> None:
     settings = {"DATABASE_LOCK_TIMEOUT": 0.5}
-    if db.dialect == "postgres":
-        result = _scenario("lock_held_on_postgres", db.settings.DATABASE_URL, settings)
+    if botdata_db.dialect == "postgres":
+        result = _scenario("lock_held_on_postgres", botdata_db.settings.DATABASE_URL, settings)
         # Another guild's read returned while the row lock was still held.
         assert result["events"] == ["config read", "creates done", "lock released"]
         assert result["config_prefix"] is None
         assert len(result["creates"]) == 20
         cause = "LockNotAvailableError"
     else:
-        result = _scenario("lock_held_on_sqlite", db.settings.DATABASE_URL, settings)
+        result = _scenario("lock_held_on_sqlite", botdata_db.settings.DATABASE_URL, settings)
         assert len(result["creates"]) == 3
         cause = "OperationalError"  # sqlite3's "database is locked"
     for outcome in result["creates"]:
@@ -127,9 +132,9 @@ async def test_a_lock_held_elsewhere_fails_in_time_and_other_guilds_go_on(
 
 
 @pytest.mark.slow
-async def test_no_free_connection_in_time_is_a_timeout_error(db: botdata.Database) -> None:
+async def test_no_free_connection_in_time_is_a_timeout_error(botdata_db: botdata.Database) -> None:
     settings = {"DATABASE_POOL_MAX": 1, "DATABASE_POOL_TIMEOUT": 0.3, "DATABASE_LOCK_TIMEOUT": 30}
-    result = _scenario("pool_exhausted", db.settings.DATABASE_URL, settings)
+    result = _scenario("pool_exhausted", botdata_db.settings.DATABASE_URL, settings)
     read = result["read"]
     assert read["type"] == "DatabaseTimeoutError", read
     assert read["cause"] == "TimeoutError"
@@ -142,9 +147,11 @@ async def test_no_free_connection_in_time_is_a_timeout_error(db: botdata.Databas
 
 @pytest.mark.slow
 @POSTGRES_ONLY
-async def test_a_statement_running_too_long_is_a_timeout_error(db: botdata.Database) -> None:
+async def test_a_statement_running_too_long_is_a_timeout_error(
+    botdata_db: botdata.Database,
+) -> None:
     settings = {"DATABASE_STATEMENT_TIMEOUT": 0.2, "DATABASE_LOCK_TIMEOUT": 0.1}
-    result = _scenario("statement_too_long", db.settings.DATABASE_URL, settings)
+    result = _scenario("statement_too_long", botdata_db.settings.DATABASE_URL, settings)
     assert result["settings"] == {"lock": "100ms", "statement": "200ms"}
     assert result["slow"]["type"] == "DatabaseTimeoutError"
     assert result["slow"]["cause"] == "QueryCanceledError"
@@ -175,7 +182,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def own_postgres(backend: str) -> Iterator[OwnPostgres]:
+def own_postgres(botdata_backend: str) -> Iterator[OwnPostgres]:
     """A fresh, migrated PostgreSQL server on a free loopback port, stopped and removed at the
     end (even on failure). Skipped without PostgreSQL's binaries (a failure with CI=true)."""
     bin_dir = _postgres_bin()

@@ -19,7 +19,7 @@ GUILDS = [(1 << 40) + n for n in range(25)]
 
 
 async def test_ensure_from_several_processes(
-    db: botdata.Database, database_url: str, tmp_path: Path
+    botdata_db: botdata.Database, botdata_database_url: str, tmp_path: Path
 ) -> None:
     # Each worker connects, waits until every worker is connected (a file barrier), then
     # ensures the same new guilds in the same order, so the inserts collide.
@@ -31,7 +31,7 @@ async def test_ensure_from_several_processes(
         BARRIER = pathlib.Path({str(tmp_path)!r})
 
         async def main():
-            db = await botdata.connect(database_url={database_url!r}, redis_url="")
+            db = await botdata.connect(database_url={botdata_database_url!r}, redis_url="")
             try:
                 (BARRIER / ("ready-" + os.environ["WORKER"])).touch()
                 deadline = time.monotonic() + 60

@@ -63,7 +63,7 @@ from botdata.managers.checks import (
     json_text,
 )
 from botdata.models import CaseType
-from tests.conftest import truncate
+from botdata.testing.services import reset
 from tests.hostile_support import (
     BEFORE_MIN,
     CHANNEL,
@@ -89,14 +89,16 @@ from tests.hostile_support import (
 
 
 @pytest.fixture(scope="module")
-async def seeded(session_db: botdata.Database) -> AsyncIterator[tuple[botdata.Database, Seeded]]:
+async def seeded(
+    botdata_session_db: botdata.Database,
+) -> AsyncIterator[tuple[botdata.Database, Seeded]]:
     """The handle on a database holding :func:`~tests.hostile_support.seed`'s guild, for the
     whole module (no test here may change it)."""
-    await truncate(session_db)
-    await session_db.cache.clear()
-    yield session_db, await seed(session_db)
-    await truncate(session_db)
-    await session_db.cache.clear()
+    await reset(botdata_session_db)
+    await botdata_session_db.cache.clear()
+    yield botdata_session_db, await seed(botdata_session_db)
+    await reset(botdata_session_db)
+    await botdata_session_db.cache.clear()
 
 
 # Refusals ---------------------------------------------------------------------------

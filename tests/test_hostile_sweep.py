@@ -302,15 +302,15 @@ def kind_of(annotation: str) -> str | None:
     return kinds.pop() if kinds else None
 
 
-async def test_every_method_is_swept(db: botdata.Database) -> None:
-    methods = set(public_methods(db))
+async def test_every_method_is_swept(botdata_db: botdata.Database) -> None:
+    methods = set(public_methods(botdata_db))
     assert methods - set(NOT_SWEPT) == set(SWEEP), "give new methods a valid call in SWEEP"
 
 
 @pytest.mark.parametrize("method", sorted(SWEEP))
-async def test_sweep(db: botdata.Database, method: str) -> None:
-    seeded = await seed(db)
-    bound = public_methods(db)[method]
+async def test_sweep(botdata_db: botdata.Database, method: str) -> None:
+    seeded = await seed(botdata_db)
+    bound = public_methods(botdata_db)[method]
     valid = {
         name: value(seeded) if callable(value) else value for name, value in SWEEP[method].items()
     }
@@ -361,32 +361,35 @@ async def test_sweep(db: botdata.Database, method: str) -> None:
 # Values at the bounds are stored --------------------------------------------------------------
 
 
-async def test_values_at_the_bounds_are_stored_and_read_back(db: botdata.Database) -> None:
+async def test_values_at_the_bounds_are_stored_and_read_back(botdata_db: botdata.Database) -> None:
     deepest = deep(MAX_JSON_DEPTH)
-    assert await db.guilds.set_setting(GUILD, "mod", "deep", deepest) == deepest
+    assert await botdata_db.guilds.set_setting(GUILD, "mod", "deep", deepest) == deepest
     largest = "x" * (MAX_JSON_SIZE - 2)
-    assert await db.guilds.set_setting(GUILD, "mod", "large", largest) == largest
+    assert await botdata_db.guilds.set_setting(GUILD, "mod", "large", largest) == largest
     metadata = {"k": deep(MAX_JSON_DEPTH - 1)}
-    case = await db.cases.create(GUILD, USER, MOD, CaseType.WARN, "r", metadata=metadata)
+    case = await botdata_db.cases.create(GUILD, USER, MOD, CaseType.WARN, "r", metadata=metadata)
     assert case.metadata == metadata
-    assert (await db.cases.get(GUILD, case.number)).metadata == metadata
-    await db.cache.clear()
-    assert await db.guilds.module_settings(GUILD, "mod") == {"deep": deepest, "large": largest}
+    assert (await botdata_db.cases.get(GUILD, case.number)).metadata == metadata
+    await botdata_db.cache.clear()
+    assert await botdata_db.guilds.module_settings(GUILD, "mod") == {
+        "deep": deepest,
+        "large": largest,
+    }
     # Text that is storable everywhere: other control characters, astral characters, pairs
     # written as one code point.
     text = "tab\there \x01 \U0001f600 \u200b end"
-    note = await db.notes.add(GUILD, USER, MOD, text)
-    assert (await db.notes.get(GUILD, note.number)).content == text
+    note = await botdata_db.notes.add(GUILD, USER, MOD, text)
+    assert (await botdata_db.notes.get(GUILD, note.number)).content == text
 
 
-async def test_far_but_representable_times_are_accepted(db: botdata.Database) -> None:
-    case = await db.cases.create(
+async def test_far_but_representable_times_are_accepted(botdata_db: botdata.Database) -> None:
+    case = await botdata_db.cases.create(
         GUILD, USER, MOD, CaseType.TEMPBAN, "r", duration=timedelta(days=365 * 1000)
     )
     assert case.expires_at is not None
     assert case.expires_at.year > 3000
     last = UTC_MAX - timedelta(days=1)
-    afk = await db.afk.set(GUILD, USER, nickname="n", until=last)
+    afk = await botdata_db.afk.set(GUILD, USER, nickname="n", until=last)
     assert afk.until == last
-    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "c", last)
+    reminder = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "c", last)
     assert reminder.due_at == last

@@ -70,14 +70,14 @@ def run_workers(
 
 
 async def test_totals_are_exact_under_concurrent_grants(
-    db: botdata.Database, database_url: str, backend: str, tmp_path: Path
+    botdata_db: botdata.Database, botdata_database_url: str, botdata_backend: str, tmp_path: Path
 ) -> None:
     """4 processes x 50 messages (no cooldown), half to one shared member: every total equals
     the sum of the gains returned, each level-up is reported once, ranks agree."""
     rewards = {level: 620_000_000_000_000_000 + level for level in range(1, 30)}
-    await db.levels.configure(GUILD, LevelSettings(cooldown=0, role_rewards=rewards))
-    assert await db.levels.rank(GUILD, SHARED) is None  # builds the (empty) rank set
-    grants = run_workers(db, database_url, backend, tmp_path)
+    await botdata_db.levels.configure(GUILD, LevelSettings(cooldown=0, role_rewards=rewards))
+    assert await botdata_db.levels.rank(GUILD, SHARED) is None  # builds the (empty) rank set
+    grants = run_workers(botdata_db, botdata_database_url, botdata_backend, tmp_path)
     assert len(grants) == WORKERS * GRANTS
     assert all(grant is not None for grant in grants)
     gains: dict[int, int] = {}
@@ -95,20 +95,22 @@ async def test_totals_are_exact_under_concurrent_grants(
     given = sorted(role for g in shared for role in g["rewards_due"])
     assert given == [rewards[lvl] for lvl in ups]
     # Ranks (from Redis on that backend) match the database's count and the totals.
-    board = await db.levels.leaderboard(GUILD, limit=10)
+    board = await botdata_db.levels.leaderboard(GUILD, limit=10)
     assert [(e.member_id, e.xp) for e in board] == sorted(
         gains.items(), key=lambda item: (-item[1], item[0])
     )
     for member_id in gains:
-        assert await db.levels.rank(GUILD, member_id) == await fetch_rank(db, member_id)
+        assert await botdata_db.levels.rank(GUILD, member_id) == await fetch_rank(
+            botdata_db, member_id
+        )
 
 
 async def test_cooldown_holds_across_processes(
-    db: botdata.Database, database_url: str, backend: str, tmp_path: Path
+    botdata_db: botdata.Database, botdata_database_url: str, botdata_backend: str, tmp_path: Path
 ) -> None:
     """With the default 60 s cooldown, 4 processes x 50 messages of the same two members
     within a few seconds: each member is rewarded exactly once."""
-    grants = run_workers(db, database_url, backend, tmp_path)
+    grants = run_workers(botdata_db, botdata_database_url, botdata_backend, tmp_path)
     granted = [g for g in grants if g is not None]
     assert sorted(g["member_id"] for g in granted if g["member_id"] == SHARED) == [SHARED]
     assert len(granted) == 1 + WORKERS  # the shared member once, each worker's own once

@@ -61,12 +61,17 @@ async def database_plan(db: botdata.Database, member_id: int) -> list[str]:
     return [row["detail"] for row in await connection.execute_query_dict(query, [GUILD, member_id])]
 
 
-async def test_rank_among_a_million_members(db: botdata.Database) -> None:
+async def test_rank_among_a_million_members(botdata_db: botdata.Database) -> None:
     connection = get_connection("default")
-    await ensure_guild(connection, db.dialect, GUILD)
-    await fetch(connection, db.dialect, FILL[db.dialect], [GUILD, BASE, datetime.now(timezone.utc)])
+    await ensure_guild(connection, botdata_db.dialect, GUILD)
+    await fetch(
+        connection,
+        botdata_db.dialect,
+        FILL[botdata_db.dialect],
+        [GUILD, BASE, datetime.now(timezone.utc)],
+    )
     # What autovacuum does in production (PostgreSQL's plans depend on statistics).
-    analyse = "VACUUM ANALYZE levels" if db.dialect == "postgres" else "ANALYZE"
+    analyse = "VACUUM ANALYZE levels" if botdata_db.dialect == "postgres" else "ANALYZE"
     await connection.execute_script(analyse)
 
     expected = expected_ranks()
@@ -81,28 +86,28 @@ async def test_rank_among_a_million_members(db: botdata.Database) -> None:
     chosen = [top, bottom, *tied, *random.Random(7).sample(sorted(expected), 20)]
 
     # The database's rank query: right answers, and an index range count, no table scan.
-    plan = await database_plan(db, bottom)
+    plan = await database_plan(botdata_db, bottom)
     text = "\n".join(plan)
-    if db.dialect == "postgres":
+    if botdata_db.dialect == "postgres":
         assert "Index Only Scan" in text, text
         assert "Seq Scan" not in text, text
     else:
         assert any("USING COVERING INDEX" in step for step in plan), text
         assert not any(step.startswith("SCAN") for step in plan), text
     for member_id in (top, bottom, *tied):
-        rows = await fetch(connection, db.dialect, RANK_SQL, [GUILD, member_id])
+        rows = await fetch(connection, botdata_db.dialect, RANK_SQL, [GUILD, member_id])
         assert int(rows[0]["rank"]) == expected[member_id]
 
     # db.levels.rank: from the sorted set with Redis (built by the first call), else the query.
     for member_id in chosen:
-        assert await db.levels.rank(GUILD, member_id) == expected[member_id]
-    assert await db.levels.rank(GUILD, BASE) is None  # no row
-    board = await db.levels.leaderboard(GUILD, limit=5, offset=COUNT - 3)
+        assert await botdata_db.levels.rank(GUILD, member_id) == expected[member_id]
+    assert await botdata_db.levels.rank(GUILD, BASE) is None  # no row
+    board = await botdata_db.levels.leaderboard(GUILD, limit=5, offset=COUNT - 3)
     last = range(COUNT - 2, COUNT + 1)
     assert [(e.rank, e.member_id) for e in board] == [(r, by_rank[r]) for r in last]
-    if db.settings.REDIS_URL is not None:
-        key = db.cache.key(RANK_KEY, guild_id=GUILD)
-        assert [m for m, _ in await db.cache.zrevrange(key, 0, 0)] == [RANK_MARKER]
+    if botdata_db.settings.REDIS_URL is not None:
+        key = botdata_db.cache.key(RANK_KEY, guild_id=GUILD)
+        assert [m for m, _ in await botdata_db.cache.zrevrange(key, 0, 0)] == [RANK_MARKER]
         # Served from the sorted set now: still right for members anywhere in the ranking.
         for member_id in random.Random(11).sample(sorted(expected), 300):
-            assert await db.levels.rank(GUILD, member_id) == expected[member_id]
+            assert await botdata_db.levels.rank(GUILD, member_id) == expected[member_id]

@@ -15,12 +15,8 @@ import pytest
 
 from botdata.models import __models__
 from botdata.schema import MIGRATIONS_LOCATION
-from tests.support import (
-    ROOT,
-    aerich,
-    create_postgres_database,
-    drop_postgres_database,
-)
+from botdata.testing.services import create_postgres_database, drop_postgres_database
+from tests.support import ROOT, aerich
 
 
 def expected_columns() -> dict[str, set[str]]:
@@ -34,7 +30,7 @@ def expected_columns() -> dict[str, set[str]]:
 
 
 @pytest.fixture
-def postgres_database(services: None) -> Iterator[str]:
+def postgres_database(botdata_services: None) -> Iterator[str]:
     name = f"botdata_migrate_{uuid.uuid4().hex[:12]}"
     url = create_postgres_database(name)
     yield url

@@ -38,7 +38,7 @@ OTHER_GUILD = 100_000_000_000_000_002
 USER = 200_000_000_000_000_001
 MOD = 200_000_000_000_000_002
 
-pytestmark = pytest.mark.usefixtures("db")
+pytestmark = pytest.mark.usefixtures("botdata_db")
 
 
 async def make_guild(guild_id: int = GUILD) -> Guild:
@@ -65,7 +65,7 @@ async def raw_insert(sql_postgres: str, sql_sqlite: str, values: list[object]) -
     await conn.execute_query(sql, values)
 
 
-async def test_every_table_exists_and_starts_empty(db) -> None:
+async def test_every_table_exists_and_starts_empty(botdata_db) -> None:
     conn = Tortoise.get_connection("default")
     for table in table_names():
         _, rows = await conn.execute_query(f'SELECT COUNT(*) AS n FROM "{table}"')

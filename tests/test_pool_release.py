@@ -17,9 +17,9 @@ from botdata.models import Guild
 GUILD = 100_000_000_000_000_001
 
 
-@pytest.mark.parametrize("backend", ["postgres"], indirect=True, scope="session")
+@pytest.mark.parametrize("botdata_backend", ["postgres"], indirect=True, scope="session")
 async def test_a_connection_released_inside_a_transaction_is_rolled_back(
-    db: botdata.Database,
+    botdata_db: botdata.Database,
 ) -> None:
     client = Tortoise.get_connection("default")
     now = datetime.now(timezone.utc)

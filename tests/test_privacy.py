@@ -243,9 +243,11 @@ def test_every_user_id_column_of_every_model_is_covered() -> None:
     )
 
 
-async def test_export_contains_every_table_concerning_the_user(db: botdata.Database) -> None:
+async def test_export_contains_every_table_concerning_the_user(
+    botdata_db: botdata.Database,
+) -> None:
     rows = await populate()
-    export = await db.privacy.export_user(USER)
+    export = await botdata_db.privacy.export_user(USER)
     assert export["user_id"] == USER
     datetime.fromisoformat(export["exported_at"])
     json.dumps(export)  # JSON-serialisable as is
@@ -295,13 +297,13 @@ async def test_export_contains_every_table_concerning_the_user(db: botdata.Datab
 
 
 async def test_a_moderators_export_lists_their_actions_without_others_data(
-    db: botdata.Database,
+    botdata_db: botdata.Database,
 ) -> None:
     # Issue #9 point 7: a moderator's export handed out other members' reasons and notes.
     rows = await populate()
     await Case.filter(id=rows.case_by_user.id).update(reason=f"private reason about {OTHER}")
     await QuerySet(Note).filter(id=rows.note_by_user.id).update(content="private remark")
-    export = await db.privacy.export_user(USER)
+    export = await botdata_db.privacy.export_user(USER)
     text = json.dumps(export)
     for private in ("private reason", "private remark", str(OTHER), "theirs"):
         assert private not in text, private
@@ -332,23 +334,25 @@ async def test_a_moderators_export_lists_their_actions_without_others_data(
     assert moderated["roles"]["voided_by"] is None  # populate set no voided_at
 
 
-async def test_export_of_a_stranger_is_empty(db: botdata.Database) -> None:
+async def test_export_of_a_stranger_is_empty(botdata_db: botdata.Database) -> None:
     await populate()
-    export = await db.privacy.export_user(1 << 50)
+    export = await botdata_db.privacy.export_user(1 << 50)
     assert all(rows == [] for rows in export["tables"].values())
     with pytest.raises(InvalidSnowflakeError):
-        await db.privacy.export_user(17)
+        await botdata_db.privacy.export_user(17)
 
 
 # Erasure -----------------------------------------------------------------------------------------
 
 
-async def test_erase_keeps_moderation_records_by_default(db: botdata.Database) -> None:
+async def test_erase_keeps_moderation_records_by_default(botdata_db: botdata.Database) -> None:
     rows = await populate()
-    await db.cache.set_json(db.cache.key("anything", guild_id=GUILD), {"stale": USER})
-    other_before = await db.privacy.export_user(OTHER)
+    await botdata_db.cache.set_json(
+        botdata_db.cache.key("anything", guild_id=GUILD), {"stale": USER}
+    )
+    other_before = await botdata_db.privacy.export_user(OTHER)
 
-    summary = await db.privacy.erase_user(USER)
+    summary = await botdata_db.privacy.erase_user(USER)
 
     # the user's own data is gone
     for model, column in (
@@ -398,7 +402,7 @@ async def test_erase_keeps_moderation_records_by_default(db: botdata.Database) -
     assert (other_snippet.author_id, other_snippet.updated_by) == (OTHER, None)
 
     # what remains about the user is exactly the kept moderation records
-    after = (await db.privacy.export_user(USER))["tables"]
+    after = (await botdata_db.privacy.export_user(USER))["tables"]
     assert {table for table, found in after.items() if found} == {
         "cases",
         "case_edits",
@@ -408,7 +412,7 @@ async def test_erase_keeps_moderation_records_by_default(db: botdata.Database) -
     assert ids(after["guild_permissions"]) == {rows.member_rule.id}
 
     # the other member's data is intact (bar their star on the user's erased message)
-    other_after = await db.privacy.export_user(OTHER)
+    other_after = await botdata_db.privacy.export_user(OTHER)
     for table, found in other_before["tables"].items():
         expected = ids(found) if table != "guild_configs" else ids(found, "guild_id")
         got = other_after["tables"][table]
@@ -442,12 +446,12 @@ async def test_erase_keeps_moderation_records_by_default(db: botdata.Database) -
         (GUILD, USER, "nick")
     ]
     # caches may hold erased data: they are dropped
-    assert await db.cache.get_json(db.cache.key("anything", guild_id=GUILD)) is None
+    assert await botdata_db.cache.get_json(botdata_db.cache.key("anything", guild_id=GUILD)) is None
 
 
-async def test_erase_without_moderation_records(db: botdata.Database) -> None:
+async def test_erase_without_moderation_records(botdata_db: botdata.Database) -> None:
     rows = await populate()
-    summary = await db.privacy.erase_user(USER, keep_moderation_records=False)
+    summary = await botdata_db.privacy.erase_user(USER, keep_moderation_records=False)
 
     assert await Case.filter(user_id=USER).count() == 0
     assert await CaseEdit.filter(case_id=rows.case_about_user.id).count() == 0
@@ -469,7 +473,7 @@ async def test_erase_without_moderation_records(db: botdata.Database) -> None:
         "cases": 1,
         "notes": 1,
     }
-    after = await db.privacy.export_user(USER)
+    after = await botdata_db.privacy.export_user(USER)
     assert {table for table, found in after["tables"].items() if found} == set()
     # what remains are their actions in others' records
     assert {(a["table"], tuple(a["roles"])) for a in after["actions"]} == {
@@ -479,24 +483,24 @@ async def test_erase_without_moderation_records(db: botdata.Database) -> None:
     }
 
 
-async def test_erase_rejects_bad_input_and_changes_nothing(db: botdata.Database) -> None:
+async def test_erase_rejects_bad_input_and_changes_nothing(botdata_db: botdata.Database) -> None:
     await populate()
-    before = await db.privacy.export_user(USER)
+    before = await botdata_db.privacy.export_user(USER)
     with pytest.raises(InvalidSnowflakeError):
-        await db.privacy.erase_user(5)
+        await botdata_db.privacy.erase_user(5)
     with pytest.raises(InvalidFlagError):
-        await db.privacy.erase_user(USER, keep_moderation_records="no")  # type: ignore[arg-type]
-    after = await db.privacy.export_user(USER)
+        await botdata_db.privacy.erase_user(USER, keep_moderation_records="no")  # type: ignore[arg-type]
+    after = await botdata_db.privacy.export_user(USER)
     assert after["tables"] == before["tables"]
 
 
-async def test_erasing_a_stranger_changes_nothing(db: botdata.Database) -> None:
+async def test_erasing_a_stranger_changes_nothing(botdata_db: botdata.Database) -> None:
     await populate()
-    before = await db.privacy.export_user(USER)
-    summary = await db.privacy.erase_user(1 << 50)
+    before = await botdata_db.privacy.export_user(USER)
+    summary = await botdata_db.privacy.erase_user(1 << 50)
     assert all(count == 0 for count in summary.deleted.values())
     assert all(count == 0 for count in summary.anonymised.values())
-    assert (await db.privacy.export_user(USER))["tables"] == before["tables"]
+    assert (await botdata_db.privacy.export_user(USER))["tables"] == before["tables"]
 
 
 def test_policies_are_declared_for_every_reference() -> None:
@@ -577,17 +581,17 @@ async def mention_everywhere(rows: Rows) -> None:
     await WebSession.filter(user_id=OTHER).update(token_hash=bare.rjust(64, "0"), ip_address=bare)
 
 
-async def test_erasure_leaves_the_id_only_where_documented(db: botdata.Database) -> None:
+async def test_erasure_leaves_the_id_only_where_documented(botdata_db: botdata.Database) -> None:
     # Issue #9 point 24: erase_user left the id in text and JSON all over the database.
     rows = await populate()
     await mention_everywhere(rows)
-    db.guilds.register_settings("m", f"exempt-{USER}", Exempt)
+    botdata_db.guilds.register_settings("m", f"exempt-{USER}", Exempt)
     unfit = {("guild_configs", "prefix")}  # at most 10 characters: no id fits
-    assert await holding(db, USER) == text_columns() - unfit  # every other column holds it
+    assert await holding(botdata_db, USER) == text_columns() - unfit  # every other column holds it
 
-    summary = await db.privacy.erase_user(USER)
+    summary = await botdata_db.privacy.erase_user(USER)
 
-    assert await holding(db, USER) == {
+    assert await holding(botdata_db, USER) == {
         (table, column) for table, columns in KEPT_TEXT.items() for column in columns
     }
     unrelated = await Case.get(id=rows.case_unrelated.id)
@@ -599,23 +603,23 @@ async def test_erasure_leaves_the_id_only_where_documented(db: botdata.Database)
     }
     assert unrelated.user_roles == [11]
     # the kept record about them is scrubbed too, and still a valid case
-    about = await db.cases.get(GUILD, rows.case_about_user.number)
+    about = await botdata_db.cases.get(GUILD, rows.case_about_user.number)
     assert (about.user_id, about.reason) == (USER, f"{PLACEHOLDER} spammed")
-    assert (await db.cases.get(GUILD, rows.case_by_user.number)).void_reason == (
+    assert (await botdata_db.cases.get(GUILD, rows.case_by_user.number)).void_reason == (
         f"{PLACEHOLDER} appealed"
     )
     edits = await CaseEdit.filter(case_id=rows.case_unrelated.id)
     assert [(e.old_reason, e.new_reason) for e in edits] == [
         (f"about {PLACEHOLDER}", f"about {PLACEHOLDER}")
     ]
-    assert (await db.notes.get(GUILD, rows.note_unrelated.number)).content == (
+    assert (await botdata_db.notes.get(GUILD, rows.note_unrelated.number)).content == (
         f"friend of {PLACEHOLDER}"
     )
     assert (await Reminder.get(user_id=OTHER)).content == f"call {PLACEHOLDER}"
     afk = await AFK.get(member_id=OTHER)
     assert (afk.reason, afk.nickname) == (f"with {PLACEHOLDER}", f"fan of {PLACEHOLDER}")
     # settings values stay whole, and their registered model still validates them
-    setting = await db.guilds.get_setting(GUILD, "m", f"exempt-{USER}")
+    setting = await botdata_db.guilds.get_setting(GUILD, "m", f"exempt-{USER}")
     assert setting == Exempt(members=[USER])
     # scrubbed rows count as anonymised
     for table in ("cases", "case_edits", "notes", "snippets", "reminders", "afk", "starboards"):
@@ -623,12 +627,12 @@ async def test_erasure_leaves_the_id_only_where_documented(db: botdata.Database)
     assert summary.anonymised["reminders"] == summary.anonymised["afk"] == 1
 
 
-async def test_scrubbing_leaves_longer_numbers_alone(db: botdata.Database) -> None:
+async def test_scrubbing_leaves_longer_numbers_alone(botdata_db: botdata.Database) -> None:
     rows = await populate()
     text = f"ticket 9{USER}1, id {USER}0, by <@{USER}> (<@!{USER}>, {USER})"
     await QuerySet(Note).filter(id=rows.note_unrelated.id).update(content=text)
-    await db.privacy.erase_user(USER)
-    note = await db.notes.get(GUILD, rows.note_unrelated.number)
+    await botdata_db.privacy.erase_user(USER)
+    note = await botdata_db.notes.get(GUILD, rows.note_unrelated.number)
     assert note.content == (
         f"ticket 9{USER}1, id {USER}0, by {PLACEHOLDER} ({PLACEHOLDER}, {PLACEHOLDER})"
     )

@@ -13,14 +13,14 @@ MEMBER = 300_000_000_000_000_001
 OTHER = 300_000_000_000_000_002
 
 
-async def test_the_limit_holds_under_concurrent_commands(db: botdata.Database) -> None:
-    limit = db.settings.COMMAND_RATE_LIMIT
-    over = await asyncio.gather(*(db.rate_limits.hit(MEMBER) for _ in range(limit * 3)))
+async def test_the_limit_holds_under_concurrent_commands(botdata_db: botdata.Database) -> None:
+    limit = botdata_db.settings.COMMAND_RATE_LIMIT
+    over = await asyncio.gather(*(botdata_db.rate_limits.hit(MEMBER) for _ in range(limit * 3)))
     assert over.count(False) == limit
-    assert await db.rate_limits.hit(OTHER) is False  # counted per member
-    assert await db.rate_limits.hit(MEMBER, scope="export") is False  # and per scope
+    assert await botdata_db.rate_limits.hit(OTHER) is False  # counted per member
+    assert await botdata_db.rate_limits.hit(MEMBER, scope="export") is False  # and per scope
 
 
-async def test_a_bad_member_id_is_refused(db: botdata.Database) -> None:
+async def test_a_bad_member_id_is_refused(botdata_db: botdata.Database) -> None:
     with pytest.raises(InvalidSnowflakeError):
-        await db.rate_limits.hit(12)
+        await botdata_db.rate_limits.hit(12)

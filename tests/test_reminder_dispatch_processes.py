@@ -196,26 +196,30 @@ def delivered(events: list[dict[str, Any]]) -> list[int]:
     return [event["delivered"] for event in events if "delivered" in event]
 
 
-async def test_two_processes_deliver_each_reminder_exactly_once(db, database_url, tmp_path):
+async def test_two_processes_deliver_each_reminder_exactly_once(
+    botdata_db, botdata_database_url, tmp_path
+):
     # 300 reminders due at one instant (claimed in batches of 100 by both dispatchers at
     # once) and 20 created through the API with due times spread over a second.
-    await db.guilds.ensure(GUILD)
+    await botdata_db.guilds.ensure(GUILD)
     now = datetime.now(timezone.utc)
     at_once = soon(3)
     await Tortoise.get_connection("default").execute_many(
         dialect_sql(
             "INSERT INTO reminders (guild_id, user_id, channel_id, content, due_at, attempts, "
             "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
-            db.dialect,
+            botdata_db.dialect,
         ),
         [[GUILD, USER + 100 + i % 20, CHANNEL, f"bulk {i}", at_once, now] for i in range(300)],
     )
     spread = [
-        await db.reminders.create(GUILD, USER + i % 4, CHANNEL, f"r{i}", soon(2 + i / 20))
+        await botdata_db.reminders.create(GUILD, USER + i % 4, CHANNEL, f"r{i}", soon(2 + i / 20))
         for i in range(20)
     ]
     children = [
-        await Child.start(db, database_url, tmp_path, "deliver", worker=i, workers=2)
+        await Child.start(
+            botdata_db, botdata_database_url, tmp_path, "deliver", worker=i, workers=2
+        )
         for i in range(2)
     ]
     per_child = [delivered(await child.events()) for child in children]
@@ -229,19 +233,23 @@ async def test_two_processes_deliver_each_reminder_exactly_once(db, database_url
     assert not await Reminder.filter(attempts__gt=0).exists()
 
 
-async def test_a_reminder_due_while_no_dispatcher_ran_goes_out_at_start(db, database_url, tmp_path):
-    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "missed", soon(0.1))
+async def test_a_reminder_due_while_no_dispatcher_ran_goes_out_at_start(
+    botdata_db, botdata_database_url, tmp_path
+):
+    reminder = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "missed", soon(0.1))
     await asyncio.sleep(0.3)
     assert await Reminder.filter(id=reminder.id, sent_at=None).exists()
-    child = await Child.start(db, database_url, tmp_path, "deliver")
+    child = await Child.start(botdata_db, botdata_database_url, tmp_path, "deliver")
     assert delivered(await child.events()) == [reminder.id]
     assert (await Reminder.get(id=reminder.id)).sent_at is not None
 
 
-async def test_a_failed_delivery_is_retried_by_the_next_dispatcher_once(db, database_url, tmp_path):
-    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "retry", soon(0.1))
+async def test_a_failed_delivery_is_retried_by_the_next_dispatcher_once(
+    botdata_db, botdata_database_url, tmp_path
+):
+    reminder = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "retry", soon(0.1))
     failing = await Child.start(
-        db, database_url, tmp_path, "fail", settings={"REMINDER_RETRY_DELAY": 1.0}
+        botdata_db, botdata_database_url, tmp_path, "fail", settings={"REMINDER_RETRY_DELAY": 1.0}
     )
     events = await failing.events(clean=False)  # the failure is logged on stderr
     assert {"failed": reminder.id} in events
@@ -251,7 +259,7 @@ async def test_a_failed_delivery_is_retried_by_the_next_dispatcher_once(db, data
     assert row.attempts >= 1
     assert row.claimed_until is not None  # the backoff: nobody retries before it ends
 
-    child = await Child.start(db, database_url, tmp_path, "deliver")
+    child = await Child.start(botdata_db, botdata_database_url, tmp_path, "deliver")
     events = await child.events()
     assert delivered(events) == [reminder.id]
     assert next(e["attempts"] for e in events if "delivered" in e) == row.attempts
@@ -260,28 +268,34 @@ async def test_a_failed_delivery_is_retried_by_the_next_dispatcher_once(db, data
     assert row.claimed_until is None
 
 
-async def test_a_reminder_created_elsewhere_wakes_a_sleeping_dispatcher(db, database_url, tmp_path):
+async def test_a_reminder_created_elsewhere_wakes_a_sleeping_dispatcher(
+    botdata_db, botdata_database_url, tmp_path
+):
     # PostgreSQL + Redis: pub/sub wakes the other process long before its minute-long recheck.
     # SQLite + in-process cache: no cross-process pub/sub; the 1 s fallback recheck finds it.
-    recheck = 60.0 if db.dialect == "postgres" else 1.0
+    recheck = 60.0 if botdata_db.dialect == "postgres" else 1.0
     child = await Child.start(
-        db, database_url, tmp_path, "one", settings={"REMINDER_RECHECK_INTERVAL": recheck}
+        botdata_db,
+        botdata_database_url,
+        tmp_path,
+        "one",
+        settings={"REMINDER_RECHECK_INTERVAL": recheck},
     )
     await child.ready()
     await asyncio.sleep(0.3)  # the child now sleeps until its recheck
-    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "wake up", soon(0.3))
+    reminder = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "wake up", soon(0.3))
     events = await child.events()
     assert delivered(events) == [reminder.id]
     late = next(event["late"] for event in events if "delivered" in event)
-    assert late < (1.0 if db.dialect == "postgres" else recheck + 0.5)
+    assert late < (1.0 if botdata_db.dialect == "postgres" else recheck + 0.5)
 
 
-async def test_the_cap_holds_across_processes(db, database_url, tmp_path):
+async def test_the_cap_holds_across_processes(botdata_db, botdata_database_url, tmp_path):
     due = soon(3600).isoformat()
     children = [
         await Child.start(
-            db,
-            database_url,
+            botdata_db,
+            botdata_database_url,
             tmp_path,
             "create",
             worker=i,
@@ -297,16 +311,16 @@ async def test_the_cap_holds_across_processes(db, database_url, tmp_path):
     results = [next(e for e in await child.events() if "created" in e) for child in children]
     created = [i for result in results for i in result["created"]]
     refused = [name for result in results for name in result["refused"]]
-    assert len(created) == db.settings.REMINDER_MAX_PER_USER == 25
+    assert len(created) == botdata_db.settings.REMINDER_MAX_PER_USER == 25
     assert refused == ["ReminderLimitError"] * 15
     assert await Reminder.filter(guild_id=GUILD, user_id=USER).count() == 25
 
 
 async def test_close_waits_for_a_running_callback_and_stops_the_dispatcher(
-    db, database_url, tmp_path
+    botdata_db, botdata_database_url, tmp_path
 ):
-    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "slow", soon(0.5))
-    child = await Child.start(db, database_url, tmp_path, "slow")
+    reminder = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "slow", soon(0.5))
+    child = await Child.start(botdata_db, botdata_database_url, tmp_path, "slow")
     events = await child.events()
     # db.close() came while the callback slept; it finished and the reminder was marked sent.
     assert delivered(events) == [reminder.id]
@@ -321,20 +335,20 @@ def recorded(path: Path) -> tuple[list[int], list[int]]:
 
 
 async def test_a_killed_dispatcher_repeats_only_deliveries_it_had_not_recorded(
-    db, database_url, tmp_path
+    botdata_db, botdata_database_url, tmp_path
 ):
     # Issue #9 point 21: a dispatcher SIGKILLed after claiming its batch repeated 25 of the 30
     # reminders it had sent (they were marked sent once per batch). Each is now marked as soon
     # as it is delivered: a repeat is a delivery whose one-row mark had not committed, and
     # there are at most as many as callbacks in flight (handed out, not yet marked) at the kill.
     count, spacing = 30, 0.05
-    await db.guilds.ensure(GUILD)
+    await botdata_db.guilds.ensure(GUILD)
     now = datetime.now(timezone.utc)
     await Tortoise.get_connection("default").execute_many(
         dialect_sql(
             "INSERT INTO reminders (guild_id, user_id, channel_id, content, due_at, attempts, "
             "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
-            db.dialect,
+            botdata_db.dialect,
         ),
         [[GUILD, USER, CHANNEL, str(rank), now, now] for rank in range(count)],
     )
@@ -343,8 +357,8 @@ async def test_a_killed_dispatcher_repeats_only_deliveries_it_had_not_recorded(
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     first = await Child.start(
-        db,
-        database_url,
+        botdata_db,
+        botdata_database_url,
         barrier,
         "record",
         RECORD=first_log,
@@ -363,7 +377,9 @@ async def test_a_killed_dispatcher_repeats_only_deliveries_it_had_not_recorded(
     marked = {r.id for r in await Reminder.filter(sent_at__isnull=False)}
     in_flight = set(started) - marked
 
-    second = await Child.start(db, database_url, barrier, "record", RECORD=second_log, SPACING=0)
+    second = await Child.start(
+        botdata_db, botdata_database_url, barrier, "record", RECORD=second_log, SPACING=0
+    )
     await second.events()
     _, sent_again = recorded(second_log)
 
@@ -374,6 +390,6 @@ async def test_a_killed_dispatcher_repeats_only_deliveries_it_had_not_recorded(
     assert len(repeated) <= len(in_flight)
     assert marked & set(sent), "deliveries before the kill were not marked one by one"
     print(  # the numbers for the record: pytest -s
-        f"{db.dialect}: delivered before the kill {len(sent)}, marked {len(marked)}, "
+        f"{botdata_db.dialect}: delivered before the kill {len(sent)}, marked {len(marked)}, "
         f"in flight {len(in_flight)}, repeated {len(repeated)}"
     )

@@ -24,7 +24,7 @@ from botdata.managers.dispatcher import NEXT_WAKE_SQL, REMINDERS
 from botdata.managers.sql import dialect_sql
 from botdata.models import Guild, Reminder
 from botdata.schemas import ReminderSchema
-from tests.support import eventually
+from botdata.testing.support import eventually
 
 # Timers and wake-ups deliver a reminder within a few event-loop turns. The bound only has to
 # tell that apart from the fallback re-check (60 s in these tests): it is no performance target.
@@ -91,19 +91,19 @@ class Recorder:
 
 
 @pytest.fixture
-async def recorder(db, monkeypatch):
+async def recorder(botdata_db, monkeypatch):
     """A :class:`Recorder`; the dispatcher re-checks only every 60 s and stops after the test."""
-    monkeypatch.setattr(db.settings, "REMINDER_RECHECK_INTERVAL", 60.0)
+    monkeypatch.setattr(botdata_db.settings, "REMINDER_RECHECK_INTERVAL", 60.0)
     yield Recorder()
-    await db.reminders.stop()
+    await botdata_db.reminders.stop()
 
 
 # Creating, listing, cancelling ------------------------------------------------------------------
 
 
-async def test_create_stores_utc_and_creates_the_guild(db):
+async def test_create_stores_utc_and_creates_the_guild(botdata_db):
     due = (datetime.now(timezone.utc) + timedelta(hours=2)).astimezone(timezone(timedelta(hours=2)))
-    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "stretch", due)
+    reminder = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "stretch", due)
     assert (reminder.guild_id, reminder.user_id, reminder.channel_id) == (GUILD, USER, CHANNEL)
     assert (reminder.content, reminder.sent_at, reminder.attempts) == ("stretch", None, 0)
     assert reminder.due_at == due
@@ -112,20 +112,20 @@ async def test_create_stores_utc_and_creates_the_guild(db):
     row = await Reminder.get(id=reminder.id)
     assert row.due_at == due
     assert row.claimed_until is None
-    assert await db.reminders.pending(GUILD, USER) == [reminder]
+    assert await botdata_db.reminders.pending(GUILD, USER) == [reminder]
 
 
-async def test_pending_lists_a_members_unsent_reminders_soonest_first(db):
-    later = await db.reminders.create(GUILD, USER, CHANNEL, "later", soon(7200))
-    first = await db.reminders.create(GUILD, USER, CHANNEL, "first", soon(60))
-    sent = await db.reminders.create(GUILD, USER, CHANNEL, "sent", soon(30))
+async def test_pending_lists_a_members_unsent_reminders_soonest_first(botdata_db):
+    later = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "later", soon(7200))
+    first = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "first", soon(60))
+    sent = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "sent", soon(30))
     await Reminder.filter(id=sent.id).update(sent_at=datetime.now(timezone.utc))
-    await db.reminders.create(GUILD, OTHER_USER, CHANNEL, "someone else", soon(60))
-    await db.reminders.create(OTHER_GUILD, USER, CHANNEL, "other guild", soon(60))
-    assert [r.id for r in await db.reminders.pending(GUILD, USER)] == [first.id, later.id]
-    assert await db.reminders.pending(GUILD, 200_000_000_000_000_009) == []
+    await botdata_db.reminders.create(GUILD, OTHER_USER, CHANNEL, "someone else", soon(60))
+    await botdata_db.reminders.create(OTHER_GUILD, USER, CHANNEL, "other guild", soon(60))
+    assert [r.id for r in await botdata_db.reminders.pending(GUILD, USER)] == [first.id, later.id]
+    assert await botdata_db.reminders.pending(GUILD, 200_000_000_000_000_009) == []
     with pytest.raises(InvalidSnowflakeError):
-        await db.reminders.pending(GUILD, 12)
+        await botdata_db.reminders.pending(GUILD, 12)
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,7 @@ async def test_pending_lists_a_members_unsent_reminders_soonest_first(db):
         ((GUILD, USER, 1 << 64, "c", "future"), InvalidSnowflakeError),
     ],
 )
-async def test_create_rejects_bad_input_and_writes_nothing(db, args, error):
+async def test_create_rejects_bad_input_and_writes_nothing(botdata_db, args, error):
     times = {
         "future": soon(3600),
         "past": soon(-1),
@@ -155,36 +155,38 @@ async def test_create_rejects_bad_input_and_writes_nothing(db, args, error):
     *head, due = args
     before = await snapshot()
     with pytest.raises(error):
-        await db.reminders.create(*head, times[due])
+        await botdata_db.reminders.create(*head, times[due])
     assert await snapshot() == before
 
 
-async def test_longest_content_is_accepted(db):
-    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "x" * 2000, soon(60))
+async def test_longest_content_is_accepted(botdata_db):
+    reminder = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "x" * 2000, soon(60))
     assert len(reminder.content) == 2000
 
 
-async def test_cap_counts_a_members_pending_reminders_per_guild(db, monkeypatch):
-    monkeypatch.setattr(db.settings, "REMINDER_MAX_PER_USER", 3)
-    made = [await db.reminders.create(GUILD, USER, CHANNEL, f"r{i}", soon(60)) for i in range(3)]
+async def test_cap_counts_a_members_pending_reminders_per_guild(botdata_db, monkeypatch):
+    monkeypatch.setattr(botdata_db.settings, "REMINDER_MAX_PER_USER", 3)
+    made = [
+        await botdata_db.reminders.create(GUILD, USER, CHANNEL, f"r{i}", soon(60)) for i in range(3)
+    ]
     before = await snapshot()
     with pytest.raises(ReminderLimitError):
-        await db.reminders.create(GUILD, USER, CHANNEL, "one too many", soon(60))
+        await botdata_db.reminders.create(GUILD, USER, CHANNEL, "one too many", soon(60))
     assert await snapshot() == before
-    await db.reminders.create(GUILD, OTHER_USER, CHANNEL, "other member", soon(60))
-    await db.reminders.create(OTHER_GUILD, USER, CHANNEL, "other guild", soon(60))
-    await db.reminders.cancel(GUILD, made[0].id, user_id=USER)
-    await db.reminders.create(GUILD, USER, CHANNEL, "room again", soon(60))
+    await botdata_db.reminders.create(GUILD, OTHER_USER, CHANNEL, "other member", soon(60))
+    await botdata_db.reminders.create(OTHER_GUILD, USER, CHANNEL, "other guild", soon(60))
+    await botdata_db.reminders.cancel(GUILD, made[0].id, user_id=USER)
+    await botdata_db.reminders.create(GUILD, USER, CHANNEL, "room again", soon(60))
     # Sent reminders do not count.
     await Reminder.filter(id=made[1].id).update(sent_at=datetime.now(timezone.utc))
-    await db.reminders.create(GUILD, USER, CHANNEL, "and again", soon(60))
-    assert len(await db.reminders.pending(GUILD, USER)) == 3
+    await botdata_db.reminders.create(GUILD, USER, CHANNEL, "and again", soon(60))
+    assert len(await botdata_db.reminders.pending(GUILD, USER)) == 3
 
 
-async def test_cap_holds_with_concurrent_creates(db, monkeypatch):
-    monkeypatch.setattr(db.settings, "REMINDER_MAX_PER_USER", 5)
+async def test_cap_holds_with_concurrent_creates(botdata_db, monkeypatch):
+    monkeypatch.setattr(botdata_db.settings, "REMINDER_MAX_PER_USER", 5)
     outcomes = await asyncio.gather(
-        *(db.reminders.create(GUILD, USER, CHANNEL, f"r{i}", soon(60)) for i in range(30)),
+        *(botdata_db.reminders.create(GUILD, USER, CHANNEL, f"r{i}", soon(60)) for i in range(30)),
         return_exceptions=True,
     )
     assert sum(isinstance(o, ReminderSchema) for o in outcomes) == 5
@@ -192,47 +194,47 @@ async def test_cap_holds_with_concurrent_creates(db, monkeypatch):
     assert await Reminder.filter(guild_id=GUILD, user_id=USER).count() == 5
 
 
-async def test_default_cap_is_25(db):
-    assert db.settings.REMINDER_MAX_PER_USER == 25
+async def test_default_cap_is_25(botdata_db):
+    assert botdata_db.settings.REMINDER_MAX_PER_USER == 25
     for i in range(25):
-        await db.reminders.create(GUILD, USER, CHANNEL, f"r{i}", soon(60))
+        await botdata_db.reminders.create(GUILD, USER, CHANNEL, f"r{i}", soon(60))
     with pytest.raises(ReminderLimitError):
-        await db.reminders.create(GUILD, USER, CHANNEL, "26th", soon(60))
+        await botdata_db.reminders.create(GUILD, USER, CHANNEL, "26th", soon(60))
 
 
-async def test_cancel_own_pending_reminders_only(db):
-    mine = await db.reminders.create(GUILD, USER, CHANNEL, "mine", soon(60))
-    theirs = await db.reminders.create(GUILD, OTHER_USER, CHANNEL, "theirs", soon(60))
-    sent = await db.reminders.create(GUILD, USER, CHANNEL, "sent", soon(60))
+async def test_cancel_own_pending_reminders_only(botdata_db):
+    mine = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "mine", soon(60))
+    theirs = await botdata_db.reminders.create(GUILD, OTHER_USER, CHANNEL, "theirs", soon(60))
+    sent = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "sent", soon(60))
     await Reminder.filter(id=sent.id).update(sent_at=datetime.now(timezone.utc))
     before = await snapshot()
     with pytest.raises(ReminderPermissionError):
-        await db.reminders.cancel(GUILD, theirs.id, user_id=USER)
+        await botdata_db.reminders.cancel(GUILD, theirs.id, user_id=USER)
     with pytest.raises(ReminderNotFoundError):
-        await db.reminders.cancel(GUILD, sent.id, user_id=USER)
+        await botdata_db.reminders.cancel(GUILD, sent.id, user_id=USER)
     with pytest.raises(ReminderNotFoundError):
-        await db.reminders.cancel(OTHER_GUILD, mine.id, user_id=USER)
+        await botdata_db.reminders.cancel(OTHER_GUILD, mine.id, user_id=USER)
     for bad_id in (999_999, 0, -1, "1", None, True):
         with pytest.raises(ReminderNotFoundError):
-            await db.reminders.cancel(GUILD, bad_id, user_id=USER)
+            await botdata_db.reminders.cancel(GUILD, bad_id, user_id=USER)
     with pytest.raises(InvalidSnowflakeError):
-        await db.reminders.cancel(GUILD, mine.id, user_id=3)
+        await botdata_db.reminders.cancel(GUILD, mine.id, user_id=3)
     assert await snapshot() == before
-    cancelled = await db.reminders.cancel(GUILD, mine.id, user_id=USER)
+    cancelled = await botdata_db.reminders.cancel(GUILD, mine.id, user_id=USER)
     assert cancelled == mine
     assert not await Reminder.exists(id=mine.id)
     with pytest.raises(ReminderNotFoundError):
-        await db.reminders.cancel(GUILD, mine.id, user_id=USER)
+        await botdata_db.reminders.cancel(GUILD, mine.id, user_id=USER)
 
 
 # The dispatcher -------------------------------------------------------------------------------
 
 
-async def test_due_reminder_is_delivered_promptly_and_marked_sent(db, recorder):
-    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "now-ish", soon(0.4))
-    later = await db.reminders.create(GUILD, USER, CHANNEL, "later", soon(3600))
-    await db.reminders.start(recorder)
-    assert db.reminders.running
+async def test_due_reminder_is_delivered_promptly_and_marked_sent(botdata_db, recorder):
+    reminder = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "now-ish", soon(0.4))
+    later = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "later", soon(3600))
+    await botdata_db.reminders.start(recorder)
+    assert botdata_db.reminders.running
     await recorder.wait_for(1)
     assert [r.id for r in recorder.delivered] == [reminder.id]
     assert recorder.delivered[0].content == "now-ish"
@@ -241,32 +243,32 @@ async def test_due_reminder_is_delivered_promptly_and_marked_sent(db, recorder):
     row = await Reminder.get(id=reminder.id)
     assert row.claimed_until is None
     assert row.attempts == 0
-    assert [r.id for r in await db.reminders.pending(GUILD, USER)] == [later.id]
+    assert [r.id for r in await botdata_db.reminders.pending(GUILD, USER)] == [later.id]
 
 
-async def test_a_sooner_reminder_wakes_a_sleeping_dispatcher(db, recorder):
-    await db.reminders.create(GUILD, USER, CHANNEL, "in an hour", soon(3600))
-    await db.reminders.start(recorder)
+async def test_a_sooner_reminder_wakes_a_sleeping_dispatcher(botdata_db, recorder):
+    await botdata_db.reminders.create(GUILD, USER, CHANNEL, "in an hour", soon(3600))
+    await botdata_db.reminders.start(recorder)
     await asyncio.sleep(0.3)  # the dispatcher now sleeps until the recheck, a minute away
-    sooner = await db.reminders.create(GUILD, OTHER_USER, CHANNEL, "sooner", soon(0.3))
+    sooner = await botdata_db.reminders.create(GUILD, OTHER_USER, CHANNEL, "sooner", soon(0.3))
     await recorder.wait_for(1, timeout=3)
     assert [r.id for r in recorder.delivered] == [sooner.id]
     assert recorder.lateness[0] < PROMPT
 
 
-async def test_reminders_due_while_stopped_go_out_at_start(db, recorder):
+async def test_reminders_due_while_stopped_go_out_at_start(botdata_db, recorder):
     past = datetime.now(timezone.utc) - timedelta(seconds=1)
-    await bulk_insert(db, [(USER, past + timedelta(milliseconds=10 * i)) for i in range(3)])
+    await bulk_insert(botdata_db, [(USER, past + timedelta(milliseconds=10 * i)) for i in range(3)])
     overdue = await Reminder.all().order_by("due_at").values_list("id", flat=True)
     started = time.monotonic()
-    await db.reminders.start(recorder)
+    await botdata_db.reminders.start(recorder)
     await recorder.wait_for(3)
     assert time.monotonic() - started < PROMPT
     assert [r.id for r in recorder.delivered] == overdue
 
 
-async def test_a_failing_callback_is_retried_later_and_delivered_once(db, monkeypatch):
-    monkeypatch.setattr(db.settings, "REMINDER_RETRY_DELAY", 0.3)
+async def test_a_failing_callback_is_retried_later_and_delivered_once(botdata_db, monkeypatch):
+    monkeypatch.setattr(botdata_db.settings, "REMINDER_RETRY_DELAY", 0.3)
     calls: list[tuple[int, int, float]] = []
     done = asyncio.Event()
 
@@ -276,13 +278,13 @@ async def test_a_failing_callback_is_retried_later_and_delivered_once(db, monkey
             raise RuntimeError("Discord is down")
         done.set()
 
-    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "retry me", soon(0.2))
-    await db.reminders.start(flaky)
+    reminder = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "retry me", soon(0.2))
+    await botdata_db.reminders.start(flaky)
     try:
         await asyncio.wait_for(done.wait(), 5)
         await asyncio.sleep(0.8)  # a second failure-free pass must not deliver it again
     finally:
-        await db.reminders.stop()
+        await botdata_db.reminders.stop()
     assert [(i, attempts) for i, attempts, _ in calls] == [(reminder.id, 0), (reminder.id, 1)]
     assert calls[1][2] - calls[0][2] >= 0.25  # after the backoff
     row = await Reminder.get(id=reminder.id)
@@ -290,10 +292,12 @@ async def test_a_failing_callback_is_retried_later_and_delivered_once(db, monkey
     assert row.attempts == 1
 
 
-async def test_more_due_reminders_than_a_batch_are_each_delivered_once(db, recorder):
+async def test_more_due_reminders_than_a_batch_are_each_delivered_once(botdata_db, recorder):
     past = datetime.now(timezone.utc) - timedelta(minutes=5)
-    await bulk_insert(db, [(BULK_USER + i % 7, past + timedelta(seconds=i)) for i in range(250)])
-    await db.reminders.start(recorder)
+    await bulk_insert(
+        botdata_db, [(BULK_USER + i % 7, past + timedelta(seconds=i)) for i in range(250)]
+    )
+    await botdata_db.reminders.start(recorder)
     await recorder.wait_for(250, timeout=15)
     await asyncio.sleep(0.2)
     ids = [r.id for r in recorder.delivered]
@@ -301,14 +305,14 @@ async def test_more_due_reminders_than_a_batch_are_each_delivered_once(db, recor
     assert not await Reminder.filter(sent_at=None).exists()
 
 
-async def test_100k_pending_reminders_use_the_index_and_a_due_one_is_prompt(db, recorder):
+async def test_100k_pending_reminders_use_the_index_and_a_due_one_is_prompt(botdata_db, recorder):
     later = datetime.now(timezone.utc) + timedelta(days=1)
     await bulk_insert(
-        db, [(BULK_USER + i % 1000, later + timedelta(seconds=i)) for i in range(100_000)]
+        botdata_db, [(BULK_USER + i % 1000, later + timedelta(seconds=i)) for i in range(100_000)]
     )
     conn = Tortoise.get_connection("default")
     now = datetime.now(timezone.utc)
-    if db.dialect == "postgres":
+    if botdata_db.dialect == "postgres":
         await conn.execute_script("ANALYZE reminders")
         explain = "EXPLAIN "
     else:
@@ -316,15 +320,15 @@ async def test_100k_pending_reminders_use_the_index_and_a_due_one_is_prompt(db, 
         explain = "EXPLAIN QUERY PLAN "
     for query, args in (
         (NEXT_WAKE_SQL, [now]),
-        (REMINDERS.claim_sql(db.dialect), [now, now + timedelta(minutes=1), 100]),
+        (REMINDERS.claim_sql(botdata_db.dialect), [now, now + timedelta(minutes=1), 100]),
     ):
-        rows = await conn.execute_query_dict(dialect_sql(explain + query, db.dialect), args)
+        rows = await conn.execute_query_dict(dialect_sql(explain + query, botdata_db.dialect), args)
         plan = [
-            str(next(iter(row.values())) if db.dialect == "postgres" else row["detail"])
+            str(next(iter(row.values())) if botdata_db.dialect == "postgres" else row["detail"])
             for row in rows
         ]
         text = "\n".join(plan)
-        if db.dialect == "postgres":
+        if botdata_db.dialect == "postgres":
             assert "Seq Scan" not in text, text
             assert "Index" in text, text
         else:
@@ -332,33 +336,33 @@ async def test_100k_pending_reminders_use_the_index_and_a_due_one_is_prompt(db, 
             assert scans, text
             assert all(" USING " in line for line in scans), text
             assert any("INDEX idx_reminders_sent_at" in line for line in scans), text
-    reminder = await db.reminders.create(GUILD, OTHER_USER, CHANNEL, "the one", soon(0.5))
-    await db.reminders.start(recorder)
+    reminder = await botdata_db.reminders.create(GUILD, OTHER_USER, CHANNEL, "the one", soon(0.5))
+    await botdata_db.reminders.start(recorder)
     await recorder.wait_for(1)
     await asyncio.sleep(0.3)
     assert [r.id for r in recorder.delivered] == [reminder.id]
     assert recorder.lateness[0] < PROMPT
 
 
-async def test_start_twice_or_without_a_callable_and_stop(db, recorder):
+async def test_start_twice_or_without_a_callable_and_stop(botdata_db, recorder):
     with pytest.raises(TypeError):
-        await db.reminders.start("not a function")
-    assert not db.reminders.running
-    await db.reminders.start(recorder)
+        await botdata_db.reminders.start("not a function")
+    assert not botdata_db.reminders.running
+    await botdata_db.reminders.start(recorder)
     with pytest.raises(DispatcherRunningError):
-        await db.reminders.start(recorder)
-    await db.reminders.stop()
-    assert not db.reminders.running
-    await db.reminders.stop()  # harmless when stopped
-    await db.reminders.create(GUILD, USER, CHANNEL, "nobody listens", soon(0.1))
+        await botdata_db.reminders.start(recorder)
+    await botdata_db.reminders.stop()
+    assert not botdata_db.reminders.running
+    await botdata_db.reminders.stop()  # harmless when stopped
+    await botdata_db.reminders.create(GUILD, USER, CHANNEL, "nobody listens", soon(0.1))
     await asyncio.sleep(0.4)
     assert recorder.delivered == []
     # It can start again, and then delivers what came due meanwhile.
-    await db.reminders.start(recorder)
+    await botdata_db.reminders.start(recorder)
     await recorder.wait_for(1)
 
 
-async def test_stop_lets_a_running_callback_finish(db):
+async def test_stop_lets_a_running_callback_finish(botdata_db):
     started, finished = asyncio.Event(), asyncio.Event()
 
     async def slow(reminder: ReminderSchema) -> None:
@@ -366,40 +370,42 @@ async def test_stop_lets_a_running_callback_finish(db):
         await asyncio.sleep(0.3)
         finished.set()
 
-    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "slow", soon(0.1))
-    await db.reminders.start(slow)
+    reminder = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "slow", soon(0.1))
+    await botdata_db.reminders.start(slow)
     try:
         await asyncio.wait_for(started.wait(), 3)
     finally:
-        await db.reminders.stop()
+        await botdata_db.reminders.stop()
     assert finished.is_set()
-    assert not db.reminders.running
+    assert not botdata_db.reminders.running
     assert (await Reminder.get(id=reminder.id)).sent_at is not None
 
 
-async def test_stop_cancels_a_hanging_callback_after_the_grace_and_keeps_its_reminder(db, recorder):
+async def test_stop_cancels_a_hanging_callback_after_the_grace_and_keeps_its_reminder(
+    botdata_db, recorder
+):
     hanging = asyncio.Event()
 
     async def hang(reminder: ReminderSchema) -> None:
         hanging.set()
         await asyncio.sleep(3600)
 
-    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "hangs", soon(0.1))
-    await db.reminders.start(hang)
+    reminder = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "hangs", soon(0.1))
+    await botdata_db.reminders.start(hang)
     await asyncio.wait_for(hanging.wait(), 3)
     started = time.monotonic()
-    await db.reminders.stop(grace=0.2)
+    await botdata_db.reminders.stop(grace=0.2)
     assert time.monotonic() - started < PROMPT
-    assert not db.reminders.running
+    assert not botdata_db.reminders.running
     row = await Reminder.get(id=reminder.id)
     assert (row.sent_at, row.claimed_until, row.attempts) == (None, None, 0)
     # Released, not lost: the next dispatcher delivers it at once.
-    await db.reminders.start(recorder)
+    await botdata_db.reminders.start(recorder)
     await recorder.wait_for(1)
     assert [r.id for r in recorder.delivered] == [reminder.id]
 
 
-async def test_each_reminder_is_marked_sent_as_soon_as_its_callback_returns(db, recorder):
+async def test_each_reminder_is_marked_sent_as_soon_as_its_callback_returns(botdata_db, recorder):
     # Not once per batch: a crash while a slow callback runs must not repeat the quick ones.
     release = asyncio.Event()
 
@@ -409,10 +415,10 @@ async def test_each_reminder_is_marked_sent_as_soon_as_its_callback_returns(db, 
         await recorder(reminder)
 
     due = soon(0.2)  # claimed in one batch
-    quick = await db.reminders.create(GUILD, USER, CHANNEL, "quick", due)
-    slow = await db.reminders.create(GUILD, OTHER_USER, CHANNEL, "slow", due)
+    quick = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "quick", due)
+    slow = await botdata_db.reminders.create(GUILD, OTHER_USER, CHANNEL, "slow", due)
     past = datetime.now(timezone.utc)
-    await db.reminders.start(deliver)
+    await botdata_db.reminders.start(deliver)
     try:
         await recorder.wait_for(1)
 
@@ -429,59 +435,61 @@ async def test_each_reminder_is_marked_sent_as_soon_as_its_callback_returns(db, 
         assert row.claimed_until > past
     finally:
         release.set()
-        await db.reminders.stop(deliver)
+        await botdata_db.reminders.stop(deliver)
     assert (await Reminder.get(id=slow.id)).sent_at is not None
 
 
-async def test_several_callbacks_share_the_dispatcher_by_guild(db, monkeypatch):
+async def test_several_callbacks_share_the_dispatcher_by_guild(botdata_db, monkeypatch):
     # Two bots on one handle: each takes the guilds it accepts; the first started takes the rest.
-    monkeypatch.setattr(db.settings, "REMINDER_RECHECK_INTERVAL", 60.0)
+    monkeypatch.setattr(botdata_db.settings, "REMINDER_RECHECK_INTERVAL", 60.0)
     third_guild = OTHER_GUILD + 1
     first, second = Recorder(), Recorder()
     with pytest.raises(TypeError):
-        await db.reminders.start(first, accepts="not a function")  # type: ignore[arg-type]
-    await db.reminders.start(first, accepts=lambda guild_id: guild_id == GUILD)
-    await db.reminders.start(second, accepts=lambda guild_id: guild_id == OTHER_GUILD)
+        await botdata_db.reminders.start(first, accepts="not a function")  # type: ignore[arg-type]
+    await botdata_db.reminders.start(first, accepts=lambda guild_id: guild_id == GUILD)
+    await botdata_db.reminders.start(second, accepts=lambda guild_id: guild_id == OTHER_GUILD)
     try:
         with pytest.raises(DispatcherRunningError):
-            await db.reminders.start(second)
+            await botdata_db.reminders.start(second)
         due = soon(0.2)
-        mine = await db.reminders.create(GUILD, USER, CHANNEL, "first's", due)
-        theirs = await db.reminders.create(OTHER_GUILD, USER, CHANNEL, "second's", due)
-        nobody = await db.reminders.create(third_guild, USER, CHANNEL, "nobody's", due)
+        mine = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "first's", due)
+        theirs = await botdata_db.reminders.create(OTHER_GUILD, USER, CHANNEL, "second's", due)
+        nobody = await botdata_db.reminders.create(third_guild, USER, CHANNEL, "nobody's", due)
         await first.wait_for(2)
         await second.wait_for(1)
         assert sorted(r.id for r in first.delivered) == sorted([mine.id, nobody.id])
         assert [r.id for r in second.delivered] == [theirs.id]
 
         # One bot leaves: the dispatcher keeps running for the other, which now takes all.
-        await db.reminders.stop(first)
-        assert db.reminders.running
-        again = await db.reminders.create(GUILD, OTHER_USER, CHANNEL, "first's again", soon(0.2))
+        await botdata_db.reminders.stop(first)
+        assert botdata_db.reminders.running
+        again = await botdata_db.reminders.create(
+            GUILD, OTHER_USER, CHANNEL, "first's again", soon(0.2)
+        )
         await second.wait_for(2)
         assert [r.id for r in second.delivered] == [theirs.id, again.id]
         assert len(first.delivered) == 2
     finally:
-        await db.reminders.stop(second)
-    assert not db.reminders.running  # the last one out stopped it
-    await db.reminders.stop(second)  # harmless now
+        await botdata_db.reminders.stop(second)
+    assert not botdata_db.reminders.running  # the last one out stopped it
+    await botdata_db.reminders.stop(second)  # harmless now
 
 
-async def test_stopping_one_callback_releases_only_its_hanging_deliveries(db, recorder):
+async def test_stopping_one_callback_releases_only_its_hanging_deliveries(botdata_db, recorder):
     hanging = asyncio.Event()
 
     async def hang(reminder: ReminderSchema) -> None:
         hanging.set()
         await asyncio.sleep(3600)
 
-    await db.reminders.start(hang, accepts=lambda guild_id: guild_id == GUILD)
-    await db.reminders.start(recorder)
-    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "hangs", soon(0.1))
+    await botdata_db.reminders.start(hang, accepts=lambda guild_id: guild_id == GUILD)
+    await botdata_db.reminders.start(recorder)
+    reminder = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "hangs", soon(0.1))
     await asyncio.wait_for(hanging.wait(), PROMPT)
     started = time.monotonic()
-    await db.reminders.stop(hang, grace=0.2)
+    await botdata_db.reminders.stop(hang, grace=0.2)
     assert time.monotonic() - started < PROMPT
-    assert db.reminders.running
+    assert botdata_db.reminders.running
     # Released, not lost or counted as a failure: the remaining callback gets it at once.
     await recorder.wait_for(1)
     assert [(r.id, r.attempts) for r in recorder.delivered] == [(reminder.id, 0)]

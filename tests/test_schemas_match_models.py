@@ -118,7 +118,7 @@ def test_every_schema_is_a_row_of_a_model_or_listed_as_computed() -> None:
 
 @pytest.mark.parametrize("schema", _row_schemas(), ids=lambda cls: cls.__name__)
 def test_schema_fields_are_columns_of_the_model_with_its_types(
-    schema: type[Schema], session_db: object
+    schema: type[Schema], botdata_session_db: object
 ) -> None:
     columns = _columns(_model_of(schema))
     derived = DERIVED.get(schema.__name__, frozenset())
@@ -140,7 +140,7 @@ def test_schema_fields_are_columns_of_the_model_with_its_types(
 
 @pytest.mark.parametrize("schema", _row_schemas(), ids=lambda cls: cls.__name__)
 def test_every_column_is_in_the_schema_or_left_out_on_purpose(
-    schema: type[Schema], session_db: object
+    schema: type[Schema], botdata_session_db: object
 ) -> None:
     columns = set(_columns(_model_of(schema)))
     left_out = LEFT_OUT.get(schema.__name__, frozenset())

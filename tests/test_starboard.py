@@ -62,9 +62,9 @@ async def counts() -> tuple[int, int, int, int]:
 # Settings ----------------------------------------------------------------------------------------
 
 
-async def test_configure_creates_the_guild_and_upserts(db: botdata.Database) -> None:
-    assert await db.starboard.get(GUILD) is None
-    board = await db.starboard.configure(GUILD, channel_id=STARBOARD_CHANNEL)
+async def test_configure_creates_the_guild_and_upserts(botdata_db: botdata.Database) -> None:
+    assert await botdata_db.starboard.get(GUILD) is None
+    board = await botdata_db.starboard.configure(GUILD, channel_id=STARBOARD_CHANNEL)
     assert (board.guild_id, board.channel_id, board.emoji, board.threshold) == (
         GUILD,
         STARBOARD_CHANNEL,
@@ -73,9 +73,9 @@ async def test_configure_creates_the_guild_and_upserts(db: botdata.Database) -> 
     )
     assert board.allow_self_star is False
     assert await Guild.filter(id=GUILD).exists()
-    assert await db.starboard.get(GUILD) == board
+    assert await botdata_db.starboard.get(GUILD) == board
 
-    again = await db.starboard.configure(
+    again = await botdata_db.starboard.configure(
         GUILD,
         channel_id=CHANNEL,
         emoji="<:star:123456789012345678>",
@@ -89,7 +89,7 @@ async def test_configure_creates_the_guild_and_upserts(db: botdata.Database) -> 
         True,
     )
     # the cached settings were replaced, and there is still one row
-    assert await db.starboard.get(GUILD) == again
+    assert await botdata_db.starboard.get(GUILD) == again
     assert await Starboard.all().count() == 1
 
 
@@ -112,41 +112,41 @@ async def test_configure_creates_the_guild_and_upserts(db: botdata.Database) -> 
     ],
 )
 async def test_configure_rejects_bad_input_and_writes_nothing(
-    db: botdata.Database, changes: dict[str, Any], error: type[Exception]
+    botdata_db: botdata.Database, changes: dict[str, Any], error: type[Exception]
 ) -> None:
     arguments: dict[str, Any] = {"guild_id": GUILD, "channel_id": STARBOARD_CHANNEL, **changes}
     guild_id = arguments.pop("guild_id")
     with pytest.raises(error):
-        await db.starboard.configure(guild_id, **arguments)
+        await botdata_db.starboard.configure(guild_id, **arguments)
     assert await counts() == (0, 0, 0, 0)
 
 
-async def test_remove_deletes_settings_entries_and_stars(db: botdata.Database) -> None:
-    await setup(db, threshold=1)
-    await star(db, USERS[0])
-    await db.starboard.configure(OTHER_GUILD, channel_id=STARBOARD_CHANNEL)
-    await db.starboard.add_star(
+async def test_remove_deletes_settings_entries_and_stars(botdata_db: botdata.Database) -> None:
+    await setup(botdata_db, threshold=1)
+    await star(botdata_db, USERS[0])
+    await botdata_db.starboard.configure(OTHER_GUILD, channel_id=STARBOARD_CHANNEL)
+    await botdata_db.starboard.add_star(
         OTHER_GUILD, message_id=MESSAGE, channel_id=CHANNEL, author_id=AUTHOR, user_id=USERS[0]
     )
 
-    assert await db.starboard.remove(GUILD) is True
-    assert await db.starboard.get(GUILD) is None
-    assert await db.starboard.get_message(GUILD, MESSAGE) is None
+    assert await botdata_db.starboard.remove(GUILD) is True
+    assert await botdata_db.starboard.get(GUILD) is None
+    assert await botdata_db.starboard.get_message(GUILD, MESSAGE) is None
     assert await StarboardStar.filter(message__guild_id=GUILD).count() == 0
     # the other guild is untouched
-    assert await db.starboard.get(OTHER_GUILD) is not None
-    assert (await db.starboard.get_message(OTHER_GUILD, MESSAGE)).stars == 1
-    assert await db.starboard.remove(GUILD) is False
+    assert await botdata_db.starboard.get(OTHER_GUILD) is not None
+    assert (await botdata_db.starboard.get_message(OTHER_GUILD, MESSAGE)).stars == 1
+    assert await botdata_db.starboard.remove(GUILD) is False
     with pytest.raises(StarboardNotConfiguredError):
-        await star(db, USERS[1])
+        await star(botdata_db, USERS[1])
 
 
-async def test_bad_ids_raise_and_write_nothing(db: botdata.Database) -> None:
+async def test_bad_ids_raise_and_write_nothing(botdata_db: botdata.Database) -> None:
     with pytest.raises(InvalidSnowflakeError):
-        await db.starboard.get(0)
+        await botdata_db.starboard.get(0)
     with pytest.raises(InvalidSnowflakeError):
-        await db.starboard.remove(-1)
-    await setup(db)
+        await botdata_db.starboard.remove(-1)
+    await setup(botdata_db)
     before = await counts()
     for field in ("message_id", "channel_id", "author_id", "user_id"):
         arguments = {
@@ -157,118 +157,120 @@ async def test_bad_ids_raise_and_write_nothing(db: botdata.Database) -> None:
             field: 12,
         }
         with pytest.raises(InvalidSnowflakeError):
-            await db.starboard.add_star(GUILD, **arguments)
+            await botdata_db.starboard.add_star(GUILD, **arguments)
     with pytest.raises(InvalidSnowflakeError):
-        await db.starboard.remove_star(GUILD, message_id=MESSAGE, channel_id=CHANNEL, user_id=True)
+        await botdata_db.starboard.remove_star(
+            GUILD, message_id=MESSAGE, channel_id=CHANNEL, user_id=True
+        )
     with pytest.raises(InvalidSnowflakeError):
-        await db.starboard.get_message(GUILD, "x")
+        await botdata_db.starboard.get_message(GUILD, "x")
     assert await counts() == before
 
 
 async def test_a_deleted_guild_with_cached_settings_is_not_configured(
-    db: botdata.Database,
+    botdata_db: botdata.Database,
 ) -> None:
-    await setup(db)
-    assert await db.starboard.get(GUILD) is not None  # cached
+    await setup(botdata_db)
+    assert await botdata_db.starboard.get(GUILD) is not None  # cached
     await Guild.filter(id=GUILD).delete()  # cascades to the starboard, behind the cache's back
     with pytest.raises(StarboardNotConfiguredError):
-        await star(db, USERS[0])
-    assert await db.starboard.get(GUILD) is None
+        await star(botdata_db, USERS[0])
+    assert await botdata_db.starboard.get(GUILD) is None
     assert await counts() == (0, 0, 0, 0)
 
 
-async def test_starring_an_unconfigured_guild_raises(db: botdata.Database) -> None:
+async def test_starring_an_unconfigured_guild_raises(botdata_db: botdata.Database) -> None:
     with pytest.raises(StarboardNotConfiguredError):
-        await star(db, USERS[0])
+        await star(botdata_db, USERS[0])
     with pytest.raises(StarboardNotConfiguredError):
-        await unstar(db, USERS[0])
+        await unstar(botdata_db, USERS[0])
     assert await counts() == (0, 0, 0, 0)
 
 
 # Counting and decisions --------------------------------------------------------------------------
 
 
-async def test_post_update_remove_cycle(db: botdata.Database) -> None:
-    await setup(db, threshold=3)
-    first = await star(db, USERS[0])
+async def test_post_update_remove_cycle(botdata_db: botdata.Database) -> None:
+    await setup(botdata_db, threshold=3)
+    first = await star(botdata_db, USERS[0])
     assert (first.action, first.stars, first.message_id, first.channel_id) == (
         StarAction.NOTHING,
         1,
         MESSAGE,
         CHANNEL,
     )
-    assert (await star(db, USERS[1])).action is StarAction.NOTHING
-    post = await star(db, USERS[2])
+    assert (await star(botdata_db, USERS[1])).action is StarAction.NOTHING
+    post = await star(botdata_db, USERS[2])
     assert (post.action, post.stars, post.starboard_message_id) == (StarAction.POST, 3, None)
 
-    entry = await db.starboard.set_copy(GUILD, MESSAGE, COPY)
+    entry = await botdata_db.starboard.set_copy(GUILD, MESSAGE, COPY)
     assert (entry.starboard_message_id, entry.stars, entry.author_id) == (COPY, 3, AUTHOR)
 
-    update = await star(db, USERS[3])
+    update = await star(botdata_db, USERS[3])
     assert (update.action, update.stars, update.starboard_message_id) == (
         StarAction.UPDATE,
         4,
         COPY,
     )
-    down = await unstar(db, USERS[3])
+    down = await unstar(botdata_db, USERS[3])
     assert (down.action, down.stars, down.starboard_message_id) == (StarAction.UPDATE, 3, COPY)
-    remove = await unstar(db, USERS[2])
+    remove = await unstar(botdata_db, USERS[2])
     assert (remove.action, remove.stars, remove.starboard_message_id) == (
         StarAction.REMOVE,
         2,
         COPY,
     )
     # the copy's record is cleared with the REMOVE decision: nobody else is told to remove it
-    assert (await db.starboard.get_message(GUILD, MESSAGE)).starboard_message_id is None
-    assert (await unstar(db, USERS[1])).action is StarAction.NOTHING
+    assert (await botdata_db.starboard.get_message(GUILD, MESSAGE)).starboard_message_id is None
+    assert (await unstar(botdata_db, USERS[1])).action is StarAction.NOTHING
     # reaching the threshold again posts again
-    assert (await star(db, USERS[1])).action is StarAction.NOTHING
-    again = await star(db, USERS[2])
+    assert (await star(botdata_db, USERS[1])).action is StarAction.NOTHING
+    again = await star(botdata_db, USERS[2])
     assert (again.action, again.stars) == (StarAction.POST, 3)
 
 
-async def test_a_member_counts_once(db: botdata.Database) -> None:
-    await setup(db, threshold=2)
-    assert (await star(db, USERS[0])).stars == 1
-    repeat = await star(db, USERS[0])
+async def test_a_member_counts_once(botdata_db: botdata.Database) -> None:
+    await setup(botdata_db, threshold=2)
+    assert (await star(botdata_db, USERS[0])).stars == 1
+    repeat = await star(botdata_db, USERS[0])
     assert (repeat.action, repeat.stars) == (StarAction.NOTHING, 1)
     assert await StarboardStar.all().count() == 1
     # removing a star that was never given changes nothing
-    absent = await unstar(db, USERS[1])
+    absent = await unstar(botdata_db, USERS[1])
     assert (absent.action, absent.stars) == (StarAction.NOTHING, 1)
-    never = await unstar(db, USERS[1], message=OTHER_MESSAGE)
+    never = await unstar(botdata_db, USERS[1], message=OTHER_MESSAGE)
     assert (never.action, never.stars, never.message_id) == (
         StarAction.NOTHING,
         0,
         OTHER_MESSAGE,
     )
-    assert (await unstar(db, USERS[0])).stars == 0
-    assert (await unstar(db, USERS[0])).stars == 0
-    assert (await db.starboard.get_message(GUILD, MESSAGE)).stars == 0
+    assert (await unstar(botdata_db, USERS[0])).stars == 0
+    assert (await unstar(botdata_db, USERS[0])).stars == 0
+    assert (await botdata_db.starboard.get_message(GUILD, MESSAGE)).stars == 0
 
 
-async def test_self_stars_are_ignored_unless_allowed(db: botdata.Database) -> None:
-    await setup(db, threshold=1)
-    ignored = await star(db, AUTHOR)
+async def test_self_stars_are_ignored_unless_allowed(botdata_db: botdata.Database) -> None:
+    await setup(botdata_db, threshold=1)
+    ignored = await star(botdata_db, AUTHOR)
     assert (ignored.action, ignored.stars) == (StarAction.NOTHING, 0)
     assert await counts() == (1, 1, 0, 0)
 
-    await setup(db, threshold=1, allow_self_star=True)
-    counted = await star(db, AUTHOR)
+    await setup(botdata_db, threshold=1, allow_self_star=True)
+    counted = await star(botdata_db, AUTHOR)
     assert (counted.action, counted.stars) == (StarAction.POST, 1)
     # disallowing later still lets the author take their star back
-    await setup(db, threshold=1, allow_self_star=False)
-    assert (await unstar(db, AUTHOR)).stars == 0
+    await setup(botdata_db, threshold=1, allow_self_star=False)
+    assert (await unstar(botdata_db, AUTHOR)).stars == 0
 
 
-async def test_stars_on_the_copy_count_for_the_original(db: botdata.Database) -> None:
-    await setup(db, threshold=1)
-    assert (await star(db, USERS[0])).action is StarAction.POST
-    await db.starboard.set_copy(GUILD, MESSAGE, COPY)
+async def test_stars_on_the_copy_count_for_the_original(botdata_db: botdata.Database) -> None:
+    await setup(botdata_db, threshold=1)
+    assert (await star(botdata_db, USERS[0])).action is StarAction.POST
+    await botdata_db.starboard.set_copy(GUILD, MESSAGE, COPY)
 
     # the copy is the bot's message in the starboard channel
     bot = USERS[-1]
-    on_copy = await db.starboard.add_star(
+    on_copy = await botdata_db.starboard.add_star(
         GUILD, message_id=COPY, channel_id=STARBOARD_CHANNEL, author_id=bot, user_id=USERS[1]
     )
     assert (on_copy.action, on_copy.stars, on_copy.message_id, on_copy.channel_id) == (
@@ -278,74 +280,80 @@ async def test_stars_on_the_copy_count_for_the_original(db: botdata.Database) ->
         CHANNEL,
     )
     # starring both the original and the copy counts once
-    twice = await db.starboard.add_star(
+    twice = await botdata_db.starboard.add_star(
         GUILD, message_id=COPY, channel_id=STARBOARD_CHANNEL, author_id=bot, user_id=USERS[0]
     )
     assert (twice.action, twice.stars) == (StarAction.NOTHING, 2)
     # the original author starring the copy is a self-star
-    selfish = await db.starboard.add_star(
+    selfish = await botdata_db.starboard.add_star(
         GUILD, message_id=COPY, channel_id=STARBOARD_CHANNEL, author_id=bot, user_id=AUTHOR
     )
     assert (selfish.action, selfish.stars) == (StarAction.NOTHING, 2)
     assert await StarboardMessage.all().count() == 1
-    assert (await db.starboard.get_message(GUILD, COPY)).message_id == MESSAGE
+    assert (await botdata_db.starboard.get_message(GUILD, COPY)).message_id == MESSAGE
 
-    off_copy = await db.starboard.remove_star(
+    off_copy = await botdata_db.starboard.remove_star(
         GUILD, message_id=COPY, channel_id=STARBOARD_CHANNEL, user_id=USERS[1]
     )
     assert (off_copy.action, off_copy.stars) == (StarAction.UPDATE, 1)
     assert await StarboardStar.all().count() == 1
 
 
-async def test_set_copy_errors_and_clearing(db: botdata.Database) -> None:
-    await setup(db, threshold=1)
+async def test_set_copy_errors_and_clearing(botdata_db: botdata.Database) -> None:
+    await setup(botdata_db, threshold=1)
     with pytest.raises(StarboardMessageNotFoundError):
-        await db.starboard.set_copy(GUILD, MESSAGE, COPY)
-    await star(db, USERS[0])
-    await star(db, USERS[0], message=OTHER_MESSAGE)
-    await db.starboard.set_copy(GUILD, MESSAGE, COPY)
+        await botdata_db.starboard.set_copy(GUILD, MESSAGE, COPY)
+    await star(botdata_db, USERS[0])
+    await star(botdata_db, USERS[0], message=OTHER_MESSAGE)
+    await botdata_db.starboard.set_copy(GUILD, MESSAGE, COPY)
     with pytest.raises(StarboardCopyConflictError):
-        await db.starboard.set_copy(GUILD, OTHER_MESSAGE, COPY)
-    assert (await db.starboard.get_message(GUILD, OTHER_MESSAGE)).starboard_message_id is None
+        await botdata_db.starboard.set_copy(GUILD, OTHER_MESSAGE, COPY)
+    assert (
+        await botdata_db.starboard.get_message(GUILD, OTHER_MESSAGE)
+    ).starboard_message_id is None
     with pytest.raises(InvalidSnowflakeError):
-        await db.starboard.set_copy(GUILD, OTHER_MESSAGE, 3)
-    assert (await db.starboard.get_message(GUILD, OTHER_MESSAGE)).starboard_message_id is None
+        await botdata_db.starboard.set_copy(GUILD, OTHER_MESSAGE, 3)
+    assert (
+        await botdata_db.starboard.get_message(GUILD, OTHER_MESSAGE)
+    ).starboard_message_id is None
 
-    cleared = await db.starboard.set_copy(GUILD, MESSAGE, None)
+    cleared = await botdata_db.starboard.set_copy(GUILD, MESSAGE, None)
     assert cleared.starboard_message_id is None
-    assert (await db.starboard.set_copy(GUILD, OTHER_MESSAGE, COPY)).starboard_message_id == COPY
+    assert (
+        await botdata_db.starboard.set_copy(GUILD, OTHER_MESSAGE, COPY)
+    ).starboard_message_id == COPY
 
 
 # Concurrency -------------------------------------------------------------------------------------
 
 
-async def test_concurrent_stars_count_exactly_and_post_once(db: botdata.Database) -> None:
-    await setup(db, threshold=3)
+async def test_concurrent_stars_count_exactly_and_post_once(botdata_db: botdata.Database) -> None:
+    await setup(botdata_db, threshold=3)
     users = USERS[:30]
-    decisions = await asyncio.gather(*(star(db, user) for user in users))
-    assert (await db.starboard.get_message(GUILD, MESSAGE)).stars == 30
+    decisions = await asyncio.gather(*(star(botdata_db, user) for user in users))
+    assert (await botdata_db.starboard.get_message(GUILD, MESSAGE)).stars == 30
     assert await StarboardStar.all().count() == 30
     assert sorted(d.stars for d in decisions) == list(range(1, 31))
     assert [d.action for d in decisions].count(StarAction.POST) == 1
 
     # the same member many times at once counts once
-    repeats = await asyncio.gather(*(star(db, USERS[35], OTHER_MESSAGE) for _ in range(10)))
-    assert (await db.starboard.get_message(GUILD, OTHER_MESSAGE)).stars == 1
+    repeats = await asyncio.gather(*(star(botdata_db, USERS[35], OTHER_MESSAGE) for _ in range(10)))
+    assert (await botdata_db.starboard.get_message(GUILD, OTHER_MESSAGE)).stars == 1
     assert sorted(d.stars for d in repeats) == [1] * 10
 
     # every star taken back at once: exactly one caller is told to remove the copy
-    await db.starboard.set_copy(GUILD, MESSAGE, COPY)
-    removals = await asyncio.gather(*(unstar(db, user) for user in users))
+    await botdata_db.starboard.set_copy(GUILD, MESSAGE, COPY)
+    removals = await asyncio.gather(*(unstar(botdata_db, user) for user in users))
     actions = [d.action for d in removals]
     assert actions.count(StarAction.REMOVE) == 1
     assert actions.count(StarAction.UPDATE) == 27
-    assert (await db.starboard.get_message(GUILD, MESSAGE)).stars == 0
+    assert (await botdata_db.starboard.get_message(GUILD, MESSAGE)).stars == 0
 
 
 async def test_stars_from_several_processes(
-    db: botdata.Database, database_url: str, tmp_path: Path
+    botdata_db: botdata.Database, botdata_database_url: str, tmp_path: Path
 ) -> None:
-    await setup(db, threshold=5)
+    await setup(botdata_db, threshold=5)
     workers = 4
     # Each worker stars with 8 members of its own and one shared member, after a file barrier.
     code = f"""
@@ -357,7 +365,7 @@ async def test_stars_from_several_processes(
         USERS = [{USERS[0]} + WORKER * 8 + n for n in range(8)] + [{USERS[-1]}]
 
         async def main():
-            db = await botdata.connect(database_url={database_url!r}, redis_url="")
+            db = await botdata.connect(database_url={botdata_database_url!r}, redis_url="")
             try:
                 (BARRIER / ("ready-" + str(WORKER))).touch()
                 deadline = time.monotonic() + 60
@@ -380,7 +388,7 @@ async def test_stars_from_several_processes(
     outputs = await asyncio.to_thread(run_processes, code, workers)
     decisions = [d for out in outputs for d in json.loads(out.strip().splitlines()[-1])]
     expected = workers * 8 + 1
-    assert (await db.starboard.get_message(GUILD, MESSAGE)).stars == expected
+    assert (await botdata_db.starboard.get_message(GUILD, MESSAGE)).stars == expected
     assert await StarboardStar.all().count() == expected
     assert [action for action, _ in decisions].count("post") == 1
     # each counted star saw its own count (the shared member's repeats report the current one)

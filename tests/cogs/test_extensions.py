@@ -22,7 +22,7 @@ import botdata
 import botdata_cogs
 from botdata_cogs import EXTENSIONS
 from botdata_cogs.core import guild_prefix
-from tests.cogs.conftest import say
+from botdata_cogs.testing import say
 from tests.support import REDIS_URL, run_python
 
 #: The cog of each extension.
@@ -46,17 +46,17 @@ class Blocker(commands.Cog, name="AFK"):
 
 
 @pytest.fixture
-async def bot(db: botdata.Database) -> AsyncIterator[commands.Bot]:
+async def bot(botdata_db: botdata.Database) -> AsyncIterator[commands.Bot]:
     """A dpytest bot on the test's handle with no extension loaded."""
     bot = commands.Bot(command_prefix=guild_prefix, intents=discord.Intents.all())
-    bot.botdata = db  # type: ignore[attr-defined]
+    bot.botdata = botdata_db  # type: ignore[attr-defined]
     await bot._async_setup_hook()
     dpytest.configure(bot, members=["Member"])
     yield bot
     for name in list(bot.extensions):
         await bot.unload_extension(name)
     await dpytest.empty_queue()
-    assert not db.closed
+    assert not botdata_db.closed
 
 
 async def snippets_answer(db: botdata.Database) -> bool:
@@ -70,7 +70,7 @@ async def snippets_answer(db: botdata.Database) -> bool:
 
 
 async def test_the_package_after_one_of_its_cogs_loads_the_rest_and_keeps_it(
-    bot: commands.Bot, db: botdata.Database
+    bot: commands.Bot, botdata_db: botdata.Database
 ) -> None:
     await bot.load_extension("botdata_cogs.snippets")
     snippets = bot.get_cog("Snippets")
@@ -78,24 +78,24 @@ async def test_the_package_after_one_of_its_cogs_loads_the_rest_and_keeps_it(
     assert set(bot.cogs) == COGS
     assert set(bot.extensions) == {"botdata_cogs", *EXTENSIONS}
     assert bot.get_cog("Snippets") is snippets  # kept, not reloaded
-    assert db.reminders.running
-    assert await snippets_answer(db)
+    assert botdata_db.reminders.running
+    assert await snippets_answer(botdata_db)
 
     await bot.unload_extension("botdata_cogs")  # unloads what it loaded, nothing else
     assert set(bot.extensions) == {"botdata_cogs.snippets"}
     assert set(bot.cogs) == {"Snippets"}
-    assert not db.reminders.running
-    assert await snippets_answer(db)
+    assert not botdata_db.reminders.running
+    assert await snippets_answer(botdata_db)
     # and it loads again the same way
     await bot.load_extension("botdata_cogs")
     assert set(bot.cogs) == COGS
     await bot.unload_extension("botdata_cogs")
     assert set(bot.cogs) == {"Snippets"}
-    assert await snippets_answer(db)
+    assert await snippets_answer(botdata_db)
 
 
 async def test_a_package_load_failing_half_way_leaves_the_bot_as_it_was(
-    bot: commands.Bot, db: botdata.Database
+    bot: commands.Bot, botdata_db: botdata.Database
 ) -> None:
     await bot.load_extension("botdata_cogs.snippets")
     await bot.add_cog(Blocker())
@@ -104,11 +104,11 @@ async def test_a_package_load_failing_half_way_leaves_the_bot_as_it_was(
     assert set(bot.extensions) == {"botdata_cogs.snippets"}
     assert set(bot.cogs) == {"Snippets", "AFK"}
     assert isinstance(bot.get_cog("AFK"), Blocker)
-    assert await snippets_answer(db)
+    assert await snippets_answer(botdata_db)
     # nothing of the cogs it had loaded is left behind
     assert bot.get_command("config") is None
     assert bot.get_command("case") is None
-    assert not db.reminders.running
+    assert not botdata_db.reminders.running
 
     await bot.remove_cog("AFK")
     await bot.load_extension("botdata_cogs")
@@ -169,9 +169,9 @@ def run_child(db: botdata.Database, database_url: str, scenario: str) -> dict[st
 
 
 async def test_unloading_the_package_keeps_the_handle_a_cog_loaded_alone_uses(
-    db: botdata.Database, database_url: str
+    botdata_db: botdata.Database, botdata_database_url: str
 ) -> None:
-    assert run_child(db, database_url, "unload") == {
+    assert run_child(botdata_db, botdata_database_url, "unload") == {
         "cogs": ["Snippets"],
         "extensions": ["botdata_cogs.snippets"],
         "open": True,
@@ -180,9 +180,9 @@ async def test_unloading_the_package_keeps_the_handle_a_cog_loaded_alone_uses(
 
 
 async def test_a_failed_package_load_keeps_the_handle_a_cog_loaded_alone_uses(
-    db: botdata.Database, database_url: str
+    botdata_db: botdata.Database, botdata_database_url: str
 ) -> None:
-    assert run_child(db, database_url, "failure") == {
+    assert run_child(botdata_db, botdata_database_url, "failure") == {
         "cogs": ["Snippets"],
         "extensions": ["botdata_cogs.snippets"],
         "open": True,
@@ -191,9 +191,9 @@ async def test_a_failed_package_load_keeps_the_handle_a_cog_loaded_alone_uses(
 
 
 async def test_a_cog_loaded_after_the_package_shares_the_handle_count(
-    db: botdata.Database, database_url: str
+    botdata_db: botdata.Database, botdata_database_url: str
 ) -> None:
-    assert run_child(db, database_url, "purged") == {
+    assert run_child(botdata_db, botdata_database_url, "purged") == {
         "cogs": ["Levels"],
         "extensions": ["botdata_cogs.levels"],
         "open": True,

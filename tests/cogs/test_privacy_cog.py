@@ -24,9 +24,7 @@ from botdata_cogs.privacy import (
     Privacy,
     describe,
 )
-from simulated_discord import SimulatedDiscord
-from tests.cogs.conftest import Scene, say
-from tests.cogs.slash import slash
+from botdata_cogs.testing import SimulatedGuild, say, slash
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +43,7 @@ class Rows:
     original: discord.Message
 
 
-async def populate(scene: Scene, db: botdata.Database) -> Rows:
+async def populate(scene: SimulatedGuild, db: botdata.Database) -> Rows:
     """A case, a note, a level row and a starred message with its starboard copy, for
     ``scene.member``."""
     guild, member = scene.guild.id, scene.member.id
@@ -68,7 +66,7 @@ async def populate(scene: Scene, db: botdata.Database) -> Rows:
     return Rows(case.number, note.number, copy, original)
 
 
-async def assert_untouched(scene: Scene, db: botdata.Database, rows: Rows) -> None:
+async def assert_untouched(scene: SimulatedGuild, db: botdata.Database, rows: Rows) -> None:
     guild, member = scene.guild.id, scene.member.id
     assert (await db.levels.get(guild, member)) is not None
     entry = await db.starboard.get_message(guild, rows.original.id)
@@ -77,7 +75,7 @@ async def assert_untouched(scene: Scene, db: botdata.Database, rows: Rows) -> No
     assert await rows.copy.channel.fetch_message(rows.copy.id) is not None
 
 
-async def assert_erased(scene: Scene, db: botdata.Database, rows: Rows) -> None:
+async def assert_erased(scene: SimulatedGuild, db: botdata.Database, rows: Rows) -> None:
     """Own data gone, moderation records kept, the starboard copy deleted from Discord."""
     guild, member = scene.guild.id, scene.member.id
     assert await db.levels.get(guild, member) is None
@@ -100,27 +98,31 @@ def split(sent: list[discord.Message]) -> tuple[list[discord.Message], list[disc
     return dms, [m for m in sent if m not in dms]
 
 
-async def test_mydata_says_what_it_does(scene: Scene, db: botdata.Database) -> None:
-    p = db.settings.DEFAULT_PREFIX
-    [reply] = await say(f"{p}mydata", scene.member)
+async def test_mydata_says_what_it_does(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    p = botdata_db.settings.DEFAULT_PREFIX
+    [reply] = await say(f"{p}mydata", simulated_guild.member)
     assert f"`{p}mydata export`" in reply.content
     assert f"`{p}mydata erase`" in reply.content
 
 
 async def test_export_is_a_json_file_by_dm_and_nothing_public(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
-    rows = await populate(scene, db)
-    dms, public = split(await say(f"{db.settings.DEFAULT_PREFIX}mydata export", scene.member))
+    rows = await populate(simulated_guild, botdata_db)
+    dms, public = split(
+        await say(f"{botdata_db.settings.DEFAULT_PREFIX}mydata export", simulated_guild.member)
+    )
     [reply] = public
     assert reply.content == "I sent you your data by DM."
     assert reply.attachments == []
     assert "spamming" not in reply.content
     [dm] = dms
-    assert scene.member.dm_channel is not None
-    assert dm.channel.id == scene.member.dm_channel.id
+    assert simulated_guild.member.dm_channel is not None
+    assert dm.channel.id == simulated_guild.member.dm_channel.id
     data = attachment_json(dm)
-    assert data["user_id"] == scene.member.id
+    assert data["user_id"] == simulated_guild.member.id
     tables = data["tables"]
     assert [row["number"] for row in tables["cases"]] == [rows.case_number]
     assert [row["content"] for row in tables["notes"]] == ["keeps spamming the mods"]
@@ -129,13 +131,15 @@ async def test_export_is_a_json_file_by_dm_and_nothing_public(
 
 
 async def test_a_moderators_export_holds_no_other_members_reason_or_note(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
     # Issue #9 point 7: it handed out the reasons and notes of the members they moderated.
-    guild, member, mod = scene.guild.id, scene.member.id, scene.mod.id
-    case = await db.cases.create(guild, member, mod, CaseType.WARN, "a private reason")
-    note = await db.notes.add(guild, member, mod, "a private remark")
-    dms, _ = split(await say(f"{db.settings.DEFAULT_PREFIX}mydata export", scene.mod))
+    guild, member, mod = simulated_guild.guild.id, simulated_guild.member.id, simulated_guild.mod.id
+    case = await botdata_db.cases.create(guild, member, mod, CaseType.WARN, "a private reason")
+    note = await botdata_db.notes.add(guild, member, mod, "a private remark")
+    dms, _ = split(
+        await say(f"{botdata_db.settings.DEFAULT_PREFIX}mydata export", simulated_guild.mod)
+    )
     [dm] = dms
     data = attachment_json(dm)
     text = json.dumps(data)
@@ -148,50 +152,56 @@ async def test_a_moderators_export_holds_no_other_members_reason_or_note(
 
 
 async def test_erasing_while_afk_gives_the_nickname_back(
-    scene: Scene, db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
     # Issue #9 point 14: the "[AFK] " nickname stayed for good.
-    discord_api = SimulatedDiscord(scene.guild)
-    monkeypatch.setattr(scene.bot.http, "edit_member", discord_api.edit_member)
-    scene.member.nick = "Sam"
-    scene.other.nick = "Alex"
-    p = db.settings.DEFAULT_PREFIX
-    await say(f"{p}afk lunch", scene.member)
-    await say(f"{p}afk away", scene.other)
-    assert (scene.member.nick, scene.other.nick) == ("[AFK] Sam", "[AFK] Alex")
-    scene.other.nick = "Alex again"  # changed it meanwhile: left alone
-    await say(f"{p}mydata erase confirm", scene.member)
-    await say(f"{p}mydata erase confirm", scene.other)
-    assert (scene.member.nick, scene.other.nick) == ("Sam", "Alex again")
-    assert await db.afk.get(scene.guild.id, scene.member.id) is None
+    simulated_guild.member.nick = "Sam"
+    simulated_guild.other.nick = "Alex"
+    p = botdata_db.settings.DEFAULT_PREFIX
+    await say(f"{p}afk lunch", simulated_guild.member)
+    await say(f"{p}afk away", simulated_guild.other)
+    assert (simulated_guild.member.nick, simulated_guild.other.nick) == ("[AFK] Sam", "[AFK] Alex")
+    simulated_guild.other.nick = "Alex again"  # changed it meanwhile: left alone
+    await say(f"{p}mydata erase confirm", simulated_guild.member)
+    await say(f"{p}mydata erase confirm", simulated_guild.other)
+    assert (simulated_guild.member.nick, simulated_guild.other.nick) == ("Sam", "Alex again")
+    assert await botdata_db.afk.get(simulated_guild.guild.id, simulated_guild.member.id) is None
 
 
 async def test_export_with_closed_dms_asks_to_open_them(
-    scene: Scene, db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await db.levels.set_xp(scene.guild.id, scene.member.id, 10)
+    await botdata_db.levels.set_xp(simulated_guild.guild.id, simulated_guild.member.id, 10)
 
     async def closed(user_id: int) -> None:
         raise discord.Forbidden(backend.FakeRequest(403, "Forbidden"), "Cannot send messages")
 
-    monkeypatch.setattr(scene.bot.http, "start_private_message", closed)
-    [reply] = await say(f"{db.settings.DEFAULT_PREFIX}mydata export", scene.member)
+    monkeypatch.setattr(simulated_guild.bot.http, "start_private_message", closed)
+    [reply] = await say(
+        f"{botdata_db.settings.DEFAULT_PREFIX}mydata export", simulated_guild.member
+    )
     assert reply.content == CLOSED_DMS
     assert reply.attachments == []
 
 
-async def test_export_in_dms(scene: Scene, db: botdata.Database) -> None:
-    await db.levels.set_xp(scene.guild.id, scene.member.id, 10)
-    dm = await scene.member.create_dm()
-    [reply] = await say(f"{db.settings.DEFAULT_PREFIX}mydata export", scene.member, dm)
+async def test_export_in_dms(simulated_guild: SimulatedGuild, botdata_db: botdata.Database) -> None:
+    await botdata_db.levels.set_xp(simulated_guild.guild.id, simulated_guild.member.id, 10)
+    dm = await simulated_guild.member.create_dm()
+    [reply] = await say(
+        f"{botdata_db.settings.DEFAULT_PREFIX}mydata export", simulated_guild.member, dm
+    )
     assert reply.channel.id == dm.id
     assert [row["xp"] for row in attachment_json(reply)["tables"]["levels"]] == [10]
 
 
-async def test_export_is_rate_limited(scene: Scene, db: botdata.Database) -> None:
-    for _ in range(db.settings.COMMAND_RATE_LIMIT):
-        await db.rate_limits.hit(scene.member.id, scope=EXPORT_SCOPE)
-    [reply] = await say(f"{db.settings.DEFAULT_PREFIX}mydata export", scene.member)
+async def test_export_is_rate_limited(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    for _ in range(botdata_db.settings.COMMAND_RATE_LIMIT):
+        await botdata_db.rate_limits.hit(simulated_guild.member.id, scope=EXPORT_SCOPE)
+    [reply] = await say(
+        f"{botdata_db.settings.DEFAULT_PREFIX}mydata export", simulated_guild.member
+    )
     assert reply.content == "You asked for your data too often; wait a minute."
     assert reply.attachments == []
 
@@ -212,10 +222,12 @@ def test_the_summary_says_when_cached_copies_are_still_to_go() -> None:
     assert "cache" not in describe(queued.model_copy(update={"cache_cleared": True}), 0)
 
 
-async def test_erase_confirmed_by_typing(scene: Scene, db: botdata.Database) -> None:
-    rows = await populate(scene, db)
-    p = db.settings.DEFAULT_PREFIX
-    dms, public = split(await say(f"{p}mydata erase confirm", scene.member))
+async def test_erase_confirmed_by_typing(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    rows = await populate(simulated_guild, botdata_db)
+    p = botdata_db.settings.DEFAULT_PREFIX
+    dms, public = split(await say(f"{p}mydata erase confirm", simulated_guild.member))
     [reply] = public
     assert reply.content == "Your data has been erased; I sent you the details by DM."
     [summary] = dms
@@ -223,7 +235,7 @@ async def test_erase_confirmed_by_typing(scene: Scene, db: botdata.Database) -> 
     assert "levels 1" in summary.content
     assert "Kept (moderation records): cases 1, notes 1." in summary.content
     assert "Starboard copies removed: 1 of 1." in summary.content
-    await assert_erased(scene, db, rows)
+    await assert_erased(simulated_guild, botdata_db, rows)
 
 
 @dataclass
@@ -268,52 +280,57 @@ async def press(
 
 
 async def test_erase_asks_first_and_only_the_member_may_confirm(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
-    rows = await populate(scene, db)
+    rows = await populate(simulated_guild, botdata_db)
     # An extension's module is loaded afresh: its classes are not those imported here.
-    cog: Privacy = scene.bot.get_cog("Privacy")  # type: ignore[assignment]
-    p = db.settings.DEFAULT_PREFIX
-    [question] = await say(f"{p}mydata erase", scene.member)
+    cog: Privacy = simulated_guild.bot.get_cog("Privacy")  # type: ignore[assignment]
+    p = botdata_db.settings.DEFAULT_PREFIX
+    [question] = await say(f"{p}mydata erase", simulated_guild.member)
     assert question.content == ERASE_WARNING
-    view = cog.prompts[scene.member.id]
-    await assert_untouched(scene, db, rows)
+    view = cog.prompts[simulated_guild.member.id]
+    await assert_untouched(simulated_guild, botdata_db, rows)
 
-    refused = await press(view, view.confirm, scene.other)
+    refused = await press(view, view.confirm, simulated_guild.other)
     assert refused.calls == [("send_message", "These buttons are not yours.", {"ephemeral": True})]
-    await assert_untouched(scene, db, rows)
+    await assert_untouched(simulated_guild, botdata_db, rows)
 
-    cancelled = await press(view, view.cancel, scene.member)
+    cancelled = await press(view, view.cancel, simulated_guild.member)
     assert cancelled.calls == [("edit_message", "Nothing was erased.", {"view": None})]
     assert view.is_finished()
-    assert scene.member.id not in cog.prompts
-    await assert_untouched(scene, db, rows)
+    assert simulated_guild.member.id not in cog.prompts
+    await assert_untouched(simulated_guild, botdata_db, rows)
 
-    await say(f"{p}mydata erase", scene.member)
-    timed_out = cog.prompts[scene.member.id]
+    await say(f"{p}mydata erase", simulated_guild.member)
+    timed_out = cog.prompts[simulated_guild.member.id]
     timed_out.stop()  # what the view's timer does before calling on_timeout
     await timed_out.on_timeout()
-    assert scene.member.id not in cog.prompts
+    assert simulated_guild.member.id not in cog.prompts
     assert timed_out.message is not None
     edited = await timed_out.message.channel.fetch_message(timed_out.message.id)
     assert edited.content == "No answer: nothing was erased."
-    await assert_untouched(scene, db, rows)
+    await assert_untouched(simulated_guild, botdata_db, rows)
 
-    await say(f"{p}mydata erase", scene.member)
-    view = cog.prompts[scene.member.id]
-    confirmed = await press(view, view.confirm, scene.member)
+    await say(f"{p}mydata erase", simulated_guild.member)
+    view = cog.prompts[simulated_guild.member.id]
+    confirmed = await press(view, view.confirm, simulated_guild.member)
     names = [name for name, _, _ in confirmed.calls]
     assert names == ["edit_message", "edit_original_response", "send"]
     _, summary, kwargs = confirmed.calls[-1]
     assert kwargs["ephemeral"] is True
     assert summary is not None
     assert "Kept (moderation records): cases 1, notes 1." in summary
-    await assert_erased(scene, db, rows)
+    await assert_erased(simulated_guild, botdata_db, rows)
 
 
-async def test_slash_export(scene: Scene, db: botdata.Database) -> None:
-    await db.notes.add(scene.guild.id, scene.member.id, scene.mod.id, "private remark")
-    [reply] = await slash(scene.bot, scene.member, "mydata export")
+async def test_slash_export(simulated_guild: SimulatedGuild, botdata_db: botdata.Database) -> None:
+    await botdata_db.notes.add(
+        simulated_guild.guild.id,
+        simulated_guild.member.id,
+        simulated_guild.mod.id,
+        "private remark",
+    )
+    [reply] = await slash(simulated_guild.bot, simulated_guild.member, "mydata export")
     assert (reply.content, reply.ephemeral) == ("I sent you your data by DM.", True)
     [dm] = await say_nothing()
     assert isinstance(dm.channel, discord.DMChannel)

@@ -22,13 +22,12 @@ from discord.ext.test import backend, callbacks
 import botdata
 from botdata_cogs import limits
 from botdata_cogs.reminders import MAX_ATTEMPTS
-from tests.cogs.conftest import Scene, say
-from tests.cogs.slash import slash
+from botdata_cogs.testing import SimulatedGuild, say, slash
 
 
 @pytest.fixture(autouse=True)
-def ready(bot: commands.Bot) -> None:
-    bot._ready.set()  # type: ignore[attr-defined]
+def ready(botdata_bot: commands.Bot) -> None:
+    botdata_bot._ready.set()  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -68,7 +67,7 @@ async def posted(timeout: float = 5.0) -> discord.Message:
     return await asyncio.wait_for(dpytest.sent_queue.get(), timeout)
 
 
-async def pending(db: botdata.Database, scene: Scene, member: discord.Member) -> list[str]:
+async def pending(db: botdata.Database, scene: SimulatedGuild, member: discord.Member) -> list[str]:
     return [r.content for r in await db.reminders.pending(scene.guild.id, member.id)]
 
 
@@ -82,7 +81,7 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 5.0) 
     await asyncio.wait_for(poll(), timeout)
 
 
-async def wait_sent(db: botdata.Database, scene: Scene, member: discord.Member) -> None:
+async def wait_sent(db: botdata.Database, scene: SimulatedGuild, member: discord.Member) -> None:
     """Wait until the member has no pending reminder (the dispatcher marked it sent)."""
 
     async def none_pending() -> bool:
@@ -94,21 +93,32 @@ async def wait_sent(db: botdata.Database, scene: Scene, member: discord.Member) 
 # remind <when> <what> ---------------------------------------------------------------------------
 
 
-async def test_remind_sets_a_reminder_in_the_channel(scene: Scene, db: botdata.Database) -> None:
+async def test_remind_sets_a_reminder_in_the_channel(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
     before = datetime.now(timezone.utc)
-    [reply] = await say(f"{p(db)}remind 2h30m stretch your legs", scene.member)
-    [reminder] = await db.reminders.pending(scene.guild.id, scene.member.id)
+    [reply] = await say(f"{p(botdata_db)}remind 2h30m stretch your legs", simulated_guild.member)
+    [reminder] = await botdata_db.reminders.pending(
+        simulated_guild.guild.id, simulated_guild.member.id
+    )
     assert reply.content.startswith(f"Reminder #{reminder.id} set for <t:")
-    assert (reminder.content, reminder.channel_id) == ("stretch your legs", scene.channel.id)
+    assert (reminder.content, reminder.channel_id) == (
+        "stretch your legs",
+        simulated_guild.channel.id,
+    )
     due = reminder.due_at - before
     assert timedelta(hours=2, minutes=30) <= due < timedelta(hours=2, minutes=30, seconds=5)
-    await say(f"{p(db)}remind 1d tomorrow", scene.member)
-    await say(f"{p(db)}remind 10m soon", scene.member)
-    assert await pending(db, scene, scene.member) == ["soon", "stretch your legs", "tomorrow"]
+    await say(f"{p(botdata_db)}remind 1d tomorrow", simulated_guild.member)
+    await say(f"{p(botdata_db)}remind 10m soon", simulated_guild.member)
+    assert await pending(botdata_db, simulated_guild, simulated_guild.member) == [
+        "soon",
+        "stretch your legs",
+        "tomorrow",
+    ]
 
 
 async def test_bad_reminders_get_a_clear_reply_and_write_nothing(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
     cases = {
         "remind 10x hello": "`10x` is not a duration like 10m, 2h30m or 1d.",
@@ -118,51 +128,65 @@ async def test_bad_reminders_get_a_clear_reply_and_write_nothing(
         f"remind 10m {'x' * 2001}": "2000",
     }
     for command, expected in cases.items():
-        [reply] = await say(f"{p(db)}{command}", scene.member)
+        [reply] = await say(f"{p(botdata_db)}{command}", simulated_guild.member)
         assert expected in reply.content, (command, reply.content)
         assert "Usage" in reply.content
-    assert await pending(db, scene, scene.member) == []
+    assert await pending(botdata_db, simulated_guild, simulated_guild.member) == []
 
 
-async def test_the_pending_limit_is_enforced(scene: Scene, db: botdata.Database) -> None:
+async def test_the_pending_limit_is_enforced(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
     due = datetime.now(timezone.utc) + timedelta(hours=1)
-    for n in range(db.settings.REMINDER_MAX_PER_USER):
-        await db.reminders.create(scene.guild.id, scene.member.id, scene.channel.id, f"{n}", due)
-    [reply] = await say(f"{p(db)}remind 10m one too many", scene.member)
+    for n in range(botdata_db.settings.REMINDER_MAX_PER_USER):
+        await botdata_db.reminders.create(
+            simulated_guild.guild.id,
+            simulated_guild.member.id,
+            simulated_guild.channel.id,
+            f"{n}",
+            due,
+        )
+    [reply] = await say(f"{p(botdata_db)}remind 10m one too many", simulated_guild.member)
     assert "pending reminders already" in reply.content
-    assert "one too many" not in await pending(db, scene, scene.member)
+    assert "one too many" not in await pending(botdata_db, simulated_guild, simulated_guild.member)
 
 
 # reminders / reminder cancel ------------------------------------------------------------------
 
 
-async def test_reminders_lists_only_your_own(scene: Scene, db: botdata.Database) -> None:
-    [reply] = await say(f"{p(db)}reminders", scene.member)
+async def test_reminders_lists_only_your_own(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    [reply] = await say(f"{p(botdata_db)}reminders", simulated_guild.member)
     assert reply.content == "You have no pending reminders."
-    await say(f"{p(db)}remind 1h later **bold**", scene.member)
-    await say(f"{p(db)}remind 10m sooner", scene.member)
-    await say(f"{p(db)}remind 5m not yours", scene.other)
-    mine = await db.reminders.pending(scene.guild.id, scene.member.id)
-    [reply] = await say(f"{p(db)}reminders", scene.member)
+    await say(f"{p(botdata_db)}remind 1h later **bold**", simulated_guild.member)
+    await say(f"{p(botdata_db)}remind 10m sooner", simulated_guild.member)
+    await say(f"{p(botdata_db)}remind 5m not yours", simulated_guild.other)
+    mine = await botdata_db.reminders.pending(simulated_guild.guild.id, simulated_guild.member.id)
+    [reply] = await say(f"{p(botdata_db)}reminders", simulated_guild.member)
     embed = reply.embeds[0]
     assert embed.title == "Your reminders"
     first, second = (embed.description or "").splitlines()
     assert first.startswith(f"**#{mine[0].id}** <t:")
     assert first.endswith("· sooner")
     assert second.endswith(r"· later \*\*bold\*\*")
-    assert embed.footer.text == f"Cancel one with {p(db)}reminder cancel <id>"
+    assert embed.footer.text == f"Cancel one with {p(botdata_db)}reminder cancel <id>"
 
 
 async def test_a_long_list_of_reminders_fits_one_embed(
-    scene: Scene, db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(db.settings, "REMINDER_MAX_PER_USER", 60)
+    monkeypatch.setattr(botdata_db.settings, "REMINDER_MAX_PER_USER", 60)
     due = datetime.now(timezone.utc) + timedelta(hours=1)
     for n in range(60):
-        await db.reminders.create(
-            scene.guild.id, scene.member.id, scene.channel.id, f"{n:02} " + "x" * 1990, due
+        await botdata_db.reminders.create(
+            simulated_guild.guild.id,
+            simulated_guild.member.id,
+            simulated_guild.channel.id,
+            f"{n:02} " + "x" * 1990,
+            due,
         )
-    [reply] = await say(f"{p(db)}reminders", scene.member)
+    [reply] = await say(f"{p(botdata_db)}reminders", simulated_guild.member)
     description = reply.embeds[0].description or ""
     assert limits.length(description) <= limits.EMBED_DESCRIPTION
     lines = description.splitlines()
@@ -170,161 +194,195 @@ async def test_a_long_list_of_reminders_fits_one_embed(
     assert all(line.startswith("**#") for line in lines[:-1])  # whole lines only
 
 
-async def test_cancel_only_your_own(scene: Scene, db: botdata.Database) -> None:
-    await say(f"{p(db)}remind 1h mine", scene.member)
-    await say(f"{p(db)}remind 1h theirs", scene.other)
-    [mine] = await db.reminders.pending(scene.guild.id, scene.member.id)
-    [theirs] = await db.reminders.pending(scene.guild.id, scene.other.id)
-    [reply] = await say(f"{p(db)}reminder cancel {theirs.id}", scene.member)
+async def test_cancel_only_your_own(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    await say(f"{p(botdata_db)}remind 1h mine", simulated_guild.member)
+    await say(f"{p(botdata_db)}remind 1h theirs", simulated_guild.other)
+    [mine] = await botdata_db.reminders.pending(simulated_guild.guild.id, simulated_guild.member.id)
+    [theirs] = await botdata_db.reminders.pending(
+        simulated_guild.guild.id, simulated_guild.other.id
+    )
+    [reply] = await say(f"{p(botdata_db)}reminder cancel {theirs.id}", simulated_guild.member)
     assert reply.content == "members may cancel only their own reminders"
-    assert await pending(db, scene, scene.other) == ["theirs"]
-    [reply] = await say(f"{p(db)}reminder cancel {theirs.id + 100}", scene.member)
+    assert await pending(botdata_db, simulated_guild, simulated_guild.other) == ["theirs"]
+    [reply] = await say(f"{p(botdata_db)}reminder cancel {theirs.id + 100}", simulated_guild.member)
     assert "no pending reminder" in reply.content
-    [reply] = await say(f"{p(db)}reminder cancel soon", scene.member)
+    [reply] = await say(f"{p(botdata_db)}reminder cancel soon", simulated_guild.member)
     assert "Usage" in reply.content
-    assert await pending(db, scene, scene.member) == ["mine"]
-    [reply] = await say(f"{p(db)}reminders cancel {mine.id}", scene.member)
+    assert await pending(botdata_db, simulated_guild, simulated_guild.member) == ["mine"]
+    [reply] = await say(f"{p(botdata_db)}reminders cancel {mine.id}", simulated_guild.member)
     assert reply.content == f"Reminder #{mine.id} cancelled."
-    assert await pending(db, scene, scene.member) == []
+    assert await pending(botdata_db, simulated_guild, simulated_guild.member) == []
 
 
 # Delivery ---------------------------------------------------------------------------------------
 
 
 async def test_a_due_reminder_is_posted_in_its_channel_pinging_only_its_member(
-    scene: Scene, db: botdata.Database, sent: list[dict[str, Any]]
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database, sent: list[dict[str, Any]]
 ) -> None:
-    await say(f"{p(db)}remind 1s check the oven @everyone <@{scene.other.id}>", scene.member)
+    await say(
+        f"{p(botdata_db)}remind 1s check the oven @everyone <@{simulated_guild.other.id}>",
+        simulated_guild.member,
+    )
     sent.clear()
     message = await posted()
-    assert message.channel.id == scene.channel.id
+    assert message.channel.id == simulated_guild.channel.id
     assert message.content == (
-        f"<@{scene.member.id}> reminder: check the oven @everyone <@{scene.other.id}>"
+        f"<@{simulated_guild.member.id}> reminder: check the oven @everyone"
+        f" <@{simulated_guild.other.id}>"
     )
     [payload] = sent
-    assert payload["allowed_mentions"] == {"parse": [], "users": [scene.member.id]}
-    await wait_sent(db, scene, scene.member)
+    assert payload["allowed_mentions"] == {"parse": [], "users": [simulated_guild.member.id]}
+    await wait_sent(botdata_db, simulated_guild, simulated_guild.member)
 
 
 async def test_a_reminder_message_carries_its_id_as_an_enforced_nonce(
-    scene: Scene, db: botdata.Database, sent: list[dict[str, Any]]
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database, sent: list[dict[str, Any]]
 ) -> None:
     # Discord drops a second message with the same nonce: a reminder delivered again after a
     # crashed process's claim ran out is not posted twice.
     due = datetime.now(timezone.utc) + timedelta(seconds=0.2)
-    reminder = await db.reminders.create(
-        scene.guild.id, scene.member.id, scene.channel.id, "once", due
+    reminder = await botdata_db.reminders.create(
+        simulated_guild.guild.id, simulated_guild.member.id, simulated_guild.channel.id, "once", due
     )
     message = await posted()
-    assert message.content == f"<@{scene.member.id}> reminder: once"
+    assert message.content == f"<@{simulated_guild.member.id}> reminder: once"
     [payload] = sent
     assert (payload["nonce"], payload["enforce_nonce"]) == (str(reminder.id), True)
-    await wait_sent(db, scene, scene.member)
+    await wait_sent(botdata_db, simulated_guild, simulated_guild.member)
 
 
 async def test_a_reminder_whose_channel_is_gone_is_dmed(
-    scene: Scene, db: botdata.Database, dmed: list[int]
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database, dmed: list[int]
 ) -> None:
-    channel = backend.make_text_channel("temporary", scene.guild)
-    [reply] = await say(f"{p(db)}remind 1s water the plants", scene.member, channel)
+    channel = backend.make_text_channel("temporary", simulated_guild.guild)
+    [reply] = await say(
+        f"{p(botdata_db)}remind 1s water the plants", simulated_guild.member, channel
+    )
     assert reply.channel.id == channel.id
-    [reminder] = await db.reminders.pending(scene.guild.id, scene.member.id)
+    [reminder] = await botdata_db.reminders.pending(
+        simulated_guild.guild.id, simulated_guild.member.id
+    )
     backend.delete_channel(channel)
     message = await posted()
     assert isinstance(message.channel, discord.DMChannel)
-    assert dmed == [scene.member.id]
-    assert message.content == f"Reminder (set in {scene.guild.name}): water the plants"
+    assert dmed == [simulated_guild.member.id]
+    assert message.content == f"Reminder (set in {simulated_guild.guild.name}): water the plants"
     assert message.nonce == str(reminder.id)  # the DM too: Discord drops a repeat
-    await wait_sent(db, scene, scene.member)
+    await wait_sent(botdata_db, simulated_guild, simulated_guild.member)
 
 
 async def test_a_reminder_due_while_the_cog_was_unloaded_is_delivered_on_load(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
-    await scene.bot.unload_extension("botdata_cogs.reminders")
-    assert not db.reminders.running
+    await simulated_guild.bot.unload_extension("botdata_cogs.reminders")
+    assert not botdata_db.reminders.running
     due = datetime.now(timezone.utc) + timedelta(seconds=0.2)
-    await db.reminders.create(scene.guild.id, scene.member.id, scene.channel.id, "missed", due)
+    await botdata_db.reminders.create(
+        simulated_guild.guild.id,
+        simulated_guild.member.id,
+        simulated_guild.channel.id,
+        "missed",
+        due,
+    )
     await asyncio.sleep(0.4)
     assert dpytest.sent_queue.empty()
-    assert await pending(db, scene, scene.member) == ["missed"]
-    await scene.bot.load_extension("botdata_cogs.reminders")
-    assert db.reminders.running
+    assert await pending(botdata_db, simulated_guild, simulated_guild.member) == ["missed"]
+    await simulated_guild.bot.load_extension("botdata_cogs.reminders")
+    assert botdata_db.reminders.running
     message = await posted()
-    assert message.content == f"<@{scene.member.id}> reminder: missed"
-    await wait_sent(db, scene, scene.member)
+    assert message.content == f"<@{simulated_guild.member.id}> reminder: missed"
+    await wait_sent(botdata_db, simulated_guild, simulated_guild.member)
 
 
-async def test_a_long_reminder_goes_in_an_embed(scene: Scene, db: botdata.Database) -> None:
+async def test_a_long_reminder_goes_in_an_embed(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
     text = "x" * 2000
-    await say(f"{p(db)}remind 1s {text}", scene.member)
+    await say(f"{p(botdata_db)}remind 1s {text}", simulated_guild.member)
     message = await posted()
-    assert message.content == f"<@{scene.member.id}> reminder:"
+    assert message.content == f"<@{simulated_guild.member.id}> reminder:"
     assert message.embeds[0].description == text
-    await wait_sent(db, scene, scene.member)
+    await wait_sent(botdata_db, simulated_guild, simulated_guild.member)
 
 
 async def test_a_failed_delivery_is_retried_later(
-    scene: Scene, db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def send_message(*_: Any, **__: Any) -> None:
         raise discord.HTTPException(backend.FakeRequest(503, "Service Unavailable"), "down")
 
-    monkeypatch.setattr(scene.bot.http, "send_message", send_message)
+    monkeypatch.setattr(simulated_guild.bot.http, "send_message", send_message)
     due = datetime.now(timezone.utc) + timedelta(seconds=0.2)
-    reminder = await db.reminders.create(
-        scene.guild.id, scene.member.id, scene.channel.id, "retry me", due
+    reminder = await botdata_db.reminders.create(
+        simulated_guild.guild.id,
+        simulated_guild.member.id,
+        simulated_guild.channel.id,
+        "retry me",
+        due,
     )
 
     async def failed_once() -> bool:
-        [current] = await db.reminders.pending(scene.guild.id, scene.member.id)
+        [current] = await botdata_db.reminders.pending(
+            simulated_guild.guild.id, simulated_guild.member.id
+        )
         return current.attempts > 0
 
     await until(failed_once)
-    [after] = await db.reminders.pending(scene.guild.id, scene.member.id)
+    [after] = await botdata_db.reminders.pending(
+        simulated_guild.guild.id, simulated_guild.member.id
+    )
     assert (after.id, after.sent_at, after.attempts) == (reminder.id, None, 1)
 
 
 async def test_deliver_gives_up_when_nothing_can_take_the_reminder(
-    scene: Scene, db: botdata.Database, monkeypatch: pytest.MonkeyPatch
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cog: Any = scene.bot.get_cog("Reminders")  # its class may be from a reloaded module
+    cog: Any = simulated_guild.bot.get_cog("Reminders")  # its class may be from a reloaded module
     assert cog is not None
     due = datetime.now(timezone.utc) + timedelta(hours=1)
-    channel = backend.make_text_channel("temporary", scene.guild)
-    reminder = await db.reminders.create(
-        scene.guild.id, scene.member.id, channel.id, "nowhere", due
+    channel = backend.make_text_channel("temporary", simulated_guild.guild)
+    reminder = await botdata_db.reminders.create(
+        simulated_guild.guild.id, simulated_guild.member.id, channel.id, "nowhere", due
     )
     backend.delete_channel(channel)
 
     async def closed_dms(user_id: int) -> None:
         raise discord.Forbidden(backend.FakeRequest(403, "Forbidden"), "Cannot send messages")
 
-    monkeypatch.setattr(scene.bot.http, "start_private_message", closed_dms)
+    monkeypatch.setattr(simulated_guild.bot.http, "start_private_message", closed_dms)
     await cog.deliver(reminder)  # returns: the dispatcher marks it sent
     assert dpytest.sent_queue.empty()
 
     async def outage(*_: Any, **__: Any) -> None:
         raise discord.HTTPException(backend.FakeRequest(503, "Service Unavailable"), "down")
 
-    monkeypatch.setattr(scene.bot.http, "send_message", outage)
-    in_channel = reminder.model_copy(update={"channel_id": scene.channel.id})
+    monkeypatch.setattr(simulated_guild.bot.http, "send_message", outage)
+    in_channel = reminder.model_copy(update={"channel_id": simulated_guild.channel.id})
     with pytest.raises(discord.HTTPException):
         await cog.deliver(in_channel)
     last_try = in_channel.model_copy(update={"attempts": MAX_ATTEMPTS - 1})
     await cog.deliver(last_try)  # the last try: logged and dropped
 
 
-async def test_slash_remind(scene: Scene, db: botdata.Database) -> None:
-    [sent] = await slash(scene.bot, scene.member, "remind", when="1h", what="from slash")
-    [reminder] = await db.reminders.pending(scene.guild.id, scene.member.id)
+async def test_slash_remind(simulated_guild: SimulatedGuild, botdata_db: botdata.Database) -> None:
+    [sent] = await slash(
+        simulated_guild.bot, simulated_guild.member, "remind", when="1h", what="from slash"
+    )
+    [reminder] = await botdata_db.reminders.pending(
+        simulated_guild.guild.id, simulated_guild.member.id
+    )
     assert sent.content is not None
     assert sent.content.startswith(f"Reminder #{reminder.id} set for")
     assert reminder.content == "from slash"
-    [sent] = await slash(scene.bot, scene.member, "remind", when="10x", what="bad")
+    [sent] = await slash(
+        simulated_guild.bot, simulated_guild.member, "remind", when="10x", what="bad"
+    )
     assert sent.content is not None
     assert "not a duration" in sent.content
-    assert await pending(db, scene, scene.member) == ["from slash"]
+    assert await pending(botdata_db, simulated_guild, simulated_guild.member) == ["from slash"]
     await dpytest.empty_queue()
 
 
@@ -344,7 +402,7 @@ class Inbox(discord.abc.Messageable):
 
 
 async def test_two_bots_share_one_handle_and_each_delivers_its_guilds(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
     """A second bot in the process loads every cog on the same handle and delivers reminders.
 
@@ -352,36 +410,50 @@ async def test_two_bots_share_one_handle_and_each_delivers_its_guilds(
     that never connects: it sees one guild of its own (``get_guild`` answers for
     ``OTHER_GUILD``) and its channels are an :class:`Inbox`. The first bot is dpytest's.
     """
-    other_guild = scene.guild.id + 1
+    other_guild = simulated_guild.guild.id + 1
     inbox = Inbox()
     second = commands.Bot(command_prefix="!", intents=discord.Intents.all())
-    second.botdata = db  # type: ignore[attr-defined]
-    second.get_guild = lambda guild_id: scene.guild if guild_id == other_guild else None  # type: ignore[method-assign]
+    second.botdata = botdata_db  # type: ignore[attr-defined]
+    second.get_guild = lambda guild_id: simulated_guild.guild if guild_id == other_guild else None  # type: ignore[method-assign]
     second.get_channel = lambda channel_id: inbox  # type: ignore[method-assign,assignment,return-value]
     await second._async_setup_hook()
     second._ready.set()  # type: ignore[attr-defined]
     await second.load_extension("botdata_cogs")  # it failed at the reminders cog, leaving no cog
     try:
-        assert set(second.cogs) == set(scene.bot.cogs)
+        assert set(second.cogs) == set(simulated_guild.bot.cogs)
         due = datetime.now(timezone.utc) + timedelta(seconds=0.2)
-        await db.reminders.create(scene.guild.id, scene.member.id, scene.channel.id, "one", due)
-        await db.reminders.create(other_guild, scene.member.id, scene.channel.id, "two", due)
+        await botdata_db.reminders.create(
+            simulated_guild.guild.id,
+            simulated_guild.member.id,
+            simulated_guild.channel.id,
+            "one",
+            due,
+        )
+        await botdata_db.reminders.create(
+            other_guild, simulated_guild.member.id, simulated_guild.channel.id, "two", due
+        )
         message = await posted()
-        assert message.content == f"<@{scene.member.id}> reminder: one"
+        assert message.content == f"<@{simulated_guild.member.id}> reminder: one"
         await asyncio.wait_for(inbox.arrived.wait(), 5)
-        assert inbox.sent == [f"<@{scene.member.id}> reminder: two"]
+        assert inbox.sent == [f"<@{simulated_guild.member.id}> reminder: two"]
 
         # The first bot's cog goes: the dispatcher keeps running, the second bot takes over.
-        await scene.bot.unload_extension("botdata_cogs.reminders")
-        assert db.reminders.running
+        await simulated_guild.bot.unload_extension("botdata_cogs.reminders")
+        assert botdata_db.reminders.running
         inbox.arrived.clear()
         due = datetime.now(timezone.utc) + timedelta(seconds=0.2)
-        await db.reminders.create(scene.guild.id, scene.other.id, scene.channel.id, "three", due)
+        await botdata_db.reminders.create(
+            simulated_guild.guild.id,
+            simulated_guild.other.id,
+            simulated_guild.channel.id,
+            "three",
+            due,
+        )
         await asyncio.wait_for(inbox.arrived.wait(), 5)
-        assert inbox.sent[-1] == f"<@{scene.other.id}> reminder: three"
+        assert inbox.sent[-1] == f"<@{simulated_guild.other.id}> reminder: three"
         assert dpytest.sent_queue.empty()
-        await scene.bot.load_extension("botdata_cogs.reminders")
+        await simulated_guild.bot.load_extension("botdata_cogs.reminders")
     finally:
         await second.unload_extension("botdata_cogs")
-    assert db.reminders.running  # the first bot's cog still delivers
-    assert not db.closed
+    assert botdata_db.reminders.running  # the first bot's cog still delivers
+    assert not botdata_db.closed

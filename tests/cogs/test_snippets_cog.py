@@ -21,8 +21,7 @@ from botdata.managers.snippets import MAX_ALIASES
 from botdata.models import AccessType, CaseType, PermissionType, SnippetName
 from botdata.schemas import SnippetSchema
 from botdata_cogs import limits
-from tests.cogs.conftest import Scene, say
-from tests.cogs.slash import slash
+from botdata_cogs.testing import SimulatedGuild, say, slash
 
 #: ``allowed_mentions`` of a message that pings nobody.
 PINGS_NOBODY = {"parse": []}
@@ -49,7 +48,7 @@ def p(db: botdata.Database) -> str:
 
 async def make(
     db: botdata.Database,
-    scene: Scene,
+    scene: SimulatedGuild,
     name: str,
     content: str,
     author: discord.Member | None = None,
@@ -59,7 +58,7 @@ async def make(
     )
 
 
-async def names(db: botdata.Database, scene: Scene) -> list[str]:
+async def names(db: botdata.Database, scene: SimulatedGuild) -> list[str]:
     return [s.name for s in await db.snippets.list(scene.guild.id, limit=100)]
 
 
@@ -67,60 +66,71 @@ async def names(db: botdata.Database, scene: Scene) -> list[str]:
 
 
 async def test_create_then_get_posts_the_content_and_counts_uses(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
-    [reply] = await say(f"{p(db)}snippet create faq Read the **FAQ** first.", scene.member)
+    [reply] = await say(
+        f"{p(botdata_db)}snippet create faq Read the **FAQ** first.", simulated_guild.member
+    )
     assert reply.content == "Snippet `faq` saved."
-    created = await db.snippets.get(scene.guild.id, "faq")
+    created = await botdata_db.snippets.get(simulated_guild.guild.id, "faq")
     assert (created.content, created.author_id, created.uses) == (
         "Read the **FAQ** first.",
-        scene.member.id,
+        simulated_guild.member.id,
         0,
     )
-    [reply] = await say(f"{p(db)}snippet faq", scene.other)
+    [reply] = await say(f"{p(botdata_db)}snippet faq", simulated_guild.other)
     assert reply.content == "Read the **FAQ** first."
-    [reply] = await say(f"{p(db)}snippet FAQ", scene.other)
+    [reply] = await say(f"{p(botdata_db)}snippet FAQ", simulated_guild.other)
     assert reply.content == "Read the **FAQ** first."
-    assert (await db.snippets.get(scene.guild.id, "faq")).uses == 2
-    [reply] = await say(f"{p(db)}snippet nothing", scene.other)
+    assert (await botdata_db.snippets.get(simulated_guild.guild.id, "faq")).uses == 2
+    [reply] = await say(f"{p(botdata_db)}snippet nothing", simulated_guild.other)
     assert reply.content == "There is no snippet called `nothing`."
 
 
-async def test_a_long_snippet_is_posted_as_an_embed(scene: Scene, db: botdata.Database) -> None:
+async def test_a_long_snippet_is_posted_as_an_embed(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
     text = "word " * 700
-    await say(f"{p(db)}snippet create long {text}", scene.member)
-    assert len((await db.snippets.get(scene.guild.id, "long")).content) > 2000
-    [reply] = await say(f"{p(db)}snippet long", scene.member)
+    await say(f"{p(botdata_db)}snippet create long {text}", simulated_guild.member)
+    assert len((await botdata_db.snippets.get(simulated_guild.guild.id, "long")).content) > 2000
+    [reply] = await say(f"{p(botdata_db)}snippet long", simulated_guild.member)
     assert reply.content in (None, "")
     assert reply.embeds[0].description == text.strip()
 
 
-async def test_emoji_count_twice_in_discord_limits(scene: Scene, db: botdata.Database) -> None:
+async def test_emoji_count_twice_in_discord_limits(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
     # 1500 emoji are 3000 UTF-16 units: too long for a message's content.
-    await make(db, scene, "smiles", "\U0001f600" * 1500)
-    [reply] = await say(f"{p(db)}snippet smiles", scene.member)
+    await make(botdata_db, simulated_guild, "smiles", "\U0001f600" * 1500)
+    [reply] = await say(f"{p(botdata_db)}snippet smiles", simulated_guild.member)
     assert reply.content in (None, "")
     assert reply.embeds[0].description == "\U0001f600" * 1500
     # 4000 emoji do not fit an embed's description either: cut there.
-    await make(db, scene, "more", "\U0001f600" * 4000)
-    [reply] = await say(f"{p(db)}snippet more", scene.member)
+    await make(botdata_db, simulated_guild, "more", "\U0001f600" * 4000)
+    [reply] = await say(f"{p(botdata_db)}snippet more", simulated_guild.member)
     description = reply.embeds[0].description or ""
     assert limits.length(description) <= limits.EMBED_DESCRIPTION
     assert description.endswith(limits.ELLIPSIS)
 
 
 async def test_snippet_content_pings_nobody(
-    scene: Scene, db: botdata.Database, sent: list[dict[str, Any]]
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database, sent: list[dict[str, Any]]
 ) -> None:
-    await make(db, scene, "ping", f"@everyone @here <@&{scene.mod_role.id}> <@{scene.mod.id}>")
+    await make(
+        botdata_db,
+        simulated_guild,
+        "ping",
+        f"@everyone @here <@&{simulated_guild.mod_role.id}> <@{simulated_guild.mod.id}>",
+    )
     sent.clear()
-    [reply] = await say(f"{p(db)}snippet ping", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippet ping", simulated_guild.member)
     assert reply.content.startswith("@everyone")
     [payload] = sent
     assert payload["content"] == reply.content
     assert payload["allowed_mentions"] == PINGS_NOBODY
     sent.clear()
-    [reply] = await say(f"{p(db)}ping", scene.member)
+    [reply] = await say(f"{p(botdata_db)}ping", simulated_guild.member)
     assert [s["allowed_mentions"] for s in sent] == [PINGS_NOBODY]
 
 
@@ -128,137 +138,163 @@ async def test_snippet_content_pings_nobody(
 
 
 async def test_short_form_posts_the_snippet_and_counts_a_use(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
-    await make(db, scene, "rules", "Be nice.")
-    await db.snippets.add_alias(
-        scene.guild.id, "rules", "r", actor_id=scene.member.id, is_moderator=False
+    await make(botdata_db, simulated_guild, "rules", "Be nice.")
+    await botdata_db.snippets.add_alias(
+        simulated_guild.guild.id,
+        "rules",
+        "r",
+        actor_id=simulated_guild.member.id,
+        is_moderator=False,
     )
-    [reply] = await say(f"{p(db)}rules", scene.other)
+    [reply] = await say(f"{p(botdata_db)}rules", simulated_guild.other)
     assert reply.content == "Be nice."
-    [reply] = await say(f"{p(db)}R please", scene.other)
+    [reply] = await say(f"{p(botdata_db)}R please", simulated_guild.other)
     assert reply.content == "Be nice."
-    assert (await db.snippets.get(scene.guild.id, "rules")).uses == 2
+    assert (await botdata_db.snippets.get(simulated_guild.guild.id, "rules")).uses == 2
     # Not a snippet, not a valid name, no prefix, a bot: silence and no use counted.
-    assert await say(f"{p(db)}unknown", scene.other) == []
-    assert await say(f"{p(db)}bad!name", scene.other) == []
-    assert await say("rules", scene.other) == []
-    assert (await db.snippets.get(scene.guild.id, "rules")).uses == 2
+    assert await say(f"{p(botdata_db)}unknown", simulated_guild.other) == []
+    assert await say(f"{p(botdata_db)}bad!name", simulated_guild.other) == []
+    assert await say("rules", simulated_guild.other) == []
+    assert (await botdata_db.snippets.get(simulated_guild.guild.id, "rules")).uses == 2
 
 
 async def test_commands_win_over_snippets_of_the_same_name(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
-    await make(db, scene, "snippets", "shadowed")
-    [reply] = await say(f"{p(db)}snippets", scene.other)
+    await make(botdata_db, simulated_guild, "snippets", "shadowed")
+    [reply] = await say(f"{p(botdata_db)}snippets", simulated_guild.other)
     assert reply.embeds[0].title == "Snippets"  # the list command, not the snippet
-    [reply] = await say(f"{p(db)}snippet snippets", scene.other)
+    [reply] = await say(f"{p(botdata_db)}snippet snippets", simulated_guild.other)
     assert reply.content == "shadowed"
 
 
-async def test_short_form_obeys_the_access_rules(scene: Scene, db: botdata.Database) -> None:
-    await make(db, scene, "rules", "Be nice.")
-    await db.permissions.add_rule(
-        scene.guild.id,
+async def test_short_form_obeys_the_access_rules(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    await make(botdata_db, simulated_guild, "rules", "Be nice.")
+    await botdata_db.permissions.add_rule(
+        simulated_guild.guild.id,
         access=AccessType.IGNORE,
         target_type=PermissionType.MEMBER,
-        target_id=scene.other.id,
+        target_id=simulated_guild.other.id,
         module="snippets",
     )
-    assert await say(f"{p(db)}rules", scene.other) == []
-    await db.permissions.add_rule(
-        scene.guild.id,
+    assert await say(f"{p(botdata_db)}rules", simulated_guild.other) == []
+    await botdata_db.permissions.add_rule(
+        simulated_guild.guild.id,
         access=AccessType.BLACKLIST,
         target_type=PermissionType.MEMBER,
-        target_id=scene.member.id,
+        target_id=simulated_guild.member.id,
         command="snippet",
     )
-    [reply] = await say(f"{p(db)}rules", scene.member)
+    [reply] = await say(f"{p(botdata_db)}rules", simulated_guild.member)
     assert reply.content == "That command is not allowed for you here."
-    assert (await db.snippets.get(scene.guild.id, "rules")).uses == 0
+    assert (await botdata_db.snippets.get(simulated_guild.guild.id, "rules")).uses == 0
 
 
 # edit / delete --------------------------------------------------------------------------------
 
 
-async def test_only_the_author_or_a_moderator_edits(scene: Scene, db: botdata.Database) -> None:
-    await make(db, scene, "faq", "v1")
-    [reply] = await say(f"{p(db)}snippet edit faq hijacked", scene.other)
+async def test_only_the_author_or_a_moderator_edits(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    await make(botdata_db, simulated_guild, "faq", "v1")
+    [reply] = await say(f"{p(botdata_db)}snippet edit faq hijacked", simulated_guild.other)
     assert reply.content == "only the author or a moderator may change 'faq'"
-    assert (await db.snippets.get(scene.guild.id, "faq")).content == "v1"
-    [reply] = await say(f"{p(db)}snippet edit FAQ v2", scene.member)
+    assert (await botdata_db.snippets.get(simulated_guild.guild.id, "faq")).content == "v1"
+    [reply] = await say(f"{p(botdata_db)}snippet edit FAQ v2", simulated_guild.member)
     assert reply.content == "Snippet `faq` updated."
-    assert (await db.snippets.get(scene.guild.id, "faq")).content == "v2"
-    [reply] = await say(f"{p(db)}snippet edit faq v3 by a mod", scene.mod)
+    assert (await botdata_db.snippets.get(simulated_guild.guild.id, "faq")).content == "v2"
+    [reply] = await say(f"{p(botdata_db)}snippet edit faq v3 by a mod", simulated_guild.mod)
     assert reply.content == "Snippet `faq` updated."
-    assert (await db.snippets.get(scene.guild.id, "faq")).content == "v3 by a mod"
+    assert (await botdata_db.snippets.get(simulated_guild.guild.id, "faq")).content == "v3 by a mod"
 
 
-async def test_manage_messages_makes_a_moderator(scene: Scene, db: botdata.Database) -> None:
-    await make(db, scene, "faq", "v1")
+async def test_manage_messages_makes_a_moderator(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    await make(botdata_db, simulated_guild, "faq", "v1")
     helpers = backend.make_role(
-        "Helpers", scene.guild, permissions=discord.Permissions(manage_messages=True).value
+        "Helpers",
+        simulated_guild.guild,
+        permissions=discord.Permissions(manage_messages=True).value,
     )
     helpers.position = 3
-    await dpytest.add_role(scene.other, helpers)
-    [reply] = await say(f"{p(db)}snippet edit faq by a helper", scene.other)
+    await dpytest.add_role(simulated_guild.other, helpers)
+    [reply] = await say(f"{p(botdata_db)}snippet edit faq by a helper", simulated_guild.other)
     assert reply.content == "Snippet `faq` updated."
-    [reply] = await say(f"{p(db)}snippet lock faq", scene.other)
+    [reply] = await say(f"{p(botdata_db)}snippet lock faq", simulated_guild.other)
     assert reply.content == "Snippet `faq` is locked."
 
 
-async def test_only_the_author_or_a_moderator_deletes(scene: Scene, db: botdata.Database) -> None:
-    await make(db, scene, "one", "1")
-    await make(db, scene, "two", "2")
-    [reply] = await say(f"{p(db)}snippet delete one", scene.other)
+async def test_only_the_author_or_a_moderator_deletes(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    await make(botdata_db, simulated_guild, "one", "1")
+    await make(botdata_db, simulated_guild, "two", "2")
+    [reply] = await say(f"{p(botdata_db)}snippet delete one", simulated_guild.other)
     assert "only the author or a moderator" in reply.content
-    assert await names(db, scene) == ["one", "two"]
-    [reply] = await say(f"{p(db)}snippet delete one", scene.member)
+    assert await names(botdata_db, simulated_guild) == ["one", "two"]
+    [reply] = await say(f"{p(botdata_db)}snippet delete one", simulated_guild.member)
     assert reply.content == "Snippet `one` deleted."
-    [reply] = await say(f"{p(db)}snippet delete two", scene.mod)
+    [reply] = await say(f"{p(botdata_db)}snippet delete two", simulated_guild.mod)
     assert reply.content == "Snippet `two` deleted."
-    assert await names(db, scene) == []
-    [reply] = await say(f"{p(db)}snippet delete two", scene.mod)
+    assert await names(botdata_db, simulated_guild) == []
+    [reply] = await say(f"{p(botdata_db)}snippet delete two", simulated_guild.mod)
     assert reply.content == "no snippet called 'two'"
 
 
 # alias ----------------------------------------------------------------------------------------
 
 
-async def test_alias_and_unalias(scene: Scene, db: botdata.Database) -> None:
-    await make(db, scene, "faq", "answers")
-    await make(db, scene, "other", "x", author=scene.other)
-    [reply] = await say(f"{p(db)}snippet alias faq questions", scene.member)
+async def test_alias_and_unalias(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    await make(botdata_db, simulated_guild, "faq", "answers")
+    await make(botdata_db, simulated_guild, "other", "x", author=simulated_guild.other)
+    [reply] = await say(f"{p(botdata_db)}snippet alias faq questions", simulated_guild.member)
     assert reply.content == "`questions` now also calls up snippet `faq`."
-    [reply] = await say(f"{p(db)}snippet questions", scene.other)
+    [reply] = await say(f"{p(botdata_db)}snippet questions", simulated_guild.other)
     assert reply.content == "answers"
     for taken in ("QUESTIONS", "Other", "FAQ"):
-        [reply] = await say(f"{p(db)}snippet alias faq {taken}", scene.member)
+        [reply] = await say(f"{p(botdata_db)}snippet alias faq {taken}", simulated_guild.member)
         assert reply.content == f"the name '{taken}' is taken in this guild (ignoring case)"
-    [reply] = await say(f"{p(db)}snippet alias faq bad.alias", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippet alias faq bad.alias", simulated_guild.member)
     assert "must be 1-100 characters" in reply.content
-    [reply] = await say(f"{p(db)}snippet alias faq mine", scene.other)
+    [reply] = await say(f"{p(botdata_db)}snippet alias faq mine", simulated_guild.other)
     assert "only the author or a moderator" in reply.content
-    assert (await db.snippets.get(scene.guild.id, "faq")).aliases == ["questions"]
-    [reply] = await say(f"{p(db)}snippet unalias questions", scene.other)
+    assert (await botdata_db.snippets.get(simulated_guild.guild.id, "faq")).aliases == ["questions"]
+    [reply] = await say(f"{p(botdata_db)}snippet unalias questions", simulated_guild.other)
     assert "only the author or a moderator" in reply.content
-    [reply] = await say(f"{p(db)}snippet unalias questions", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippet unalias questions", simulated_guild.member)
     assert reply.content == "`questions` no longer calls up snippet `faq`."
-    assert (await db.snippets.get(scene.guild.id, "faq")).aliases == []
+    assert (await botdata_db.snippets.get(simulated_guild.guild.id, "faq")).aliases == []
 
 
-async def test_aliases_are_capped(scene: Scene, db: botdata.Database) -> None:
-    await make(db, scene, "faq", "answers")
+async def test_aliases_are_capped(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    await make(botdata_db, simulated_guild, "faq", "answers")
     for n in range(MAX_ALIASES):
-        await db.snippets.add_alias(
-            scene.guild.id, "faq", f"a{n}", actor_id=scene.member.id, is_moderator=False
+        await botdata_db.snippets.add_alias(
+            simulated_guild.guild.id,
+            "faq",
+            f"a{n}",
+            actor_id=simulated_guild.member.id,
+            is_moderator=False,
         )
-    [reply] = await say(f"{p(db)}snippet alias faq one-more", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippet alias faq one-more", simulated_guild.member)
     assert reply.content == f"a snippet has at most {MAX_ALIASES} aliases; remove one first"
-    assert len((await db.snippets.get(scene.guild.id, "faq")).aliases) == MAX_ALIASES
+    assert (
+        len((await botdata_db.snippets.get(simulated_guild.guild.id, "faq")).aliases) == MAX_ALIASES
+    )
 
 
-async def add_raw_aliases(db: botdata.Database, scene: Scene, name: str, count: int) -> None:
+async def add_raw_aliases(
+    db: botdata.Database, scene: SimulatedGuild, name: str, count: int
+) -> None:
     """Give the snippet ``name`` ``count`` aliases of 100 characters, past the cap (as a
     snippet made before there was one)."""
     snippet = await db.snippets.get(scene.guild.id, name)
@@ -274,13 +310,13 @@ async def add_raw_aliases(db: botdata.Database, scene: Scene, name: str, count: 
 
 
 async def test_info_and_list_fit_a_message_with_many_long_aliases(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
     # 40 aliases of 100 characters made "snippet info" and "snippets" too big to send.
     for n in range(10):
-        await make(db, scene, f"s{n}", "text")
-        await add_raw_aliases(db, scene, f"s{n}", 40)
-    [reply] = await say(f"{p(db)}snippet info s3", scene.member)
+        await make(botdata_db, simulated_guild, f"s{n}", "text")
+        await add_raw_aliases(botdata_db, simulated_guild, f"s{n}", 40)
+    [reply] = await say(f"{p(botdata_db)}snippet info s3", simulated_guild.member)
     [embed] = reply.embeds
     aliases = {field.name: field.value for field in embed.fields}["Aliases"] or ""
     assert limits.length(aliases) <= limits.FIELD_VALUE
@@ -289,7 +325,7 @@ async def test_info_and_list_fit_a_message_with_many_long_aliases(
     assert aliases.endswith(f" and {40 - shown} more")
     assert limits.embed_length(embed) <= limits.EMBED_TOTAL
 
-    [reply] = await say(f"{p(db)}snippets", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippets", simulated_guild.member)
     [embed] = reply.embeds
     lines = (embed.description or "").splitlines()
     assert len(lines) == 10  # every snippet of the page, none cut off
@@ -298,7 +334,7 @@ async def test_info_and_list_fit_a_message_with_many_long_aliases(
         assert line.endswith(" more"), line
     assert limits.length(embed.description or "") <= limits.EMBED_DESCRIPTION
     assert limits.embed_length(embed) <= limits.EMBED_TOTAL
-    [reply] = await say(f"{p(db)}snippets s3-039", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippets s3-039", simulated_guild.member)
     assert (reply.embeds[0].description or "").startswith("`s3` · 0 uses · aka `s3-000-")
 
 
@@ -306,49 +342,53 @@ async def test_info_and_list_fit_a_message_with_many_long_aliases(
 
 
 async def test_a_locked_snippet_is_changed_by_moderators_only(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
-    await make(db, scene, "faq", "v1")
-    [reply] = await say(f"{p(db)}snippet lock faq", scene.member)
+    await make(botdata_db, simulated_guild, "faq", "v1")
+    [reply] = await say(f"{p(botdata_db)}snippet lock faq", simulated_guild.member)
     assert reply.content == "You need permission level 2 or the manage messages permission."
-    assert not (await db.snippets.get(scene.guild.id, "faq")).locked
-    [reply] = await say(f"{p(db)}snippet lock faq", scene.mod)
+    assert not (await botdata_db.snippets.get(simulated_guild.guild.id, "faq")).locked
+    [reply] = await say(f"{p(botdata_db)}snippet lock faq", simulated_guild.mod)
     assert reply.content == "Snippet `faq` is locked."
     for command in ("snippet edit faq v2", "snippet delete faq", "snippet alias faq f"):
-        [reply] = await say(f"{p(db)}{command}", scene.member)
+        [reply] = await say(f"{p(botdata_db)}{command}", simulated_guild.member)
         assert reply.content == "snippet 'faq' is locked"
-    after = await db.snippets.get(scene.guild.id, "faq")
+    after = await botdata_db.snippets.get(simulated_guild.guild.id, "faq")
     assert (after.content, after.aliases, after.locked) == ("v1", [], True)
-    [reply] = await say(f"{p(db)}snippet edit faq v2", scene.mod)
+    [reply] = await say(f"{p(botdata_db)}snippet edit faq v2", simulated_guild.mod)
     assert reply.content == "Snippet `faq` updated."
-    [reply] = await say(f"{p(db)}snippet unlock faq", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippet unlock faq", simulated_guild.member)
     assert "permission level 2" in reply.content
-    [reply] = await say(f"{p(db)}snippet unlock faq", scene.mod)
+    [reply] = await say(f"{p(botdata_db)}snippet unlock faq", simulated_guild.mod)
     assert reply.content == "Snippet `faq` is unlocked."
-    [reply] = await say(f"{p(db)}snippet edit faq v3", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippet edit faq v3", simulated_guild.member)
     assert reply.content == "Snippet `faq` updated."
-    assert (await db.snippets.get(scene.guild.id, "faq")).content == "v3"
+    assert (await botdata_db.snippets.get(simulated_guild.guild.id, "faq")).content == "v3"
 
 
 # snippets [query] [page] / info -------------------------------------------------------------
 
 
 async def test_list_most_used_first_with_search_and_pages(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
     for n in range(12):
-        await make(db, scene, f"tip-{n:02}", f"tip {n}")
-    await make(db, scene, "faq", "answers")
-    await db.snippets.add_alias(
-        scene.guild.id, "faq", "help", actor_id=scene.member.id, is_moderator=False
+        await make(botdata_db, simulated_guild, f"tip-{n:02}", f"tip {n}")
+    await make(botdata_db, simulated_guild, "faq", "answers")
+    await botdata_db.snippets.add_alias(
+        simulated_guild.guild.id,
+        "faq",
+        "help",
+        actor_id=simulated_guild.member.id,
+        is_moderator=False,
     )
-    await db.snippets.set_locked(
-        scene.guild.id, "faq", True, actor_id=scene.mod.id, is_moderator=True
+    await botdata_db.snippets.set_locked(
+        simulated_guild.guild.id, "faq", True, actor_id=simulated_guild.mod.id, is_moderator=True
     )
     for _ in range(3):
-        await db.snippets.use(scene.guild.id, "faq")
-    await db.snippets.use(scene.guild.id, "tip-05")
-    [reply] = await say(f"{p(db)}snippets", scene.member)
+        await botdata_db.snippets.use(simulated_guild.guild.id, "faq")
+    await botdata_db.snippets.use(simulated_guild.guild.id, "tip-05")
+    [reply] = await say(f"{p(botdata_db)}snippets", simulated_guild.member)
     embed = reply.embeds[0]
     lines = (embed.description or "").splitlines()
     assert embed.title == "Snippets"
@@ -358,74 +398,90 @@ async def test_list_most_used_first_with_search_and_pages(
         "`tip-00` · 0 uses",
     ]
     assert len(lines) == 10
-    assert embed.footer.text == f"Page 1 · next: {p(db)}snippets 2"
-    [reply] = await say(f"{p(db)}snippets 2", scene.member)
+    assert embed.footer.text == f"Page 1 · next: {p(botdata_db)}snippets 2"
+    [reply] = await say(f"{p(botdata_db)}snippets 2", simulated_guild.member)
     assert (reply.embeds[0].description or "").splitlines() == [
         "`tip-09` · 0 uses",
         "`tip-10` · 0 uses",
         "`tip-11` · 0 uses",
     ]
     assert reply.embeds[0].footer.text == "Page 2"
-    [reply] = await say(f"{p(db)}snippets HEL", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippets HEL", simulated_guild.member)
     assert reply.embeds[0].title == "Snippets matching `HEL`"
     assert (reply.embeds[0].description or "").splitlines() == [
         "`faq` · 3 uses · aka `help` · locked"
     ]
-    [reply] = await say(f"{p(db)}snippets tip 2", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippets tip 2", simulated_guild.member)
     assert len((reply.embeds[0].description or "").splitlines()) == 2
-    [reply] = await say(f"{p(db)}snippets nothing", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippets nothing", simulated_guild.member)
     assert reply.content == "There are no snippets matching `nothing`."
-    [reply] = await say(f"{p(db)}snippets 3", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippets 3", simulated_guild.member)
     assert reply.content == "There are no snippets on page 3."
-    [reply] = await say(f"{p(db)}snippets bad.query", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippets bad.query", simulated_guild.member)
     assert "must be up to 100 characters" in reply.content
 
 
-async def test_info_shows_author_uses_aliases_and_lock(scene: Scene, db: botdata.Database) -> None:
-    await make(db, scene, "faq", "answers")
-    await db.snippets.add_alias(
-        scene.guild.id, "faq", "help", actor_id=scene.member.id, is_moderator=False
+async def test_info_shows_author_uses_aliases_and_lock(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    await make(botdata_db, simulated_guild, "faq", "answers")
+    await botdata_db.snippets.add_alias(
+        simulated_guild.guild.id,
+        "faq",
+        "help",
+        actor_id=simulated_guild.member.id,
+        is_moderator=False,
     )
-    await db.snippets.use(scene.guild.id, "faq")
-    [reply] = await say(f"{p(db)}snippet info HELP", scene.other)
+    await botdata_db.snippets.use(simulated_guild.guild.id, "faq")
+    [reply] = await say(f"{p(botdata_db)}snippet info HELP", simulated_guild.other)
     embed = reply.embeds[0]
     assert embed.title == "Snippet faq"
     fields = {f.name: f.value for f in embed.fields}
     assert fields == {
-        "Author": f"<@{scene.member.id}>",
+        "Author": f"<@{simulated_guild.member.id}>",
         "Uses": "1",
         "Locked": "no",
         "Aliases": "`help`",
     }
-    assert (await db.snippets.get(scene.guild.id, "faq")).uses == 1  # info is not a use
-    [reply] = await say(f"{p(db)}snippet info nothing", scene.other)
+    assert (
+        await botdata_db.snippets.get(simulated_guild.guild.id, "faq")
+    ).uses == 1  # info is not a use
+    [reply] = await say(f"{p(botdata_db)}snippet info nothing", simulated_guild.other)
     assert reply.content == "There is no snippet called `nothing`."
 
 
 # claim ----------------------------------------------------------------------------------------
 
 
-async def test_claim_only_when_the_author_left(scene: Scene, db: botdata.Database) -> None:
-    await make(db, scene, "faq", "answers")
-    await make(db, scene, "locked", "kept")
-    await db.snippets.set_locked(
-        scene.guild.id, "locked", True, actor_id=scene.mod.id, is_moderator=True
+async def test_claim_only_when_the_author_left(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    await make(botdata_db, simulated_guild, "faq", "answers")
+    await make(botdata_db, simulated_guild, "locked", "kept")
+    await botdata_db.snippets.set_locked(
+        simulated_guild.guild.id, "locked", True, actor_id=simulated_guild.mod.id, is_moderator=True
     )
-    [reply] = await say(f"{p(db)}snippet claim faq", scene.other)
+    [reply] = await say(f"{p(botdata_db)}snippet claim faq", simulated_guild.other)
     assert reply.content == "the author is still in the guild"
-    assert (await db.snippets.get(scene.guild.id, "faq")).author_id == scene.member.id
-    backend.delete_member(scene.member)
-    [reply] = await say(f"{p(db)}snippet info faq", scene.other)
+    assert (
+        await botdata_db.snippets.get(simulated_guild.guild.id, "faq")
+    ).author_id == simulated_guild.member.id
+    backend.delete_member(simulated_guild.member)
+    [reply] = await say(f"{p(botdata_db)}snippet info faq", simulated_guild.other)
     assert dict((f.name, f.value) for f in reply.embeds[0].fields)["Author"] == (
-        f"<@{scene.member.id}> (left the server)"
+        f"<@{simulated_guild.member.id}> (left the server)"
     )
-    [reply] = await say(f"{p(db)}snippet claim faq", scene.other)
+    [reply] = await say(f"{p(botdata_db)}snippet claim faq", simulated_guild.other)
     assert reply.content == "You are now the author of snippet `faq`."
-    assert (await db.snippets.get(scene.guild.id, "faq")).author_id == scene.other.id
-    [reply] = await say(f"{p(db)}snippet claim locked", scene.other)
+    assert (
+        await botdata_db.snippets.get(simulated_guild.guild.id, "faq")
+    ).author_id == simulated_guild.other.id
+    [reply] = await say(f"{p(botdata_db)}snippet claim locked", simulated_guild.other)
     assert reply.content == "snippet 'locked' is locked"
-    assert (await db.snippets.get(scene.guild.id, "locked")).author_id == scene.member.id
-    [reply] = await say(f"{p(db)}snippet claim nothing", scene.other)
+    assert (
+        await botdata_db.snippets.get(simulated_guild.guild.id, "locked")
+    ).author_id == simulated_guild.member.id
+    [reply] = await say(f"{p(botdata_db)}snippet claim nothing", simulated_guild.other)
     assert reply.content == "no snippet called 'nothing'"
 
 
@@ -433,29 +489,37 @@ async def test_claim_only_when_the_author_left(scene: Scene, db: botdata.Databas
 
 
 async def test_a_snippet_banned_member_cannot_create_or_change(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
-    await make(db, scene, "faq", "answers")
-    await db.cases.create(
-        scene.guild.id, scene.member.id, scene.mod.id, CaseType.SNIPPETBAN, "spam"
+    await make(botdata_db, simulated_guild, "faq", "answers")
+    await botdata_db.cases.create(
+        simulated_guild.guild.id,
+        simulated_guild.member.id,
+        simulated_guild.mod.id,
+        CaseType.SNIPPETBAN,
+        "spam",
     )
     for command in (
         "snippet create new text",
         "snippet edit faq changed",
         "snippet alias faq f",
     ):
-        [reply] = await say(f"{p(db)}{command}", scene.member)
+        [reply] = await say(f"{p(botdata_db)}{command}", simulated_guild.member)
         assert reply.content == "You are banned from creating or changing snippets."
-    assert await names(db, scene) == ["faq"]
-    after = await db.snippets.get(scene.guild.id, "faq")
+    assert await names(botdata_db, simulated_guild) == ["faq"]
+    after = await botdata_db.snippets.get(simulated_guild.guild.id, "faq")
     assert (after.content, after.aliases) == ("answers", [])
     # Reading is still allowed; the ban is lifted by an unban case.
-    [reply] = await say(f"{p(db)}snippet faq", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippet faq", simulated_guild.member)
     assert reply.content == "answers"
-    await db.cases.create(
-        scene.guild.id, scene.member.id, scene.mod.id, CaseType.SNIPPETUNBAN, "ok"
+    await botdata_db.cases.create(
+        simulated_guild.guild.id,
+        simulated_guild.member.id,
+        simulated_guild.mod.id,
+        CaseType.SNIPPETUNBAN,
+        "ok",
     )
-    [reply] = await say(f"{p(db)}snippet create new text", scene.member)
+    [reply] = await say(f"{p(botdata_db)}snippet create new text", simulated_guild.member)
     assert reply.content == "Snippet `new` saved."
 
 
@@ -463,9 +527,9 @@ async def test_a_snippet_banned_member_cannot_create_or_change(
 
 
 async def test_bad_input_gets_a_clear_reply_and_writes_nothing(
-    scene: Scene, db: botdata.Database
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
 ) -> None:
-    await make(db, scene, "faq", "answers")
+    await make(botdata_db, simulated_guild, "faq", "answers")
     cases = {
         'snippet create "two words" text': "snippet name 'two words' must be 1-100 characters",
         "snippet create bad!name text": "snippet name 'bad!name' must be 1-100 characters",
@@ -476,22 +540,26 @@ async def test_bad_input_gets_a_clear_reply_and_writes_nothing(
         f"snippet edit faq {'x' * 4001}": "4000",
     }
     for command, expected in cases.items():
-        [reply] = await say(f"{p(db)}{command}", scene.member)
+        [reply] = await say(f"{p(botdata_db)}{command}", simulated_guild.member)
         assert expected in reply.content, (command, reply.content)
-    assert await names(db, scene) == ["faq"]
-    assert (await db.snippets.get(scene.guild.id, "faq")).content == "answers"
+    assert await names(botdata_db, simulated_guild) == ["faq"]
+    assert (await botdata_db.snippets.get(simulated_guild.guild.id, "faq")).content == "answers"
 
 
 # Slash ------------------------------------------------------------------------------------------
 
 
-async def test_slash_snippet_create_and_get(scene: Scene, db: botdata.Database) -> None:
-    [sent] = await slash(scene.bot, scene.member, "snippet create", name="faq", content="hi")
+async def test_slash_snippet_create_and_get(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database
+) -> None:
+    [sent] = await slash(
+        simulated_guild.bot, simulated_guild.member, "snippet create", name="faq", content="hi"
+    )
     assert sent.content == "Snippet `faq` saved."
-    [sent] = await slash(scene.bot, scene.other, "snippet get", name="FAQ")
+    [sent] = await slash(simulated_guild.bot, simulated_guild.other, "snippet get", name="FAQ")
     assert sent.content == "hi"
-    assert (await db.snippets.get(scene.guild.id, "faq")).uses == 1
-    [sent] = await slash(scene.bot, scene.other, "snippets", query="fa")
+    assert (await botdata_db.snippets.get(simulated_guild.guild.id, "faq")).uses == 1
+    [sent] = await slash(simulated_guild.bot, simulated_guild.other, "snippets", query="fa")
     assert sent.embed is not None
     assert sent.embed.description == "`faq` · 1 use"
     await dpytest.empty_queue()
