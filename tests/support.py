@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -82,3 +83,48 @@ def run_processes(
         assert proc.returncode == 0, f"worker failed:\n{out}\n{err}"
         outputs.append(out)
     return outputs
+
+
+def build_wheel(tmp: Path) -> Path:
+    """The wheel built (in ``tmp``) from a copy of the repository's files: setuptools builds in
+    the source tree, and a stale ``build/`` there could put deleted modules into the wheel."""
+    source = tmp / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
+    out = tmp / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), "."],
+        cwd=source,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    [built] = out.glob("botdata-*.whl")
+    return built
+
+
+def install_wheel(wheel: Path, site: Path) -> Path:
+    """Install ``wheel`` alone (no dependencies: this environment's serve) into the folder
+    ``site``, to put first on ``PYTHONPATH``; return ``site``."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return site

@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import email
 import json
-import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 import botdata
-from tests.support import ROOT, run_python
+from tests.support import ROOT, build_wheel, install_wheel, run_python
 
 # Folders of the repository and the package each installs as.
 PACKAGED = {"botdata": "botdata", "cogs": "botdata_cogs", "migrations": "botdata/migrations"}
@@ -52,27 +49,7 @@ print(len(names))
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from a copy of the repository's files (setuptools builds in the source
-    tree, and a stale ``build/`` there could put deleted modules into the wheel)."""
-    tmp = tmp_path_factory.mktemp("wheel")
-    source = tmp / "source"
-    shutil.copytree(
-        ROOT,
-        source,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
-        ),
-    )
-    out = tmp / "dist"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), "."],
-        cwd=source,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    [built] = out.glob("botdata-*.whl")
-    return built
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def test_botdata_imports_every_module_without_discord() -> None:
@@ -158,23 +135,7 @@ asyncio.run(main())
 def test_the_installed_wheel_loads_beside_a_bot_with_its_own_cogs_package(
     wheel: Path, tmp_path: Path
 ) -> None:
-    site = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--target",
-            str(site),
-            str(wheel),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    site = install_wheel(wheel, tmp_path / "site")
     project = tmp_path / "mybot"
     (project / "cogs").mkdir(parents=True)
     (project / "cogs" / "__init__.py").write_text('"""The bot\'s own cogs."""\n')

@@ -5,13 +5,22 @@ The plugin connects the PostgreSQL + Redis backend's handle to Redis through a
 closed and new ones are closed as soon as they are accepted: the handle's cache sees Redis
 refuse it, exactly as when Redis goes away, while Redis itself (shared with other processes)
 is untouched.
+
+The proxy runs on an event loop in a thread of its own, so that a test's blocking Redis client
+reaching Redis through it (the handle's ``REDIS_URL``) is answered while the test's own loop
+waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
+
+T = TypeVar("T")
 
 
 class RedisProxy:
@@ -22,10 +31,12 @@ class RedisProxy:
         parts = urlsplit(target)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 6379
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.down = False
+        self._down = False
 
     @property
     def url(self) -> str:
@@ -40,12 +51,44 @@ class RedisProxy:
         netloc = f"{auth}@127.0.0.1:{port}" if auth else f"127.0.0.1:{port}"
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
-    async def start(self) -> None:
-        """Listen on a free loopback port."""
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+    def start(self) -> None:
+        """Listen on a free loopback port (in a new thread)."""
+        loop = self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=loop.run_forever, name="botdata-redis-proxy", daemon=True
+        )
+        self._thread.start()
+        self._server = self._run(asyncio.start_server(self._accept, "127.0.0.1", 0))
 
-    async def stop(self) -> None:
-        """Stop listening and close every connection."""
+    def stop(self) -> None:
+        """Stop listening, close every connection and end the thread."""
+        if self._loop is None or self._thread is None:
+            return
+        self._run(self._shutdown())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+        self._loop = self._thread = None
+
+    def cut(self) -> None:
+        """Start the outage: close every connection; refuse new ones until :meth:`restore`.
+        Returns once the connections are closed."""
+        self._run(self._set_down(True))
+
+    def restore(self) -> None:
+        """End the outage: forward new connections again."""
+        self._run(self._set_down(False))
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None, "the proxy is not started"
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=10)
+
+    async def _set_down(self, down: bool) -> None:
+        self._down = down
+        if down:
+            self._drop_connections()
+
+    async def _shutdown(self) -> None:
         if self._server is not None:
             self._server.close()
             self._drop_connections()
@@ -55,22 +98,13 @@ class RedisProxy:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def cut(self) -> None:
-        """Start the outage: close every connection; refuse new ones until :meth:`restore`."""
-        self.down = True
-        self._drop_connections()
-
-    def restore(self) -> None:
-        """End the outage: forward new connections again."""
-        self.down = False
-
     def _drop_connections(self) -> None:
         for writer in list(self._writers):
             writer.close()
         self._writers.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.down:
+        if self._down:
             writer.close()
             return
         try:
@@ -85,7 +119,7 @@ class RedisProxy:
             task.add_done_callback(self._tasks.discard)
 
     async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        """Copy ``source`` to ``sink`` until either closes; then close both sides' ``sink``."""
+        """Copy ``source`` to ``sink`` until either closes; then close ``sink``."""
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while chunk := await source.read(65536):
                 sink.write(chunk)

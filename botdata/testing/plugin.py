@@ -185,16 +185,16 @@ def botdata_database_url(
 
 
 @pytest.fixture(scope="session")
-async def botdata_redis_proxy(botdata_backend: str) -> AsyncIterator[RedisProxy | None]:
+def botdata_redis_proxy(botdata_backend: str) -> Iterator[RedisProxy | None]:
     """The loopback proxy the postgres backend's handle reaches Redis through (None on the
     embedded backend, which has no Redis)."""
     if botdata_backend != "postgres":
         yield None
         return
     proxy = RedisProxy(services.redis_url())
-    await proxy.start()
+    proxy.start()
     yield proxy
-    await proxy.stop()
+    proxy.stop()
 
 
 @pytest.fixture(scope="session")
