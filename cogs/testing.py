@@ -1,4 +1,5 @@
-"""botdata's pytest plugin, the bot side (entry point ``botdata_cogs``; ``botdata[testing]``).
+"""botdata's pytest plugin, the bot side (``botdata[testing]``), loaded by the ``botdata`` plugin
+when discord.py and dpytest are installed.
 
 A discord.py bot in dpytest's simulated guild, its cogs loaded on the test's ``botdata_db``
 handle (both backends, see :mod:`botdata.testing.plugin`). Only Discord is simulated: botdata

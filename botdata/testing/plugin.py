@@ -15,14 +15,17 @@ pytest-xdist worker) has its own database and cache prefix, removed at the end; 
 them empty.
 
 Fixtures: ``botdata_db``, ``botdata_backend``, ``botdata_database_url``, ``botdata_services``,
-``botdata_clock``, ``redis_outage``. Async fixtures and tests need pytest-asyncio with one
-event loop per session (``asyncio_default_fixture_loop_scope = "session"`` and
-``asyncio_default_test_loop_scope = "session"``): the handle is opened once per session.
+``botdata_clock``, ``redis_outage``; and, when discord.py and dpytest are installed (the
+``testing`` extra), the bot-side ones of :mod:`botdata_cogs.testing`, which this plugin loads.
+Async fixtures and tests need pytest-asyncio with one event loop per session
+(``asyncio_default_fixture_loop_scope = "session"`` and ``asyncio_default_test_loop_scope =
+"session"``): the handle is opened once per session.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -42,6 +45,22 @@ from botdata.testing.support import eventually
 if TYPE_CHECKING:
     # The clock lands with the branch `clock` (botdata.clock.ManualClock, Database.clock).
     from botdata.clock import ManualClock  # type: ignore[import-not-found, unused-ignore]
+
+
+def _bot_side_installed() -> bool:
+    """Whether discord.py and dpytest are installed (read from their distributions' metadata:
+    botdata never imports discord)."""
+    try:
+        importlib.metadata.distribution("discord.py")
+        importlib.metadata.distribution("dpytest")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+#: The bot-side fixtures, loaded with this plugin when their dependencies are there: a project
+#: that installed botdata without discord.py gets the database fixtures only.
+pytest_plugins = ["botdata_cogs.testing"] if _bot_side_installed() else []
 
 BACKENDS = ("sqlite", "postgres")
 #: Fixtures that reach PostgreSQL or Redis themselves: their tests run on that backend only.

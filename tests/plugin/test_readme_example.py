@@ -1,5 +1,6 @@
 """The README's "Testing your own cogs" example works in a bot's project with botdata installed
-from the wheel: pytest finds both plugins through their entry points, nothing else configured.
+from the wheel: pytest finds the plugin through its entry point (it loads the bot side), nothing
+else configured.
 
 The example block is read from README.md, so the README cannot drift from what works.
 """
