@@ -12,6 +12,7 @@ from discord.ext import commands
 import botdata
 from botdata.testing import services
 from botdata.testing.factories import cases, guild_with_config, levelled_member
+from tests.support import run_python
 
 
 async def test_redis_outage_cuts_the_handle_off_redis_and_only_it(
@@ -51,3 +52,25 @@ async def test_the_factories_write_through_the_managers(botdata_db: botdata.Data
     member = await levelled_member(botdata_db, config.guild_id, 4)
     assert member.level == 4
     assert (await botdata_db.levels.get(config.guild_id, member.member_id)) == member
+
+
+@pytest.mark.parametrize(
+    ("missing", "loads"), [(None, ["botdata_cogs.testing"]), ("dpytest", []), ("discord.py", [])]
+)
+def test_the_bot_side_is_loaded_only_when_its_dependencies_are_installed(
+    missing: str | None, loads: list[str]
+) -> None:
+    """A project with plain botdata (no discord.py or dpytest) gets the database fixtures only:
+    pytest would fail importing the bot side."""
+    code = f"""
+        import importlib.metadata
+        real = importlib.metadata.distribution
+        def distribution(name):
+            if name == {missing!r}:
+                raise importlib.metadata.PackageNotFoundError(name)
+            return real(name)
+        importlib.metadata.distribution = distribution
+        import botdata.testing.plugin as plugin
+        print(plugin.pytest_plugins)
+    """
+    assert run_python(code).strip() == repr(loads)
