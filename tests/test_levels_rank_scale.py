@@ -63,7 +63,7 @@ async def database_plan(db: botdata.Database, member_id: int) -> list[str]:
 
 async def test_rank_among_a_million_members(db: botdata.Database) -> None:
     connection = get_connection("default")
-    await ensure_guild(connection, db.dialect, GUILD)
+    await ensure_guild(connection, db.dialect, GUILD, db.clock.now())
     await fetch(connection, db.dialect, FILL[db.dialect], [GUILD, BASE, datetime.now(timezone.utc)])
     # What autovacuum does in production (PostgreSQL's plans depend on statistics).
     analyse = "VACUUM ANALYZE levels" if db.dialect == "postgres" else "ANALYZE"
