@@ -8,6 +8,7 @@ Discord, never the database).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from discord.ext.test import backend, factories
 
 import botdata
+from botdata import ManualClock
 from botdata_cogs import limits
 from botdata_cogs.afk import AFK, EXPIRY_INTERVAL
 from tests.cogs.conftest import Scene, say
@@ -291,7 +293,33 @@ async def test_expiry_ends_the_afk_and_restores_the_nickname(
     assert scene.member.nick == "Bobby"
     assert await db.afk.get(scene.guild.id, scene.other.id) is not None
     assert await cog(scene).expire(later) == []  # claimed once
-    assert cog(scene).expiry_loop.seconds == EXPIRY_INTERVAL
+
+
+@pytest.fixture
+def clock(scene: Scene, db: botdata.Database) -> Iterator[ManualClock]:
+    """A ManualClock on the handle for the test (the cogs' loops move onto it), then the
+    handle's clock again."""
+    # dpytest never sends READY: the loops wait for it before their first pass.
+    scene.bot._ready.set()  # type: ignore[union-attr]
+    before = db.clock
+    db.clock = manual = ManualClock()
+    yield manual
+    db.clock = before
+
+
+async def test_advancing_the_clock_ends_an_afk_through_the_loop(
+    scene: Scene, db: botdata.Database, nicks: Nicks, clock: ManualClock
+) -> None:
+    set_nick(scene, scene.member, "Bobby")
+    await say(f"{prefix(db)}afk set {scene.member.mention} 10m", scene.mod)
+    assert (await db.afk.get(scene.guild.id, scene.member.id)).until == clock.now() + timedelta(
+        minutes=10
+    )
+    await clock.advance(minutes=9, seconds=59)
+    assert scene.member.nick == "[AFK] Bobby"
+    await clock.advance(seconds=EXPIRY_INTERVAL)  # expired, and the loop (asleep 60 s) passed
+    assert scene.member.nick == "Bobby"
+    assert await db.afk.get(scene.guild.id, scene.member.id) is None
 
 
 async def test_a_failed_restore_is_retried_by_the_next_run(

@@ -8,7 +8,7 @@ database).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 from discord.ext.test import backend
 
 import botdata
+from botdata import ManualClock
 from botdata.models import CaseType
 from botdata.schemas import CaseSchema
 from botdata_cogs import limits
@@ -667,16 +668,61 @@ async def test_unban_settles_a_pending_tempban(
 
 
 async def test_the_expiry_loop_runs_while_the_cog_is_loaded(scene: Scene) -> None:
-    moderation = cog(scene)
-    assert moderation.expiry_loop.is_running()
-    assert moderation.expiry_loop.seconds == EXPIRY_INTERVAL
-    task = moderation.expiry_loop.get_task()
-    assert task is not None
+    task = cog(scene).expiry_loop
+    assert not task.done()
     await scene.bot.unload_extension("botdata_cogs.moderation")
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
     assert task.cancelled()
     await scene.bot.load_extension("botdata_cogs.moderation")
+    assert not cog(scene).expiry_loop.done()
+
+
+@pytest.fixture
+def clock(scene: Scene, db: botdata.Database) -> Iterator[ManualClock]:
+    """A ManualClock on the handle for the test (the cogs' loops move onto it), then the
+    handle's clock again."""
+    # dpytest never sends READY: the loops wait for it before their first pass.
+    assert not scene.bot.is_ready()
+    scene.bot._ready.set()  # type: ignore[union-attr]
+    before = db.clock
+    db.clock = manual = ManualClock()
+    yield manual
+    db.clock = before
+
+
+async def test_advancing_the_clock_lifts_an_expired_tempban_through_the_loop(
+    scene: Scene, db: botdata.Database, fake: SimulatedDiscord, clock: ManualClock
+) -> None:
+    await say(f"{prefix(db)}tempban {scene.member.mention} 1h cool off", scene.mod)
+    await clock.advance(minutes=59)
+    assert fake.unbans == []
+    await clock.advance(minutes=1, seconds=1)  # expired: the loop (asleep 30 s) passes
+    assert fake.unbans == [scene.member.id]
+    unban, tempban = await all_cases(db, scene.guild.id)
+    assert (unban.type, unban.reason) == (CaseType.UNBAN, "expired")
+    assert unban.created_at >= tempban.created_at
+
+
+async def test_a_failing_expiry_pass_is_logged_and_the_loop_goes_on(
+    scene: Scene,
+    db: botdata.Database,
+    fake: SimulatedDiscord,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await say(f"{prefix(db)}tempban {scene.member.mention} 1h", scene.mod)
+    claim_due = db.cases.claim_due
+
+    async def broken(now: datetime) -> list[CaseSchema]:
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr(db.cases, "claim_due", broken)
+    await clock.advance(hours=2)
+    assert "lifting expired cases failed" in caplog.text
+    assert fake.unbans == []
+    monkeypatch.setattr(db.cases, "claim_due", claim_due)
+    await clock.advance(seconds=EXPIRY_INTERVAL)
+    assert fake.unbans == [scene.member.id]
 
 
 # Slash ------------------------------------------------------------------------------------------
