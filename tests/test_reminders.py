@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from tortoise import Tortoise
 
+from botdata import ManualClock
 from botdata.errors import (
     DispatcherRunningError,
     InvalidReminderContentError,
@@ -88,6 +89,17 @@ class Recorder:
                 await self.changed.wait()
 
         await asyncio.wait_for(reached(), timeout)
+
+
+@pytest.fixture
+async def clock(db):
+    """A ManualClock on the handle for the test; the dispatcher stops and the handle's own
+    clock is back after it."""
+    before = db.clock
+    db.clock = manual = ManualClock()
+    yield manual
+    await db.reminders.stop()
+    db.clock = before
 
 
 @pytest.fixture
@@ -265,28 +277,28 @@ async def test_reminders_due_while_stopped_go_out_at_start(db, recorder):
     assert [r.id for r in recorder.delivered] == overdue
 
 
-async def test_a_failing_callback_is_retried_later_and_delivered_once(db, monkeypatch):
-    monkeypatch.setattr(db.settings, "REMINDER_RETRY_DELAY", 0.3)
-    calls: list[tuple[int, int, float]] = []
-    done = asyncio.Event()
+async def test_a_failing_callback_is_retried_later_and_delivered_once(db, clock):
+    calls: list[tuple[int, int, datetime]] = []
 
     async def flaky(reminder: ReminderSchema) -> None:
-        calls.append((reminder.id, reminder.attempts, time.monotonic()))
+        calls.append((reminder.id, reminder.attempts, clock.now()))
         if len(calls) == 1:
             raise RuntimeError("Discord is down")
-        done.set()
 
-    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "retry me", soon(0.2))
+    start = clock.now()
+    retry = timedelta(seconds=db.settings.REMINDER_RETRY_DELAY)
+    reminder = await db.reminders.create(GUILD, USER, CHANNEL, "retry me", start + timedelta(1))
     await db.reminders.start(flaky)
-    try:
-        await asyncio.wait_for(done.wait(), 5)
-        await asyncio.sleep(0.8)  # a second failure-free pass must not deliver it again
-    finally:
-        await db.reminders.stop()
-    assert [(i, attempts) for i, attempts, _ in calls] == [(reminder.id, 0), (reminder.id, 1)]
-    assert calls[1][2] - calls[0][2] >= 0.25  # after the backoff
+    await clock.advance(days=1)
+    assert calls == [(reminder.id, 0, start + timedelta(1))]
+    await clock.advance(retry - timedelta(seconds=1))  # the backoff is not over
+    assert len(calls) == 1
+    await clock.advance(seconds=1)
+    assert calls[1] == (reminder.id, 1, start + timedelta(1) + retry)
+    await clock.advance(hours=2)  # delivered: never again
+    assert len(calls) == 2
     row = await Reminder.get(id=reminder.id)
-    assert row.sent_at is not None
+    assert row.sent_at == start + timedelta(1) + retry
     assert row.attempts == 1
 
 
