@@ -14,6 +14,7 @@ from tortoise.context import TortoiseContext
 from tortoise.exceptions import OperationalError
 
 from botdata.cache import Cache, MemoryCache, create_cache
+from botdata.clock import Clock
 from botdata.config import Settings, load_settings
 from botdata.errors import (
     AlreadyConnectedError,
@@ -47,10 +48,18 @@ class Database:
     Made by :func:`connect`; close it with :meth:`close` or use it as ``async with``.
     """
 
-    def __init__(self, settings: Settings, context: TortoiseContext, cache: Cache) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        context: TortoiseContext,
+        cache: Cache,
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings
         self._context = context
         self.cache = cache
+        self._clock = Clock()
+        self.clock = self._clock if clock is None else clock
         # "sqlite" or "postgres"
         self.dialect = dialect_of(settings.DATABASE_URL)
         if self.dialect == "sqlite" and isinstance(cache, MemoryCache):
@@ -73,6 +82,28 @@ class Database:
         self.afk = AFKManager(self)
         self.levels = LevelManager(self)  # after guilds: registers its settings model
         self.permissions = PermissionManager(self)
+
+    @property
+    def clock(self) -> Clock:
+        """Where the managers, the reminder dispatcher, the cogs' expiry loops and the cache
+        (its monotonic time) read the time, at each call: a :class:`~botdata.clock.Clock`
+        unless ``connect(clock=...)`` gave another.
+
+        Setting it takes effect at once (a test sets a :class:`~botdata.clock.ManualClock` on
+        a long-lived handle and puts the old clock back): the cache reads the new clock's
+        monotonic time, and the tasks asleep on the old clock move to the new one with the
+        time they had left (:meth:`~botdata.clock.Clock.move_sleepers`). Setting anything but
+        a :class:`~botdata.clock.Clock` raises :class:`TypeError`.
+        """
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        if not isinstance(clock, Clock):
+            raise TypeError(f"db.clock must be a botdata.Clock, not {clock!r}")
+        self._clock.move_sleepers(clock)
+        self._clock = clock
+        self.cache.clock = clock.monotonic
 
     async def _data_version(self) -> int:
         """SQLite's change counter, as this process's connection sees it: it moves when
@@ -110,14 +141,19 @@ class Database:
 
 
 async def connect(
-    *, database_url: str | None = None, redis_url: str | None = None, **settings: Any
+    *,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    clock: Clock | None = None,
+    **settings: Any,
 ) -> Database:
     """Open botdata: connect to the database and make sure its schema is current.
 
     Settings come from the environment (see :mod:`botdata.config`); ``database_url``,
     ``redis_url`` and any other setting given by name override them. On SQLite (the embedded
     default) pending migrations are applied, so a fresh file gets its schema with no manual step;
-    on PostgreSQL an unmigrated database is refused.
+    on PostgreSQL an unmigrated database is refused. ``clock`` is where the handle reads the
+    time (:attr:`Database.clock`; default: the real clock).
 
     Returns the :class:`Database` handle. Raises :class:`~botdata.errors.ConfigurationError`
     for a bad setting, :class:`~botdata.errors.DatabaseUnavailableError` when the database cannot
@@ -154,7 +190,7 @@ async def connect(
     except BaseException:
         await context.close_connections()
         raise
-    db = Database(resolved, context, cache)
+    db = Database(resolved, context, cache, clock)
     _open[:] = [db]
     return db
 

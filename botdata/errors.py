@@ -292,6 +292,19 @@ class DispatcherRunningError(BotdataError):
     handle's reminders already."""
 
 
+# The clock (botdata.clock) -------------------------------------------------------------------
+
+
+class InvalidClockStepError(ValidationError):
+    """``ManualClock.advance`` was given no step, a negative one, or both a timedelta and parts,
+    or ``ManualClock(start)`` a start that is not a timezone-aware datetime."""
+
+
+class ClockNotSettledError(BotdataError):
+    """The tasks ``ManualClock.advance`` woke did not reach their next ``clock.sleep`` (or end)
+    within the settle timeout: one is blocked, or runs without sleeping on the clock."""
+
+
 # Guilds and dynamic settings (botdata.managers.guilds) ----------------------------------------
 
 

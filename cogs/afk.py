@@ -37,12 +37,14 @@ Expiry
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import discord
-from discord.ext import commands, tasks
+from discord.ext import commands
 
 import botdata
 from botdata.managers.afk import MAX_CLAIM, MAX_REASON
@@ -55,6 +57,7 @@ from .core import (
     BotdataCog,
     GuildContext,
     OptionalDuration,
+    clock_loop,
     cog_setup,
     ensure_can_moderate,
     human,
@@ -91,11 +94,15 @@ class AFK(BotdataCog):
 
     async def cog_load(self) -> None:
         """Start the expiry task."""
-        self.expiry_loop.start()
+        self.expiry_loop = clock_loop(
+            self, EXPIRY_INTERVAL, self.expire, "ending expired AFK statuses"
+        )
 
     async def cog_unload(self) -> None:
         """Stop the expiry task."""
         self.expiry_loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.expiry_loop
 
     # Commands ----------------------------------------------------------------------------------
 
@@ -123,7 +130,7 @@ class AFK(BotdataCog):
         """Make a member AFK for a duration or for good; talking does not end it."""
         ensure_can_moderate(ctx, member)
         previous = await self.db.afk.get(ctx.guild.id, member.id)
-        until = datetime.now(timezone.utc) + duration if duration else None
+        until = self.db.clock.now() + duration if duration else None
         await self._set(member, previous, reason, enforced=True, until=until)
         time = f" for {human(duration)}" if duration else " until a moderator ends it"
         text = f"{_name(member)} is AFK{time}{_because(reason)}"
@@ -202,18 +209,6 @@ class AFK(BotdataCog):
             await _post(channel, f"Welcome back, {_name(member)}! You are no longer AFK.")
 
     # Expiry ----------------------------------------------------------------------------------
-
-    @tasks.loop(seconds=EXPIRY_INTERVAL)
-    async def expiry_loop(self) -> None:
-        """Run :meth:`expire`; an error is logged and the loop goes on."""
-        try:
-            await self.expire()
-        except Exception:
-            log.exception("ending expired AFK statuses failed")
-
-    @expiry_loop.before_loop
-    async def _before_expiry(self) -> None:
-        await self.bot.wait_until_ready()
 
     async def expire(self, now: datetime | None = None) -> list[AFKSchema]:
         """End the AFK statuses expired at ``now`` (default: the current time) and put the

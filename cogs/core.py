@@ -58,11 +58,12 @@ Replies
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import weakref
-from collections.abc import Callable, Coroutine, Iterator
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Concatenate, ParamSpec, Protocol, TypeGuard, TypeVar, cast
 
 import discord
@@ -428,6 +429,29 @@ def human(delta: timedelta) -> str:
 
 
 # The base cog ------------------------------------------------------------------------------
+
+
+def clock_loop(
+    cog: BotdataCog, interval: float, run: Callable[[datetime], Awaitable[object]], what: str
+) -> asyncio.Task[None]:
+    """Start a task that, once the bot is ready, calls ``run(now)`` every ``interval`` seconds
+    of the handle's clock (``db.clock``, read at each pass and sleep, so a test's
+    :class:`~botdata.ManualClock` drives it with ``advance``). A pass that raises is logged
+    (``what`` names it) and the loop goes on. Returns the task: cancel it in ``cog_unload``."""
+
+    async def loop() -> None:
+        await cog.bot.wait_until_ready()
+        task = asyncio.current_task()
+        assert task is not None
+        cog.db.clock.drive(task)  # an advance() waits for its passes from now on
+        while True:
+            try:
+                await run(cog.db.clock.now())
+            except Exception:
+                log.exception("%s failed", what)
+            await cog.db.clock.sleep(interval)
+
+    return asyncio.create_task(loop(), name=f"botdata-{what.replace(' ', '-')}")
 
 
 class BotdataCog(commands.Cog):

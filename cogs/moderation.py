@@ -40,14 +40,15 @@ UNJAIL case (moderator: the bot, reason "expired"). A lift that fails is release
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import discord
-from discord.ext import commands, tasks
+from discord.ext import commands
 
 from botdata.models import CaseType
 from botdata.schemas import CaseSchema
@@ -57,6 +58,7 @@ from .core import (
     Duration,
     GuildContext,
     OptionalDuration,
+    clock_loop,
     cog_setup,
     ensure_can_moderate,
     human,
@@ -93,11 +95,15 @@ class Moderation(BotdataCog):
 
     async def cog_load(self) -> None:
         """Start the expiry task."""
-        self.expiry_loop.start()
+        self.expiry_loop = clock_loop(
+            self, EXPIRY_INTERVAL, self.lift_expired, "lifting expired cases"
+        )
 
     async def cog_unload(self) -> None:
         """Stop the expiry task (a lift cut short is retried once its claim's lease ends)."""
         self.expiry_loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.expiry_loop
 
     # Warn, kick, ban -------------------------------------------------------------------------
 
@@ -436,7 +442,7 @@ class Moderation(BotdataCog):
         if not latest:
             return
         timeout = latest[0]
-        if timeout.expires_at is None or timeout.expires_at <= datetime.now(timezone.utc):
+        if timeout.expires_at is None or timeout.expires_at <= self.db.clock.now():
             return
         lifted = await self.db.cases.search(
             guild_id, user_id=member.id, case_type=CaseType.UNTIMEOUT, active=True, limit=1
@@ -449,25 +455,13 @@ class Moderation(BotdataCog):
 
     # Expiry ----------------------------------------------------------------------------------
 
-    @tasks.loop(seconds=EXPIRY_INTERVAL)
-    async def expiry_loop(self) -> None:
-        """Run :meth:`lift_expired`; an error is logged and the loop goes on."""
-        try:
-            await self.lift_expired()
-        except Exception:
-            log.exception("lifting expired cases failed")
-
-    @expiry_loop.before_loop
-    async def _before_expiry(self) -> None:
-        await self.bot.wait_until_ready()
-
     async def lift_expired(self, now: datetime | None = None) -> list[CaseSchema]:
         """Claim the cases expired at ``now`` (default: the current time) and lift each.
 
         A case of a guild this bot process does not see, or whose lift fails, is released for
         a later run. Returns the cases lifted. Raises the database's errors (claim, release).
         """
-        claimed = await self.db.cases.claim_due(now or datetime.now(timezone.utc))
+        claimed = await self.db.cases.claim_due(now or self.db.clock.now())
         return [case for case in claimed if await self._lift(case)]
 
     async def _lift(self, case: CaseSchema) -> bool:

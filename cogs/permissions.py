@@ -124,7 +124,7 @@ class Permissions(BotdataCog):
         duration: str | None,
     ) -> None:
         scope = self._scope(name)
-        until = datetime.now(timezone.utc) + parse_duration(duration) if duration else None
+        until = self.db.clock.now() + parse_duration(duration) if duration else None
         rule = await self.db.permissions.add_rule(
             ctx.guild.id,
             access=access,

@@ -40,7 +40,7 @@ Delivery
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Annotated, Any
 
 import discord
@@ -101,7 +101,7 @@ class Reminders(BotdataCog):
         self, ctx: GuildContext, when: Annotated[timedelta, Duration], *, what: What
     ) -> None:
         """Set a reminder: when (10m, 2h30m, 1d) and what."""
-        due_at = datetime.now(timezone.utc) + when
+        due_at = self.db.clock.now() + when
         reminder = await self.db.reminders.create(
             ctx.guild.id, ctx.author.id, ctx.channel.id, what, due_at
         )

@@ -71,11 +71,15 @@ async def botdata_bot(
     """A :class:`commands.Bot` (per-guild prefixes, every intent) in dpytest's guild with members
     "Mod", "Member" and "Other", its ``bot.botdata`` the test's handle, with botdata's cogs
     loaded (or the extensions of the ``botdata_cogs`` marker); they are unloaded afterwards.
-    The bot's messages over Discord's limits fail as on Discord."""
+    The bot is ready (its clock loops run: see ``botdata_clock``); its messages over Discord's
+    limits fail as on Discord."""
     bot = commands.Bot(command_prefix=guild_prefix, intents=discord.Intents.all())
     bot.botdata = botdata_db  # type: ignore[attr-defined]
     await bot._async_setup_hook()
     dpytest.configure(bot, members=["Mod", "Member", "Other"])
+    # dpytest never sends READY; on Discord it comes at once, and the cogs' clock loops (case and
+    # AFK expiry) wait for it before their first pass.
+    bot._ready.set()  # type: ignore[union-attr]
     enforce_limits(bot)
     extensions = _extensions(request)
     for name in extensions:

@@ -63,7 +63,7 @@ async def database_plan(db: botdata.Database, member_id: int) -> list[str]:
 
 async def test_rank_among_a_million_members(botdata_db: botdata.Database) -> None:
     connection = get_connection("default")
-    await ensure_guild(connection, botdata_db.dialect, GUILD)
+    await ensure_guild(connection, botdata_db.dialect, GUILD, botdata_db.clock.now())
     await fetch(
         connection,
         botdata_db.dialect,

@@ -267,28 +267,33 @@ async def test_reminders_due_while_stopped_go_out_at_start(botdata_db, recorder)
     assert [r.id for r in recorder.delivered] == overdue
 
 
-async def test_a_failing_callback_is_retried_later_and_delivered_once(botdata_db, monkeypatch):
-    monkeypatch.setattr(botdata_db.settings, "REMINDER_RETRY_DELAY", 0.3)
-    calls: list[tuple[int, int, float]] = []
-    done = asyncio.Event()
+async def test_a_failing_callback_is_retried_later_and_delivered_once(botdata_db, botdata_clock):
+    calls: list[tuple[int, int, datetime]] = []
 
     async def flaky(reminder: ReminderSchema) -> None:
-        calls.append((reminder.id, reminder.attempts, time.monotonic()))
+        calls.append((reminder.id, reminder.attempts, botdata_clock.now()))
         if len(calls) == 1:
             raise RuntimeError("Discord is down")
-        done.set()
 
-    reminder = await botdata_db.reminders.create(GUILD, USER, CHANNEL, "retry me", soon(0.2))
+    start = botdata_clock.now()
+    retry = timedelta(seconds=botdata_db.settings.REMINDER_RETRY_DELAY)
+    reminder = await botdata_db.reminders.create(
+        GUILD, USER, CHANNEL, "retry me", start + timedelta(1)
+    )
     await botdata_db.reminders.start(flaky)
     try:
-        await asyncio.wait_for(done.wait(), 5)
-        await asyncio.sleep(0.8)  # a second failure-free pass must not deliver it again
+        await botdata_clock.advance(days=1)
+        assert calls == [(reminder.id, 0, start + timedelta(1))]
+        await botdata_clock.advance(retry - timedelta(seconds=1))  # the backoff is not over
+        assert len(calls) == 1
+        await botdata_clock.advance(seconds=1)
+        assert calls[1] == (reminder.id, 1, start + timedelta(1) + retry)
+        await botdata_clock.advance(hours=2)  # delivered: never again
+        assert len(calls) == 2
     finally:
         await botdata_db.reminders.stop()
-    assert [(i, attempts) for i, attempts, _ in calls] == [(reminder.id, 0), (reminder.id, 1)]
-    assert calls[1][2] - calls[0][2] >= 0.25  # after the backoff
     row = await Reminder.get(id=reminder.id)
-    assert row.sent_at is not None
+    assert row.sent_at == start + timedelta(1) + retry
     assert row.attempts == 1
 
 

@@ -20,7 +20,7 @@ one: completing that claim deletes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from tortoise.connection import get_connection
@@ -136,7 +136,7 @@ class AFKManager(Manager):
         for name, flag in (("enforced", enforced), ("permanent", permanent)):
             if not isinstance(flag, bool):
                 raise InvalidFlagError(f"{name} must be a bool, not {excerpt(flag)}")
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         if until is not None:
             until = aware(until, "until", InvalidAFKExpiryError)
             if until <= now:
@@ -145,7 +145,7 @@ class AFKManager(Manager):
                 raise InvalidAFKExpiryError("a permanent AFK cannot have an until")
         values = [guild_id, member_id, nickname, reason, now, until, enforced, permanent]
         async with in_transaction() as connection:
-            await ensure_guild(connection, self.db.dialect, guild_id)
+            await ensure_guild(connection, self.db.dialect, guild_id, self.db.clock.now())
             query = _UPSERT.format(returning=columns(AFK, AFKSchema))
             rows = await fetch(connection, self.db.dialect, query, values)
         await self.cache.invalidate(self._members_key(guild_id))
@@ -197,7 +197,7 @@ class AFKManager(Manager):
         hits = wanted & afk
         if not hits:
             return {}
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         listed = ", ".join(f"${n}" for n in range(2, len(hits) + 2))
         rows = await fetch(
             get_connection("default"),
@@ -230,10 +230,7 @@ class AFKManager(Manager):
         :class:`~botdata.errors.InvalidExpiryError` for a ``lease`` that is not a positive
         timedelta, :class:`~botdata.errors.InvalidPageError` for a ``limit`` outside 1..1000.
         """
-        if now is None:
-            now = datetime.now(timezone.utc)
-        else:
-            now = aware(now, "now", InvalidTimestampError)
+        now = self.db.clock.now() if now is None else aware(now, "now", InvalidTimestampError)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIM:
             raise InvalidPageError(
                 f"limit must be an int from 1 to {MAX_CLAIM}, not {excerpt(limit)}"
@@ -252,7 +249,7 @@ class AFKManager(Manager):
         already, or replaced by a new status since the claim (which stays). Raises
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         if not await EXPIRIES.complete(now, guild_id=guild_id, member_id=member_id):
             return False
         await self.cache.invalidate(self._members_key(guild_id))

@@ -10,7 +10,7 @@ completions are bookkeeping: ``updated_at`` stays.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from botdata.errors import CaseNotFoundError, InvalidExpiryError
 from botdata.managers.base import Manager
@@ -71,7 +71,7 @@ class CaseExpiry(Manager):
         :class:`~botdata.errors.InvalidNumberError`.
         """
         check_number(number, "case", CaseNotFoundError)
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         completed = await EXPIRIES.complete(now, guild_id=guild_id, number=number)
         return await self._found(guild_id, number, completed)
 

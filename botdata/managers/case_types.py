@@ -92,7 +92,7 @@ class CaseTypeManager(Manager):
             )
         try:
             async with in_transaction() as conn:
-                await ensure_guild(conn, self.db.dialect, guild_id)
+                await ensure_guild(conn, self.db.dialect, guild_id, self.db.clock.now())
                 row = await CustomCaseType.create(
                     guild_id=guild_id,
                     name=key,

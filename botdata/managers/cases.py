@@ -27,7 +27,7 @@ Expiry (:mod:`botdata.managers.case_expiry`) and member status (:meth:`CaseManag
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -107,7 +107,7 @@ class CaseManager(CaseExpiry):
         kind = await self._resolve_type(guild_id, case_type)
         builtin = kind if isinstance(kind, CaseType) else None
         custom = None if isinstance(kind, CaseType) else kind
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         expires = expiry(kind, duration, expires_at, now)
         values = {
             "type": builtin.value if builtin else None,
@@ -225,7 +225,7 @@ class CaseManager(CaseExpiry):
         check_number(number, "case", CaseNotFoundError)
         snowflake(editor_id, "editor_id")
         check_reason(reason)
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         async with in_transaction() as conn:
             # Write first: the row lock (PostgreSQL) or write lock (SQLite) is held before the
             # old reason is read, so concurrent edits chain in the history.
@@ -277,7 +277,7 @@ class CaseManager(CaseExpiry):
         """
         check_number(number, "case", CaseNotFoundError)
         check_reason(reason, "void reason")
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         voided = await Case.filter(guild_id=guild_id, number=number, voided_at__isnull=True).update(
             active=False,
             voided_at=now,

@@ -53,7 +53,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from tortoise import Tortoise
@@ -107,10 +107,6 @@ NEXT_WAKE_SQL = (
 )
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 @dataclass(eq=False)
 class _Target:
     """A callback delivering reminders, the guilds it accepts and its running deliveries."""
@@ -138,6 +134,8 @@ class ReminderDispatcher:
         self._targets: list[_Target] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        # The dispatcher task while it sleeps on the clock (a wake cancels that sleep).
+        self._sleeper: asyncio.Task[None] | None = None
         self._wake_at: datetime | None = None
         self._subscribed = False
         # Delivered reminders are marked sent at once, those delivered together in one UPDATE.
@@ -170,6 +168,7 @@ class ReminderDispatcher:
             self._subscribed = True
         self._wake_at = None
         self._task = asyncio.create_task(self._run(), name="botdata-reminder-dispatcher")
+        self.db.clock.drive(self._task)
 
     async def stop(self, callback: Callback | None = None, grace: float = STOP_GRACE) -> None:
         """Remove the target ``callback`` (None: every target); harmless when it is none.
@@ -186,7 +185,7 @@ class ReminderDispatcher:
         task, self._task = self._task, None
         if task is None:
             return
-        self._wake.set()  # the task ends after its pass: it is no longer self._task
+        self._wake_up()  # the task ends after its pass: it is no longer self._task
         try:
             await asyncio.wait_for(asyncio.shield(task), grace)
         except TimeoutError:
@@ -197,7 +196,14 @@ class ReminderDispatcher:
     def notify(self, due_at: datetime) -> None:
         """A reminder due at ``due_at`` was created: wake the dispatcher if that is sooner."""
         if self.running and (self._wake_at is None or due_at < self._wake_at):
-            self._wake.set()
+            self._wake_up()
+
+    def _wake_up(self) -> None:
+        """End the dispatcher's sleep now (or, mid-pass, the next one before it starts)."""
+        self._wake.set()
+        if self._sleeper is not None:  # cancelled once: _sleep() takes back one cancellation
+            self._sleeper.cancel()
+            self._sleeper = None
 
     async def _on_wake_message(self, message: str) -> None:
         try:
@@ -223,7 +229,7 @@ class ReminderDispatcher:
     async def _pass(self) -> None:
         """Deliver what is due now, or sleep until something may be."""
         self._wake.clear()
-        now = _utcnow()
+        now = self.db.clock.now()
         claimed = await self._claim(now)
         if claimed:
             await self._deliver_batch(claimed)
@@ -235,12 +241,25 @@ class ReminderDispatcher:
         due_at = Reminder._meta.fields_map["due_at"]
         times = [due_at.to_python_value(value) for value in rows[0].values() if value is not None]
         self._wake_at = min([*times, recheck])
-        await self._sleep((self._wake_at - _utcnow()).total_seconds())
+        await self._sleep((self._wake_at - self.db.clock.now()).total_seconds())
 
     async def _sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` or until woken (a sooner reminder, ``stop()``)."""
-        with suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), max(seconds, _MIN_SLEEP))
+        """Wait ``seconds`` on the handle's clock or until woken (a sooner reminder,
+        ``stop()``): :meth:`_wake_up` cancels the sleep, and that cancellation ends here."""
+        if self._wake.is_set():
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        self._sleeper = task
+        try:
+            await self.db.clock.sleep(max(seconds, _MIN_SLEEP))
+        except asyncio.CancelledError:
+            # Woken (the event is set) and not also cancelled from outside: carry on.
+            if not self._wake.is_set() or task.uncancel() > cancelling:
+                raise
+        finally:
+            self._sleeper = None
 
     async def _claim(self, now: datetime) -> list[ReminderSchema]:
         lease = timedelta(seconds=self.db.settings.REMINDER_CLAIM_LEASE)
@@ -287,7 +306,7 @@ class ReminderDispatcher:
             await self._sent.add(reminder.id)  # shielded: a stop arriving now keeps the mark
 
     async def _mark_sent(self, ids: set[int]) -> None:
-        await REMINDERS.complete(_utcnow(), id__in=ids)
+        await REMINDERS.complete(self.db.clock.now(), id__in=ids)
 
     async def _retry_later(self, reminder: ReminderSchema) -> None:
         delay = min(
@@ -295,7 +314,7 @@ class ReminderDispatcher:
             MAX_RETRY_DELAY,
         )
         await REMINDERS.release(
-            retry_at=_utcnow() + timedelta(seconds=delay),
+            retry_at=self.db.clock.now() + timedelta(seconds=delay),
             values={"attempts": F("attempts") + 1},
             id=reminder.id,
         )

@@ -31,7 +31,6 @@ import copy
 import json
 import re
 from collections import OrderedDict
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
@@ -191,7 +190,7 @@ class GuildManager(Manager):
             await (
                 GuildConfig.filter(guild_id=guild_id)
                 .using_db(connection)
-                .update(**fields, updated_by=updated_by, updated_at=datetime.now(timezone.utc))
+                .update(**fields, updated_by=updated_by, updated_at=self.db.clock.now())
             )
             row = await GuildConfig.get(guild_id=guild_id, using_db=connection)
         await self.cache.invalidate(self._config_key(guild_id))

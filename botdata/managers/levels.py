@@ -65,7 +65,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -90,6 +90,7 @@ from botdata.models.base import MAX_SNOWFLAKE
 from botdata.schemas import LeaderboardEntrySchema, LevelsSchema, XPGrantSchema
 
 if TYPE_CHECKING:
+    from botdata.clock import Clock
     from botdata.database import Database
 
 T = TypeVar("T")
@@ -197,9 +198,9 @@ def _decode(member: str) -> int:
     return MAX_SNOWFLAKE - int(member)
 
 
-def _utc(now: datetime | None) -> datetime:
+def _utc(now: datetime | None, clock: Clock) -> datetime:
     if now is None:
-        return datetime.now(timezone.utc)
+        return clock.now()
     return aware(now, "now", InvalidTimestampError)
 
 
@@ -293,7 +294,7 @@ class LevelManager(Manager):
         roles = frozenset(snowflake(role_id, "role_ids") for role_id in role_ids)
         if channel_id is not None:
             snowflake(channel_id, "channel_id")
-        now = _utc(now)
+        now = _utc(now, self.db.clock)
         settings = await self.settings_for(guild_id)
         if channel_id in settings.no_xp_channel_ids or roles & settings.no_xp_role_ids:
             return None
@@ -403,7 +404,7 @@ class LevelManager(Manager):
             zeroed = (
                 await rows.filter(blacklisted=True)
                 .using_db(connection)
-                .update(xp=0, level=0, last_message_at=None, updated_at=datetime.now(timezone.utc))
+                .update(xp=0, level=0, last_message_at=None, updated_at=self.db.clock.now())
             )
         if self._ranked_in_cache:
             key = self._rank_key(guild_id)
@@ -422,9 +423,9 @@ class LevelManager(Manager):
         """Stop the member from earning XP (they keep their XP and rank). Creates the row (and
         the guild row) if missing. Returns the row. Raises
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id."""
-        values = [guild_id, member_id, datetime.now(timezone.utc)]
+        values = [guild_id, member_id, self.db.clock.now()]
         async with in_transaction() as connection:
-            await ensure_guild(connection, self.db.dialect, guild_id)
+            await ensure_guild(connection, self.db.dialect, guild_id, self.db.clock.now())
             rows = await fetch(connection, self.db.dialect, _returning_row(_BLACKLIST), values)
         await self.cache.invalidate(self._blacklist_key(guild_id))
         return await self._schema(LevelsSchema.model_validate(rows[0]))
@@ -434,7 +435,7 @@ class LevelManager(Manager):
         """Let the member earn XP again. Returns the row, or None when the member has none
         (then nothing is written). Raises :class:`~botdata.errors.InvalidSnowflakeError` for a
         bad id."""
-        values = [guild_id, member_id, datetime.now(timezone.utc)]
+        values = [guild_id, member_id, self.db.clock.now()]
         rows = await fetch(
             get_connection("default"), self.db.dialect, _returning_row(_UNBLACKLIST), values
         )
@@ -543,16 +544,16 @@ class LevelManager(Manager):
             rows = await fetch(connection, self.db.dialect, query, values)
         except IntegrityError:  # the guild row is missing (the only constraint that can fail)
             async with in_transaction() as transaction:
-                await ensure_guild(transaction, self.db.dialect, guild_id)
+                await ensure_guild(transaction, self.db.dialect, guild_id, self.db.clock.now())
                 rows = await fetch(transaction, self.db.dialect, query, values)
         return rows[0] if rows else None
 
     async def _set_total(self, guild_id: int, member_id: int, xp: int) -> LevelsSchema:
         settings = await self.settings_for(guild_id)
         level = level_for_xp(xp, settings.curve_multiplier)
-        values = [guild_id, member_id, xp, level, datetime.now(timezone.utc)]
+        values = [guild_id, member_id, xp, level, self.db.clock.now()]
         async with in_transaction() as connection:
-            await ensure_guild(connection, self.db.dialect, guild_id)
+            await ensure_guild(connection, self.db.dialect, guild_id, self.db.clock.now())
             rows = await fetch(connection, self.db.dialect, _returning_row(_SET_XP), values)
         if self._ranked_in_cache:
             await self.cache.zadd(

@@ -8,8 +8,6 @@ its number is not given out again.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from botdata.errors import InvalidNoteContentError, NoteNotFoundError
 from botdata.managers.base import Manager
 from botdata.managers.checks import Snowflake, check_number, checked, page, snowflake, text
@@ -59,7 +57,7 @@ class NoteManager(Manager):
             "created_by": moderator_id,
             "updated_by": moderator_id,
         }
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         return await insert_numbered(
             self.db.dialect, Note, "note_count", guild_id, values, now, NoteSchema
         )
@@ -106,7 +104,7 @@ class NoteManager(Manager):
         check_number(number, "note", NoteNotFoundError)
         snowflake(editor_id, "editor_id")
         check_content(content)
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         updated = await Note.filter(guild_id=guild_id, number=number).update(
             content=content, updated_by=editor_id, updated_at=now
         )
@@ -124,7 +122,7 @@ class NoteManager(Manager):
         """
         check_number(number, "note", NoteNotFoundError)
         snowflake(by, "by")
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         deleted = await Note.filter(guild_id=guild_id, number=number).update(
             is_deleted=True, deleted_at=now, deleted_by=by, updated_at=now, updated_by=by
         )

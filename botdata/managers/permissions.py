@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -230,7 +230,7 @@ class PermissionManager(Manager):
                 f"command or module must be a string of 1-{_NAME_LENGTH} characters, "
                 f"not {excerpt(name)}"
             )
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         if until is not None:
             until = aware(until, "until")
             if until <= now:
@@ -271,7 +271,7 @@ class PermissionManager(Manager):
         if row_id(rule_id) is None:
             return False
         changed = await GuildPermission.filter(id=rule_id, guild_id=guild_id, active=True).update(
-            active=False, updated_by=removed_by, updated_at=datetime.now(timezone.utc)
+            active=False, updated_by=removed_by, updated_at=self.db.clock.now()
         )
         if changed:
             await self.cache.invalidate(self._rules_key(guild_id))
@@ -286,7 +286,7 @@ class PermissionManager(Manager):
         Raises :class:`~botdata.errors.InvalidSnowflakeError` for a bad guild id and
         :class:`~botdata.errors.InvalidExpiryError` for a naive ``now``.
         """
-        now = datetime.now(timezone.utc) if now is None else aware(now, "now")
+        now = self.db.clock.now() if now is None else aware(now, "now")
         return [rule for rule in await self._cached_rules(guild_id) if _live(rule, now)]
 
     async def is_allowed(
@@ -329,7 +329,7 @@ class PermissionManager(Manager):
             role_ids=role_ids,
             channel_id=channel_id,
             category_id=category_id,
-            now=now or datetime.now(timezone.utc),
+            now=now or self.db.clock.now(),
         )
 
     async def _cached_rules(self, guild_id: int) -> list[GuildPermissionSchema]:
@@ -339,7 +339,7 @@ class PermissionManager(Manager):
             return hit
 
         async def load() -> list[GuildPermissionSchema]:
-            now = datetime.now(timezone.utc)
+            now = self.db.clock.now()
             rows = await GuildPermission.filter(
                 Q(expires_at=None) | Q(expires_at__gt=now), guild_id=guild_id, active=True
             ).order_by("id")

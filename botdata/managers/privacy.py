@@ -73,7 +73,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -292,7 +292,7 @@ class PrivacyManager(Manager):
                     action.setdefault("roles", {})[ref.lookup] = date
         return {
             "user_id": user_id,
-            "exported_at": datetime.now(timezone.utc).isoformat(),
+            "exported_at": self.db.clock.now().isoformat(),
             "tables": to_jsonable_python(tables),
             "actions": to_jsonable_python(sorted(actions.values(), key=_first_date)),
         }
@@ -326,7 +326,7 @@ class PrivacyManager(Manager):
         deleted = dict.fromkeys(tables, 0)
         anonymised: dict[str, set[Any]] = {table: set() for table in tables}
         kept = dict.fromkeys(tables, 0)
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         async with in_transaction() as conn:
             await _uncount_stars(conn, user_id, now)  # a write first: SQLite locks at once
             copies = await _starboard_copies(conn, user_id)

@@ -12,7 +12,7 @@ handle (each with the guilds it accepts); ``db.close()`` stops it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from tortoise.transactions import in_transaction
@@ -81,12 +81,12 @@ class ReminderManager(Manager):
                 f"reminder content must be 1-{MAX_CONTENT} characters with some non-blank text"
             )
         due_at = checks.aware(due_at, "due_at", InvalidReminderTimeError)
-        if due_at <= datetime.now(timezone.utc):
+        if due_at <= self.db.clock.now():
             raise InvalidReminderTimeError(f"due_at {due_at.isoformat()} is not in the future")
         cap = self.settings.REMINDER_MAX_PER_USER
         async with in_transaction() as conn:
             # On SQLite this first write takes the database lock until commit.
-            await ensure_guild(conn, self.db.dialect, guild_id)
+            await ensure_guild(conn, self.db.dialect, guild_id, self.db.clock.now())
             if self.db.dialect == "postgres":
                 await fetch(
                     conn,

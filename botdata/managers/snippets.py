@@ -21,7 +21,6 @@ overtaken; when it matches nothing, the snippet is read to raise the right error
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from typing import Any
 
 from tortoise import Tortoise
@@ -192,7 +191,7 @@ class SnippetManager(Manager):
         _check_content(content)
         try:
             async with in_transaction() as conn:
-                await ensure_guild(conn, self.db.dialect, guild_id)
+                await ensure_guild(conn, self.db.dialect, guild_id, self.db.clock.now())
                 snippet = await Snippet.create(
                     guild_id=guild_id,
                     content=content,
@@ -457,7 +456,7 @@ class SnippetManager(Manager):
         guard refuses the actor.
         """
         query = _GUARDED_UPDATE.format(values=values, guard=guard)
-        arguments = [guild_id, name.lower(), datetime.now(timezone.utc), actor_id, *extra]
+        arguments = [guild_id, name.lower(), self.db.clock.now(), actor_id, *extra]
         while True:
             rows = await fetch(conn, self.db.dialect, query, arguments)
             if rows:

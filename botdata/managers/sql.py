@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -87,8 +87,9 @@ def row_schema(model: type[Model], schema: type[S], row: dict[str, Any]) -> S:
 GUILD_COLUMNS = "id, created_at, updated_at, joined_at, case_count, note_count"
 
 
-async def ensure_guild(conn: BaseDBAsyncClient, dialect: str, guild_id: int) -> None:
-    """Create the row of ``guild_id`` unless it exists (for rows that reference the guild).
+async def ensure_guild(conn: BaseDBAsyncClient, dialect: str, guild_id: int, now: datetime) -> None:
+    """Create the row of ``guild_id`` unless it exists (for rows that reference the guild),
+    made at ``now``.
 
     Returns nothing; raises what :func:`fetch` raises.
     """
@@ -97,5 +98,5 @@ async def ensure_guild(conn: BaseDBAsyncClient, dialect: str, guild_id: int) -> 
         dialect,
         f"INSERT INTO guilds ({GUILD_COLUMNS}) VALUES ($1, $2, $2, $2, 0, 0) "
         "ON CONFLICT (id) DO NOTHING",
-        [guild_id, datetime.now(timezone.utc)],
+        [guild_id, now],
     )

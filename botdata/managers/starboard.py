@@ -37,7 +37,7 @@ The guild's starboard settings are cached (hot layer, then the shared cache) for
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -189,7 +189,7 @@ class StarboardManager(Manager):
         :class:`~botdata.errors.StarboardNotConfiguredError` when the guild has no starboard.
         """
         config = await self._config(guild_id)
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         default = get_connection("default")
         copied = await self._entry(default, guild_id, message_id, copy=True)
         author = author_id if copied is None else copied["author_id"]
@@ -243,7 +243,7 @@ class StarboardManager(Manager):
         :class:`~botdata.errors.StarboardNotConfiguredError` when the guild has no starboard.
         """
         config = await self._config(guild_id)
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         default = get_connection("default")
         entry = await self._entry(default, guild_id, message_id, copy=True) or await self._entry(
             default, guild_id, message_id
@@ -276,7 +276,7 @@ class StarboardManager(Manager):
         :class:`~botdata.errors.StarboardCopyConflictError` when ``starboard_message_id`` is the
         copy of another message.
         """
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         try:
             async with in_transaction() as conn:
                 updated = await (

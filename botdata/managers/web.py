@@ -22,7 +22,7 @@ import hashlib
 import ipaddress
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
@@ -105,7 +105,7 @@ class WebManager(Manager):
             isinstance(email, str) and len(email) <= _EMAIL_LENGTH and _EMAIL.fullmatch(email)
         ):
             raise InvalidEmailError(f"{excerpt(email)} is not an email address")
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         row = WebUser(id=id, username=username, avatar=avatar, email=email, last_login_at=now)
         async with in_transaction() as conn:
             await WebUser.bulk_create(
@@ -141,7 +141,7 @@ class WebManager(Manager):
             updated = (
                 await WebUser.filter(id=user_id)
                 .using_db(conn)
-                .update(active=active, updated_at=datetime.now(timezone.utc))
+                .update(active=active, updated_at=self.db.clock.now())
             )
             row = await WebUser.get_or_none(id=user_id, using_db=conn)
         if not updated or row is None:
@@ -165,7 +165,7 @@ class WebManager(Manager):
         if ip_address is not None:
             ip_address = _check_ip(ip_address)
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         # One statement: the session is written only if the user exists and is active.
         created = await fetch(
             get_connection("default"),
@@ -191,7 +191,7 @@ class WebManager(Manager):
         digest = _digest(token)
         if digest is None:
             return None
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         session = (
             await WebSession.filter(
                 token_hash=digest, revoked_at=None, expires_at__gt=now, user__active=True
@@ -218,7 +218,7 @@ class WebManager(Manager):
         digest = _digest(token)
         if digest is None:
             return False
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         revoked = await WebSession.filter(token_hash=digest, revoked_at=None).update(
             revoked_at=now, updated_at=now
         )
@@ -231,7 +231,7 @@ class WebManager(Manager):
         Returns how many sessions were revoked. Raises
         :class:`~botdata.errors.InvalidSnowflakeError` for a bad id.
         """
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         return await WebSession.filter(user_id=user_id, revoked_at=None).update(
             revoked_at=now, updated_at=now
         )
@@ -242,10 +242,7 @@ class WebManager(Manager):
         Returns how many were deleted. Raises :class:`~botdata.errors.InvalidTimestampError`
         when ``now`` is not a timezone-aware datetime (within the years 1-9999 in UTC).
         """
-        if now is None:
-            now = datetime.now(timezone.utc)
-        else:
-            now = aware(now, "now", InvalidTimestampError)
+        now = self.db.clock.now() if now is None else aware(now, "now", InvalidTimestampError)
         return await WebSession.filter(Q(expires_at__lte=now) | Q(revoked_at__lte=now)).delete()
 
     # Guild permissions -------------------------------------------------------------------------

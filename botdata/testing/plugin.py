@@ -31,20 +31,16 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 import redis.asyncio
 from tortoise.backends.base import executor
 
 import botdata
+from botdata.clock import ManualClock
 from botdata.testing import services
 from botdata.testing.outage import RedisProxy
 from botdata.testing.support import eventually
-
-if TYPE_CHECKING:
-    # The clock lands with the branch `clock` (botdata.clock.ManualClock, Database.clock).
-    from botdata.clock import ManualClock  # type: ignore[import-not-found, unused-ignore]
 
 
 def _bot_side_installed() -> bool:
@@ -248,13 +244,11 @@ async def botdata_clock(botdata_db: botdata.Database) -> AsyncIterator[ManualClo
     """A :class:`botdata.clock.ManualClock` that ``botdata_db`` (its managers, cache and
     reminder dispatcher) reads for this test: ``await botdata_clock.advance(minutes=5)`` fires
     what falls due without sleeping. The handle's previous clock is put back afterwards."""
-    from botdata.clock import ManualClock  # type: ignore[import-not-found, unused-ignore]
-
     clock = ManualClock()
-    previous = botdata_db.clock  # type: ignore[attr-defined, unused-ignore]
-    botdata_db.clock = clock  # type: ignore[attr-defined, unused-ignore]
+    previous = botdata_db.clock
+    botdata_db.clock = clock
     yield clock
-    botdata_db.clock = previous  # type: ignore[attr-defined, unused-ignore]
+    botdata_db.clock = previous
 
 
 #: How long the end of an outage may take to reach the handle (its cache retries Redis once

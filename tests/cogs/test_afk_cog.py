@@ -18,6 +18,7 @@ import pytest
 from discord.ext.test import backend, factories
 
 import botdata
+from botdata import ManualClock
 from botdata_cogs import limits
 from botdata_cogs.afk import AFK, EXPIRY_INTERVAL
 from botdata_cogs.testing import SimulatedGuild, say, slash
@@ -317,7 +318,28 @@ async def test_expiry_ends_the_afk_and_restores_the_nickname(
     assert simulated_guild.member.nick == "Bobby"
     assert await botdata_db.afk.get(simulated_guild.guild.id, simulated_guild.other.id) is not None
     assert await cog(simulated_guild).expire(later) == []  # claimed once
-    assert cog(simulated_guild).expiry_loop.seconds == EXPIRY_INTERVAL
+
+
+async def test_advancing_the_clock_ends_an_afk_through_the_loop(
+    simulated_guild: SimulatedGuild,
+    botdata_db: botdata.Database,
+    nicks: Nicks,
+    botdata_clock: ManualClock,
+) -> None:
+    set_nick(simulated_guild, simulated_guild.member, "Bobby")
+    await say(
+        f"{prefix(botdata_db)}afk set {simulated_guild.member.mention} 10m", simulated_guild.mod
+    )
+    assert (
+        await botdata_db.afk.get(simulated_guild.guild.id, simulated_guild.member.id)
+    ).until == botdata_clock.now() + timedelta(minutes=10)
+    await botdata_clock.advance(minutes=9, seconds=59)
+    assert simulated_guild.member.nick == "[AFK] Bobby"
+    await botdata_clock.advance(
+        seconds=EXPIRY_INTERVAL
+    )  # expired, and the loop (asleep 60 s) passed
+    assert simulated_guild.member.nick == "Bobby"
+    assert await botdata_db.afk.get(simulated_guild.guild.id, simulated_guild.member.id) is None
 
 
 async def test_a_failed_restore_is_retried_by_the_next_run(

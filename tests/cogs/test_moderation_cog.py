@@ -8,7 +8,6 @@ dpytest's fake HTTP has no unban and mishandles bans by id and role/timeout edit
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 from discord.ext.test import backend
 
 import botdata
+from botdata import ManualClock
 from botdata.models import CaseType
 from botdata.schemas import CaseSchema
 from botdata_cogs import limits
@@ -806,16 +806,52 @@ async def test_unban_settles_a_pending_tempban(
 async def test_the_expiry_loop_runs_while_the_cog_is_loaded(
     simulated_guild: SimulatedGuild,
 ) -> None:
-    moderation = cog(simulated_guild)
-    assert moderation.expiry_loop.is_running()
-    assert moderation.expiry_loop.seconds == EXPIRY_INTERVAL
-    task = moderation.expiry_loop.get_task()
-    assert task is not None
+    task = cog(simulated_guild).expiry_loop
+    assert not task.done()
     await simulated_guild.bot.unload_extension("botdata_cogs.moderation")
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
     assert task.cancelled()
     await simulated_guild.bot.load_extension("botdata_cogs.moderation")
+    assert not cog(simulated_guild).expiry_loop.done()
+
+
+async def test_advancing_the_clock_lifts_an_expired_tempban_through_the_loop(
+    simulated_guild: SimulatedGuild, botdata_db: botdata.Database, botdata_clock: ManualClock
+) -> None:
+    await say(
+        f"{prefix(botdata_db)}tempban {simulated_guild.member.mention} 1h cool off",
+        simulated_guild.mod,
+    )
+    await botdata_clock.advance(minutes=59)
+    assert simulated_guild.discord_api.unbans == []
+    await botdata_clock.advance(minutes=1, seconds=1)  # expired: the loop (asleep 30 s) passes
+    assert simulated_guild.discord_api.unbans == [simulated_guild.member.id]
+    unban, tempban = await all_cases(botdata_db, simulated_guild.guild.id)
+    assert (unban.type, unban.reason) == (CaseType.UNBAN, "expired")
+    assert unban.created_at >= tempban.created_at
+
+
+async def test_a_failing_expiry_pass_is_logged_and_the_loop_goes_on(
+    simulated_guild: SimulatedGuild,
+    botdata_db: botdata.Database,
+    botdata_clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await say(
+        f"{prefix(botdata_db)}tempban {simulated_guild.member.mention} 1h", simulated_guild.mod
+    )
+    claim_due = botdata_db.cases.claim_due
+
+    async def broken(now: datetime) -> list[CaseSchema]:
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr(botdata_db.cases, "claim_due", broken)
+    await botdata_clock.advance(hours=2)
+    assert "lifting expired cases failed" in caplog.text
+    assert simulated_guild.discord_api.unbans == []
+    monkeypatch.setattr(botdata_db.cases, "claim_due", claim_due)
+    await botdata_clock.advance(seconds=EXPIRY_INTERVAL)
+    assert simulated_guild.discord_api.unbans == [simulated_guild.member.id]
 
 
 # Slash ------------------------------------------------------------------------------------------
