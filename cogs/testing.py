@@ -153,7 +153,10 @@ async def say(
 class SimulatedDiscord:
     """The Discord calls dpytest lacks, applied to ``guild`` and recorded.
 
-    Set ``fail_unban`` to make unbans fail as a Discord outage would (HTTP 500).
+    Bans, unbans, member edits (roles, nickname, timeout) and role creation (dpytest's fails on
+    discord.py 2.6+) are applied to dpytest's guild and written to the guild's audit log, which
+    ``guild.audit_logs()`` reads; :meth:`log` adds an entry for what a moderator did by hand in
+    Discord's own UI. Set ``fail_unban`` to make unbans fail as a Discord outage would (HTTP 500).
     """
 
     guild: discord.Guild
@@ -161,16 +164,92 @@ class SimulatedDiscord:
     unbans: list[int] = field(default_factory=list)
     edits: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     fail_unban: bool = False
+    #: The audit log's entries as Discord's API returns them, oldest first.
+    audit_log: list[dict[str, Any]] = field(default_factory=list)
 
     def install(self, bot: commands.Bot) -> None:
-        """Route the bot's ban, unban, member edits and user fetches here."""
+        """Route the bot's ban, unban, member edits, role creation, user fetches and audit log
+        reads here."""
         _patch(
             bot.http,
             ban=self.ban,
             unban=self.unban,
             edit_member=self.edit_member,
             get_user=self.get_user,
+            create_role=self.create_role,
+            get_audit_logs=self.get_audit_logs,
         )
+
+    def log(
+        self,
+        action: discord.AuditLogAction,
+        *,
+        user: discord.abc.Snowflake,
+        target: discord.abc.Snowflake,
+        reason: str | None = None,
+        changes: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Add an audit log entry: ``user`` did ``action`` to ``target`` (e.g. a moderator
+        banned a member in Discord's own UI)."""
+        self.audit_log.append(
+            {
+                "id": str(factories.make_id()),
+                "user_id": str(user.id),
+                "target_id": str(target.id),
+                "action_type": action.value,
+                "reason": reason,
+                "changes": changes or [],
+            }
+        )
+
+    async def get_audit_logs(
+        self,
+        guild_id: int,
+        limit: int = 100,
+        before: int | None = None,
+        after: int | None = None,
+        user_id: int | None = None,
+        action_type: int | None = None,
+    ) -> dict[str, Any]:
+        """The audit log as Discord returns it: newest first, filtered like Discord does."""
+        entries = [
+            entry
+            for entry in reversed(self.audit_log)
+            if (before is None or int(entry["id"]) < before)
+            and (after is None or int(entry["id"]) > after)
+            and (user_id is None or entry["user_id"] == str(user_id))
+            and (action_type is None or entry["action_type"] == action_type)
+        ]
+        if after is not None:  # Discord pages forwards from `after`, oldest first
+            entries.reverse()
+        entries = entries[:limit]
+        ids = {int(entry[key]) for entry in entries for key in ("user_id", "target_id")}
+        users = [self.guild._state.get_user(user) for user in ids]
+        return {
+            "audit_log_entries": entries,
+            "users": [factories.dict_from_user(user) for user in users if user is not None],
+            "webhooks": [],
+            "threads": [],
+            "integrations": [],
+            "application_commands": [],
+            "auto_moderation_rules": [],
+            "guild_scheduled_events": [],
+        }
+
+    async def create_role(
+        self, guild_id: int, *, reason: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        colours = fields.get("colors") or {}
+        role = backend.make_role(
+            fields.get("name") or "new role",
+            self.guild,
+            colour=int(colours.get("primary_color") or fields.get("color") or 0),
+            permissions=int(fields.get("permissions") or 0),
+            hoist=bool(fields.get("hoist", False)),
+            mentionable=bool(fields.get("mentionable", False)),
+        )
+        self.log(discord.AuditLogAction.role_create, user=self.guild.me, target=role, reason=reason)
+        return factories.dict_from_role(role)
 
     async def get_user(self, user_id: int) -> dict[str, Any]:
         user = self.guild._state.get_user(int(user_id))
@@ -178,8 +257,16 @@ class SimulatedDiscord:
             raise discord.NotFound(backend.FakeRequest(404, "Not Found"), "Unknown User")
         return factories.dict_from_user(user)
 
-    async def ban(self, user_id: int, guild_id: int, *_: Any, **__: Any) -> None:
+    async def ban(
+        self, user_id: int, guild_id: int, *_: Any, reason: str | None = None, **__: Any
+    ) -> None:
         self.bans.add(int(user_id))
+        self.log(
+            discord.AuditLogAction.ban,
+            user=self.guild.me,
+            target=discord.Object(int(user_id)),
+            reason=reason,
+        )
         member = self.guild.get_member(int(user_id))
         if member is not None:
             backend.delete_member(member)
@@ -191,6 +278,12 @@ class SimulatedDiscord:
             raise discord.NotFound(backend.FakeRequest(404, "Not Found"), "Unknown Ban")
         self.bans.discard(int(user_id))
         self.unbans.append(int(user_id))
+        self.log(
+            discord.AuditLogAction.unban,
+            user=self.guild.me,
+            target=discord.Object(int(user_id)),
+            reason=reason,
+        )
 
     async def edit_member(
         self, guild_id: int, user_id: int, *, reason: str | None = None, **fields: Any
@@ -199,6 +292,14 @@ class SimulatedDiscord:
         if member is None:
             raise discord.NotFound(backend.FakeRequest(404, "Not Found"), "Unknown Member")
         self.edits.append((member.id, fields))
+        self.log(
+            discord.AuditLogAction.member_update
+            if "roles" not in fields
+            else discord.AuditLogAction.member_role_update,
+            user=self.guild.me,
+            target=member,
+            reason=reason,
+        )
         if "roles" in fields:
             roles = [self.guild.get_role(int(role_id)) for role_id in fields["roles"]]
             backend.update_member(member, roles=[role for role in roles if role is not None])
