@@ -327,8 +327,9 @@ def checked(
     a loop over the checked parameters and a second coroutine: about 0.3-0.9 us measured (2
     cores under load), nothing beside a database round trip, but a third of a call answered
     from memory. The per-message methods answered from memory (``guilds.prefix``,
-    ``guilds.config``, ``permissions.is_allowed``, ``afk.get_many``) therefore check inline
-    with :func:`snowflake`. An argument left to its default is not checked.
+    ``guilds.config``, ``permissions.is_allowed``, ``afk.get_many``, and
+    ``levels.grant_message_xp`` for a member on cooldown) therefore check inline with
+    :func:`snowflake`. An argument left to its default is not checked.
     """
     plan: list[tuple[int, str, Check]] = []
     for index, parameter in enumerate(inspect.signature(method).parameters.values()):

@@ -54,8 +54,7 @@ from botdata.schemas import GuildConfigSchema, GuildSchema
 if TYPE_CHECKING:
     from botdata.database import Database
 
-# Cache key names of the per-guild entries. Permission rules are cached by
-# botdata.managers.permissions; they are listed here so that remove() drops them too.
+# Cache key names of this manager's per-guild entries.
 CONFIG_KEY = "guild_config"
 SETTINGS_KEY = "guild_settings"
 

@@ -265,11 +265,10 @@ class LevelManager(Manager):
 
     # XP ----------------------------------------------------------------------------------------
 
-    @checked
     async def grant_message_xp(
         self,
-        guild_id: Snowflake,
-        member_id: Snowflake,
+        guild_id: int,
+        member_id: int,
         *,
         role_ids: Iterable[int] = (),
         channel_id: int | None = None,
@@ -291,6 +290,9 @@ class LevelManager(Manager):
         one whose cooldown would start before the year 1, or beyond the year 9999 in UTC).
         Nothing is written then.
         """
+        # Checked inline, not with @checked: a member on cooldown is answered from memory.
+        snowflake(guild_id, "guild_id")
+        snowflake(member_id, "member_id")
         roles = frozenset(snowflake(role_id, "role_ids") for role_id in role_ids)
         if channel_id is not None:
             snowflake(channel_id, "channel_id")
